@@ -1,0 +1,238 @@
+"""`RunConfig`: everything that defines a training run, in one validated, JSON-round-trippable dataclass.
+
+Nothing here is derived at class-definition time: the vocabulary sizes are properties of
+``p`` (the public grokking code computed them from a default ``p`` once, so changing ``p``
+silently kept the old vocabulary).
+
+>>> cfg = preset("nanda2023")
+>>> cfg.p, cfg.d_vocab, cfg.d_vocab_out
+(113, 114, 113)
+>>> RunConfig.from_dict(cfg.to_dict()) == cfg
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["RunConfig", "OPS", "PRESETS", "preset", "preset_names", "is_prime", "parse_steps"]
+
+# Binary operations mod p that need nothing but all p^2 pairs (a, b).
+OPS: dict[str, str] = {
+    "add": "(a + b) mod p",
+    "sub": "(a - b) mod p",
+    "mul": "(a * b) mod p",
+    "x2y2": "(a^2 + b^2) mod p",
+}
+
+ACT_FNS = ("relu", "gelu")
+
+
+def is_prime(n: int) -> bool:
+    if n < 2:
+        return False
+    if n % 2 == 0:
+        return n == 2
+    return all(n % d for d in range(3, math.isqrt(n) + 1, 2))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Task, model, optimiser, schedule and seeds of one run.
+
+    Steps are full-batch optimiser steps (one step = one epoch over the training pairs).
+    """
+
+    # task
+    op: str = "add"
+    p: int = 113
+    frac_train: float = 0.3
+    data_seed: int = 0
+    # model (1-layer, no LayerNorm by default: the paper's architecture)
+    n_layers: int = 1
+    d_model: int = 128
+    n_heads: int = 4
+    d_head: int = 32
+    d_mlp: int = 512
+    act_fn: str = "relu"
+    model_seed: int = 0
+    # optimiser
+    lr: float = 1e-3
+    weight_decay: float = 1.0
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-8
+    warmup_steps: int = 10
+    # schedule (save_every = 0: only save_steps, step 0 and the final step are checkpointed)
+    n_steps: int = 40_000
+    eval_every: int = 10
+    save_every: int = 100
+    save_steps: tuple[int, ...] = ()
+    stop_test_loss: float | None = None
+    name: str = "custom"
+
+    def __post_init__(self) -> None:
+        # Coerce JSON-ish inputs (lists, ints for floats) before validating.
+        try:
+            object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+            object.__setattr__(self, "save_steps", tuple(sorted(set(int(s) for s in self.save_steps))))
+        except (TypeError, ValueError):
+            raise ConfigError("RunConfig.betas must be two numbers and RunConfig.save_steps a list of "
+                              f"integers, got betas={self.betas!r}, save_steps={self.save_steps!r}") from None
+        _check(self.op in OPS, "op", f"must be one of {sorted(OPS)}, got {self.op!r}")
+        for name in ("p", "n_layers", "d_model", "n_heads", "d_head", "d_mlp", "n_steps",
+                     "eval_every", "save_every", "data_seed", "model_seed", "warmup_steps"):
+            value = getattr(self, name)
+            _check(isinstance(value, int) and not isinstance(value, bool), name,
+                   f"must be an integer, got {value!r}")
+        for name in ("p", "n_layers", "d_model", "n_heads", "d_head", "d_mlp", "n_steps", "eval_every"):
+            _check(getattr(self, name) > 0, name, f"must be positive, got {getattr(self, name)}")
+        for name in ("data_seed", "model_seed", "warmup_steps", "save_every"):
+            _check(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
+        _check(self.p >= 5, "p", f"must be at least 5 (two Fourier frequencies), got {self.p}")
+        _check(is_prime(self.p), "p", f"must be prime (Z_p must be a field), got {self.p}")
+        _check(isinstance(self.frac_train, (int, float)) and 0 < self.frac_train < 1, "frac_train",
+               f"must be strictly between 0 and 1, got {self.frac_train!r}")
+        n_train = int(self.frac_train * self.p * self.p)
+        _check(0 < n_train < self.p * self.p, "frac_train",
+               f"{self.frac_train} of {self.p * self.p} pairs leaves an empty train or test split")
+        _check(self.act_fn in ACT_FNS, "act_fn", f"must be one of {ACT_FNS}, got {self.act_fn!r}")
+        _check(self.lr > 0, "lr", f"must be positive, got {self.lr}")
+        _check(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
+        _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas",
+               f"must be two numbers in [0, 1), got {self.betas}")
+        _check(self.eps > 0, "eps", f"must be positive, got {self.eps}")
+        _check(all(s >= 0 for s in self.save_steps), "save_steps", "must be steps >= 0")
+        _check(self.stop_test_loss is None or self.stop_test_loss > 0, "stop_test_loss",
+               f"must be positive or null, got {self.stop_test_loss}")
+        _check(isinstance(self.name, str) and self.name != "", "name", "must be a non-empty string")
+
+    # Derived sizes: properties, never stored, so they always follow p.
+    @property
+    def d_vocab(self) -> int:
+        """Input vocabulary: the p residues plus the '=' token (id p)."""
+        return self.p + 1
+
+    @property
+    def d_vocab_out(self) -> int:
+        """Output classes: the p residues (no '=' class)."""
+        return self.p
+
+    @property
+    def n_ctx(self) -> int:
+        return 3
+
+    @property
+    def n_train(self) -> int:
+        return int(self.frac_train * self.p * self.p)
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        """A copy with some fields changed (validated again)."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ConfigError(f"RunConfig has no field(s) {sorted(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        d["save_steps"] = list(self.save_steps)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, where: str = "config") -> "RunConfig":
+        """Build from a dict (e.g. parsed JSON); `where` names the source in error messages."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where}: expected a JSON object, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"{where}: unknown field(s) {unknown}")
+        try:
+            return cls(**d)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
+        except TypeError as e:  # wrong types that slipped past the checks (e.g. betas=3)
+            raise ConfigError(f"{where}: {e}") from None
+
+
+def _check(ok: bool, fieldname: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"RunConfig.{fieldname} {message}")
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    purpose: str
+    cpu_time: str
+    config: RunConfig = field(repr=False)
+
+
+def _presets() -> dict[str, Preset]:
+    nanda = RunConfig(name="nanda2023")  # the defaults are the paper's run (REFERENCE.md section 1)
+    # Found by experiment (see README): a small model, more data and a faster lr so that the whole
+    # memorise -> circuit -> cleanup story plays out in about a minute on 2 CPU cores.
+    small = RunConfig(name="small", p=53, frac_train=0.4, d_model=64, n_heads=4, d_head=16,
+                      d_mlp=256, lr=3e-3, weight_decay=1.0, n_steps=3000, save_every=50,
+                      stop_test_loss=None)
+    tiny = RunConfig(name="tiny", p=23, frac_train=0.6, d_model=32, n_heads=2, d_head=16,
+                     d_mlp=64, lr=3e-3, weight_decay=1.0, n_steps=200, save_every=50,
+                     eval_every=10)
+    return {
+        "nanda2023": Preset("nanda2023", "the paper's run: a + b mod 113, 30% data, 1-layer d_model 128",
+                            "~25 min to grok and clean up (14k steps)", nanda),
+        "small": Preset("small", "a + b mod 53, 40% data, d_model 64: groks on a laptop CPU",
+                        "~1 min", small),
+        "tiny": Preset("tiny", "a + b mod 23, smoke tests and examples (does not grok)",
+                       "~2 s", tiny),
+    }
+
+
+PRESETS: dict[str, Preset] = _presets()
+
+
+def preset_names() -> list[str]:
+    return list(PRESETS)
+
+
+def preset(name: str, **overrides: Any) -> RunConfig:
+    """The named preset's RunConfig, with optional field overrides."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {preset_names()}")
+    cfg = PRESETS[name].config
+    return cfg.replace(**overrides) if overrides else cfg
+
+
+
+def parse_steps(spec: str) -> tuple[int, ...]:
+    """Parse a checkpoint-step list: comma-separated steps and ranges ``START-END:EVERY`` (END included).
+
+    >>> parse_steps("0-300:100,450,1000-2000:500")
+    (0, 100, 200, 300, 450, 1000, 1500, 2000)
+    """
+    steps: set[int] = set()
+    for part in (s.strip() for s in str(spec).split(",")):
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                span, _, every = part.partition(":")
+                start, _, end = span.partition("-")
+                a, b, e = int(start), int(end), int(every or 1)
+                if a < 0 or b < a or e <= 0:
+                    raise ValueError
+                steps.update(range(a, b + 1, e))
+            else:
+                s = int(part)
+                if s < 0:
+                    raise ValueError
+                steps.add(s)
+        except ValueError:
+            raise ConfigError(f"bad step list item {part!r} in {spec!r}: use steps (e.g. 500) or ranges "
+                              "START-END:EVERY (e.g. 0-2000:100), separated by commas") from None
+    return tuple(sorted(steps))

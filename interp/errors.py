@@ -1,0 +1,41 @@
+"""One exception family for the whole toolkit.
+
+Every error we raise on purpose is an :class:`InterpError`, and its message says what was
+wrong, where (file, field, argument) and, when it is not obvious, what to do. The CLI prints
+these as one line and exits non-zero; anything else is a bug.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "InterpError",
+    "ConfigError",
+    "RunFormatError",
+    "CheckpointError",
+    "RunLockedError",
+    "ProbeError",
+]
+
+
+class InterpError(Exception):
+    """Base class of every error `interp` raises deliberately."""
+
+
+class ConfigError(InterpError, ValueError):
+    """A configuration value or command-line argument is invalid (names the field)."""
+
+
+class RunFormatError(InterpError):
+    """A run directory or one of its files is missing, malformed or inconsistent (names the file)."""
+
+
+class CheckpointError(RunFormatError):
+    """A checkpoint file cannot be read or does not fit the run's model (names the file and tensor)."""
+
+
+class RunLockedError(InterpError):
+    """Another process is writing to this run directory."""
+
+
+class ProbeError(InterpError, ValueError):
+    """A progress measure was asked for something it cannot compute (empty key set, bad split, ...)."""

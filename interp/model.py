@@ -1,0 +1,150 @@
+"""Build the paper's model as a TransformerLens HookedTransformer, and its exact fast training forward.
+
+The model *is* a ``HookedTransformer``, so ``model.run_with_cache(tokens)`` gives every activation
+under the usual names (``blocks.0.mlp.hook_post``, ``blocks.0.attn.hook_pattern``, ...).
+For training we only need the logits at the last position; in a 1-layer model those depend on
+the last position's query, every position's key and value, and the last position's MLP and
+unembed. :func:`last_position_logits` computes exactly that on the model's own parameters
+(about a third of the work of ``model(tokens)[:, -1]``), and falls back to the full model for any
+architecture it does not cover.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from einops import einsum
+
+from .config import RunConfig
+
+__all__ = [
+    "hooked_config_kwargs",
+    "build_model",
+    "model_from_kwargs",
+    "frozen_parameter_names",
+    "supports_fast_forward",
+    "last_position_logits",
+]
+
+# The paper's model has no attention biases and no unembed bias; TransformerLens always creates
+# them, so we keep them at zero and out of the optimiser. MLP biases (b_in, b_out) are trained.
+_FROZEN_SUFFIXES = ("attn.b_Q", "attn.b_K", "attn.b_V", "attn.b_O", "b_U")
+
+
+def hooked_config_kwargs(cfg: RunConfig, device: str = "cpu") -> dict[str, Any]:
+    """Keyword arguments for ``HookedTransformerConfig`` (recorded in run.json so anyone can rebuild the model)."""
+    return dict(
+        n_layers=cfg.n_layers,
+        d_model=cfg.d_model,
+        n_heads=cfg.n_heads,
+        d_head=cfg.d_head,
+        d_mlp=cfg.d_mlp,
+        d_vocab=cfg.d_vocab,
+        d_vocab_out=cfg.d_vocab_out,
+        n_ctx=cfg.n_ctx,
+        act_fn=cfg.act_fn,
+        normalization_type=None,
+        positional_embedding_type="standard",
+        attn_only=False,
+        seed=cfg.model_seed,
+        device=device,
+    )
+
+
+def model_from_kwargs(kwargs: dict[str, Any], device: str | None = None):
+    """A HookedTransformer from ``HookedTransformerConfig`` keyword arguments (seeded init if ``seed`` is set)."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    kwargs = dict(kwargs)
+    if device is not None:
+        kwargs["device"] = device
+    with warnings.catch_warnings():
+        # TransformerLens 3.9 deprecates HookedTransformer in favour of 4.x's TransformerBridge;
+        # we pin < 4 on purpose (see DESIGN.md), so that one warning is noise here.
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning, module="transformer_lens")
+        htc = HookedTransformerConfig(**kwargs)
+        model = HookedTransformer(htc)
+    return model
+
+
+def build_model(cfg: RunConfig, device: str = "cpu"):
+    """A freshly initialised HookedTransformer for ``cfg``, seeded by ``cfg.model_seed``.
+
+    Attention and unembed biases are zero and frozen (``requires_grad=False``).
+    """
+    # HookedTransformerConfig(seed=...) seeds torch's global RNG before init; seed explicitly
+    # as well so the init never depends on what ran before.
+    torch.manual_seed(cfg.model_seed)
+    model = model_from_kwargs(hooked_config_kwargs(cfg, device))
+    freeze_biases(model)
+    return model
+
+
+def frozen_parameter_names(model) -> list[str]:
+    return [n for n, _ in model.named_parameters() if n.endswith(_FROZEN_SUFFIXES)]
+
+
+def freeze_biases(model) -> None:
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith(_FROZEN_SUFFIXES):
+                param.zero_()
+                param.requires_grad_(False)
+
+
+def supports_fast_forward(model) -> bool:
+    """True when :func:`last_position_logits` can compute the logits exactly without the full model."""
+    c = model.cfg
+    return (
+        c.n_layers == 1
+        and c.normalization_type is None
+        and c.positional_embedding_type == "standard"
+        and not c.attn_only
+        and not getattr(c, "gated_mlp", False)
+        and c.act_fn in ("relu", "gelu")
+        and getattr(c, "use_attn_scale", True)
+        and not getattr(c, "parallel_attn_mlp", False)
+        and getattr(c, "n_key_value_heads", None) in (None, c.n_heads)
+        and getattr(c, "attn_types", None) is None
+        and getattr(c, "attn_scores_soft_cap", -1.0) in (None, -1.0)
+        and getattr(c, "output_logits_soft_cap", -1.0) in (None, -1.0)
+        and not getattr(c, "use_qk_norm", False)
+    )
+
+
+def last_position_logits(model, tokens: torch.Tensor) -> torch.Tensor:
+    """Logits at the last position, ``(batch, d_vocab_out)``; equals ``model(tokens)[:, -1]``.
+
+    tokens: (batch, n_ctx) long. Differentiable with respect to the model's parameters.
+    For a 1-layer model with no LayerNorm this runs the last position's query, MLP and unembed only,
+    and computes keys and values once per (token, position) pair instead of once per row.
+    """
+    if not supports_fast_forward(model):
+        return model(tokens)[:, -1]
+    blk = model.blocks[0]
+    attn, mlp = blk.attn, blk.mlp
+    n_ctx = tokens.shape[1]
+    # Residual stream before the block, for every (vocab token, position): (n_ctx, d_vocab, d_model).
+    # Rows of the batch only index into this table, so K and V are computed d_vocab*n_ctx times, not batch*n_ctx.
+    table = model.embed.W_E.unsqueeze(0) + model.pos_embed.W_pos[:n_ctx].unsqueeze(1)
+    k_table = einsum(table, attn.W_K, "pos vocab d, head d dh -> pos vocab head dh") + attn.b_K
+    v_table = einsum(table, attn.W_V, "pos vocab d, head d dh -> pos vocab head dh") + attn.b_V
+    positions = torch.arange(n_ctx, device=tokens.device)
+    k = k_table[positions, tokens]  # (batch, pos, head, dh)
+    v = v_table[positions, tokens]
+    resid_last = table[n_ctx - 1][tokens[:, -1]]  # (batch, d_model)
+    q = einsum(resid_last, attn.W_Q, "b d, head d dh -> b head dh") + attn.b_Q
+    # The last position attends to every position, so the causal mask removes nothing here.
+    scores = einsum(q, k, "b head dh, b pos head dh -> b head pos") / attn.attn_scale
+    pattern = scores.softmax(dim=-1)
+    z = einsum(pattern, v, "b head pos, b pos head dh -> b head dh")
+    attn_out = einsum(z, attn.W_O, "b head dh, head dh d -> b d") + attn.b_O
+    resid_mid = resid_last + attn_out
+    pre = resid_mid @ mlp.W_in + mlp.b_in
+    post = F.relu(pre) if model.cfg.act_fn == "relu" else F.gelu(pre)
+    resid_post = resid_mid + post @ mlp.W_out + mlp.b_out
+    return resid_post @ model.unembed.W_U + model.unembed.b_U
