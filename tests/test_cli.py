@@ -1,0 +1,72 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+from interp.cli import main
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "interp.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+def test_presets_lists_every_preset(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in out] == ["nanda2023", "small", "tiny"]
+    assert all("CPU" in line for line in out)
+
+
+def _exit_code(argv):
+    try:
+        return main(argv)
+    except SystemExit as e:  # argparse-level errors
+        return e.code
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["train", "--preset", "nope", "--out", "x"], "unknown preset 'nope'"),
+    (["train", "--preset", "tiny", "--out", "x", "--steps", "0"], "--steps must be positive"),
+    (["train", "--preset", "tiny", "--out", "x", "--steps", "-3"], "--steps must be positive"),
+    (["train", "--preset", "tiny", "--out", "x", "--save-steps", "1-0:5"], "bad step list item"),
+    (["train", "--preset", "tiny", "--out", "x", "--device", "tpu"], "--device must be"),
+    (["train", "--out", "x"], "--preset is required"),
+    (["train", "--preset", "tiny"], "--out"),
+])
+def test_bad_train_arguments_are_one_line_errors(tmp_path, capsys, argv, fragment, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _exit_code(argv) not in (0, None)
+    err = capsys.readouterr().err
+    assert fragment in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x" / "run.json").exists()  # nothing was written
+
+
+def test_train_then_resume_from_the_command_line(tmp_path):
+    out = tmp_path / "run"
+    r = _cli("train", "--preset", "tiny", "--out", str(out), "--steps", "60", "--save-every", "20", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "4 checkpoints" in r.stdout and (out / "step_000060.safetensors").exists()
+    again = _cli("train", "--preset", "tiny", "--out", str(out), "--quiet")
+    assert again.returncode == 1 and "already holds a run" in again.stderr
+    assert "Traceback" not in again.stderr and len(again.stderr.strip().splitlines()) == 1
+    more = _cli("train", "--out", str(out), "--resume", "--steps", "80", "--quiet")
+    assert more.returncode == 0, more.stderr
+    assert "step 80" in more.stdout
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path, capsys):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    assert main(["train", "--preset", "tiny", "--out", str(blocked / "run")]) == 1
+    err = capsys.readouterr().err
+    assert "cannot create directory" in err and str(blocked) in err
+
+
+def test_console_script_has_help():
+    exe = os.path.join(os.path.dirname(sys.executable), "interp")
+    cmd = [exe] if os.path.exists(exe) else [sys.executable, "-m", "interp.cli"]
+    for sub in ([], ["train"], ["presets"], ["measure"], ["report"], ["attention"]):
+        r = subprocess.run([*cmd, *sub, "--help"], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and "usage: interp" in r.stdout

@@ -1,0 +1,112 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from interp.checkpoints import Run, checkpoint_name
+from interp.config import preset
+from interp.errors import ConfigError, RunFormatError
+from interp.model import build_model
+from interp.train import checkpoint_steps, float64_cross_entropy, train
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _interrupt_at(step):
+    def hook(t, row):
+        if t == step:
+            raise _Interrupt
+    return hook
+
+
+def _files(path):
+    return {f.name: f.read_bytes() for f in sorted(path.iterdir()) if f.name.startswith("step_")}
+
+
+@pytest.fixture(scope="module")
+def tiny_reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny") / "uninterrupted"
+    return train(preset("tiny", n_steps=250), out, progress=False)
+
+
+def test_run_directory_layout(tiny_reference):
+    run = tiny_reference
+    names = {f.name for f in run.path.iterdir()}
+    assert {"run.json", "split.json", "metrics.csv", "resume.safetensors"} <= names
+    assert run.steps == [0, 50, 100, 150, 200, 250]
+    meta = json.loads((run.path / "run.json").read_text())
+    assert meta["seeds"] == {"data_seed": 0, "model_seed": 0}
+    assert meta["hooked_transformer_config"]["d_vocab"] == 24 and meta["status"]["state"] == "complete"
+    assert meta["versions"]["torch"].startswith("2.")
+    split = json.loads((run.path / "split.json").read_text())  # readable without interp
+    assert split["train"] == run.task.train_idx.tolist() and len(split["train"]) == run.config.n_train
+    # metrics: one row per step, test every eval_every steps and at the end
+    m = run.metrics
+    assert list(m.step) == list(range(251))
+    assert m.test_loss.notna().sum() == 26 and m.test_loss.notna()[250]
+    # checkpoints are plain TransformerLens state dicts, fp32, loadable without interp
+    sd = load_file(run.checkpoint_path(250))
+    model = build_model(run.config)
+    model.load_state_dict(sd)
+    assert all(t.dtype == torch.float32 for t in sd.values())
+    # and the recorded train loss is the loss of the saved weights
+    task = run.task
+    with torch.no_grad():
+        logits = model(task.tokens()[task.train_idx])[:, -1]
+    assert float64_cross_entropy(logits, task.labels()[task.train_idx]).item() == pytest.approx(
+        m.train_loss[250], rel=1e-5)
+
+
+@pytest.mark.parametrize("stop_at", [37, 100, 149])
+def test_resume_is_bit_identical(tmp_path, tiny_reference, stop_at):
+    out = tmp_path / "run"
+    with pytest.raises(_Interrupt):
+        train(preset("tiny", n_steps=250), out, progress=False, on_step=_interrupt_at(stop_at))
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(preset("tiny", n_steps=250), out, progress=False)  # never overwrite a run
+    run = train(None, out, resume=True, progress=False)
+    assert _files(out) == _files(tiny_reference.path)
+    assert (out / "metrics.csv").read_bytes() == (tiny_reference.path / "metrics.csv").read_bytes()
+    assert run.steps == tiny_reference.steps
+
+
+def test_resume_can_extend_a_finished_run(tmp_path, tiny_reference):
+    out = tmp_path / "run"
+    train(preset("tiny", n_steps=150), out, progress=False)
+    run = train(None, out, resume=True, n_steps=250, progress=False)
+    # The lr schedule has no end, so a run extended from 150 to 250 equals one trained to 250.
+    assert _files(out) == _files(tiny_reference.path)
+    assert run.config.n_steps == 250
+
+
+def test_resume_needs_resume_state(tmp_path):
+    out = tmp_path / "run"
+    train(preset("tiny", n_steps=20), out, progress=False)
+    (out / "resume.safetensors").unlink()
+    with pytest.raises(RunFormatError, match="no resume state"):
+        train(None, out, resume=True, progress=False)
+
+
+def test_checkpoint_schedule_and_early_stop(tmp_path):
+    cfg = preset("tiny", n_steps=100, save_every=0, save_steps=(7, 30, 500))
+    assert checkpoint_steps(cfg) == {0, 7, 30, 100}
+    cfg = preset("small", n_steps=3000, save_every=1000, stop_test_loss=5.0)
+    run = train(cfg, tmp_path / "early", progress=False)
+    last = run.metrics.dropna().iloc[-1]
+    assert last.test_loss < 5.0 and run.final_step == int(last.step) < 3000
+    assert json.loads((run.path / "run.json").read_text())["status"]["state"] == "stopped_early"
+
+
+def test_small_preset_groks(grokked_run):
+    """The `small` preset memorises first and generalises much later: real grokking, in the suite."""
+    m = grokked_run.metrics.dropna()
+    memorised = m[(m.train_acc == 1.0) & (m.test_acc < 0.5)]
+    assert len(memorised) > 0, "train accuracy should reach 1 long before test accuracy"
+    first_memorised = int(memorised.step.iloc[0])
+    generalised = m[m.test_acc >= 0.99]
+    assert len(generalised) > 0 and m.test_acc.iloc[-1] >= 0.99
+    assert int(generalised.step.iloc[0]) > 3 * first_memorised
+    assert m.test_loss.max() > 5 and m.test_loss.iloc[-1] < 0.05
