@@ -135,16 +135,11 @@ def _cmd_train(args) -> int:
     if args.stop_test_loss is not None:
         overrides["stop_test_loss"] = args.stop_test_loss
     if args.resume:
-        if overrides:
-            raise ConfigError("--resume continues the run as recorded in run.json; only --steps may be given")
-        cfg = preset(args.preset) if args.preset else None
-        if cfg is not None:
-            from .checkpoints import Run
-
-            if Run(args.out).config.name != cfg.name:
-                raise ConfigError(f"--preset {args.preset}: the run in {args.out} was trained from preset "
-                                  f"{Run(args.out).config.name!r}")
-            cfg = None
+        # The same command line plus --resume is fine; anything that changes the recorded config is refused.
+        if overrides and not args.preset:
+            raise ConfigError("--resume continues the run as recorded in run.json; give --preset with these "
+                              "options (they must match the run) or drop them")
+        cfg = preset(args.preset, **overrides) if args.preset else None
     else:
         if not args.preset:
             raise ConfigError("--preset is required for a new run (see `interp presets`)")

@@ -139,6 +139,7 @@ def train(
     device = _check_device(device)
     _prepare_out_dir(out)
     with RunLock(out):
+        _remove_stale_temporaries(out)
         if resume:
             cfg, state = _load_resume(out, cfg, n_steps)
         else:
@@ -153,14 +154,25 @@ def train(
         return _train_loop(cfg, out, device, state, progress, on_step)
 
 
+def _remove_stale_temporaries(out: Path) -> None:
+    """Temporary files of a killed writer (never renamed into place, so never read) are removed."""
+    for f in out.iterdir():
+        if f.name.startswith(".") and f.name.endswith(".tmp"):
+            f.unlink(missing_ok=True)
+
+
 def _load_resume(out: Path, cfg: RunConfig | None, n_steps: int | None):
     run = Run(out)
-    if cfg is not None and cfg.replace(n_steps=run.config.n_steps, name=run.config.name) != run.config:
-        raise ConfigError(f"{out / 'run.json'}: the run's config differs from the one given; "
-                          "resume reads the config from run.json (only --steps may change)")
+    if cfg is not None and cfg.replace(n_steps=run.config.n_steps) != run.config:
+        given, recorded = cfg.to_dict(), run.config.to_dict()
+        diff = sorted(k for k in given if k != "n_steps" and given[k] != recorded[k])
+        raise ConfigError(f"{out / 'run.json'}: the run was recorded with different {', '.join(diff)}; "
+                          "resume continues the recorded config (only --steps may change)")
     run_cfg = run.config
     resume_path = out / RESUME_FILE
     if not resume_path.exists():
+        if run.meta.get("status") == {"state": "running", "step": 0}:
+            return run_cfg if n_steps is None else run_cfg.replace(n_steps=n_steps), None  # killed before step 0 was saved
         raise RunFormatError(f"{resume_path}: no resume state in this run (it may have been thinned for shipping)")
     tensors, meta = read_safetensors(resume_path)
     try:
