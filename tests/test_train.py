@@ -51,7 +51,7 @@ def test_run_directory_layout(tiny_reference):
     sd = load_file(run.checkpoint_path(250))
     model = build_model(run.config)
     model.load_state_dict(sd)
-    assert all(t.dtype == torch.float32 for t in sd.values())
+    assert all(t.dtype == torch.float32 for t in sd.values() if t.is_floating_point())
     # and the recorded train loss is the loss of the saved weights
     task = run.task
     with torch.no_grad():
@@ -90,14 +90,20 @@ def test_resume_needs_resume_state(tmp_path):
         train(None, out, resume=True, progress=False)
 
 
-def test_checkpoint_schedule_and_early_stop(tmp_path):
+def test_checkpoint_schedule_and_early_stop(tmp_path, tiny_reference):
     cfg = preset("tiny", n_steps=100, save_every=0, save_steps=(7, 30, 500))
     assert checkpoint_steps(cfg) == {0, 7, 30, 100}
-    cfg = preset("small", n_steps=3000, save_every=1000, stop_test_loss=5.0)
-    run = train(cfg, tmp_path / "early", progress=False)
-    last = run.metrics.dropna().iloc[-1]
-    assert last.test_loss < 5.0 and run.final_step == int(last.step) < 3000
-    assert json.loads((run.path / "run.json").read_text())["status"]["state"] == "stopped_early"
+    # tiny's test loss starts near log(23) = 3.14 and only rises while it memorises: a threshold just above
+    # the initial loss stops at step 0, one below it is never reached and the run completes.
+    evals = tiny_reference.metrics.dropna()
+    initial = float(evals.test_loss.iloc[0])
+    run = train(preset("tiny", n_steps=250, stop_test_loss=initial * 1.001), tmp_path / "early", progress=False)
+    assert run.steps == [0] and list(run.metrics.step) == [0]
+    assert json.loads((run.path / "run.json").read_text())["status"] == {"state": "stopped_early", "step": 0}
+    assert evals.test_loss.min() > initial * 0.99
+    run = train(preset("tiny", n_steps=60, stop_test_loss=initial * 0.99), tmp_path / "never", progress=False)
+    assert run.final_step == 60
+    assert json.loads((run.path / "run.json").read_text())["status"] == {"state": "complete", "step": 60}
 
 
 def test_small_preset_groks(grokked_run):
