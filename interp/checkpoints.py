@@ -124,8 +124,13 @@ def read_safetensors(path: Path | str) -> tuple[dict[str, torch.Tensor], dict[st
     try:
         header = json.loads(data[8:8 + header_len])
         metadata = header.get("__metadata__") or {}
+        ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+        expected = 8 + header_len + max(ends, default=0)
+        if len(data) < expected:
+            raise CheckpointError(f"{path}: truncated or corrupt safetensors file ({len(data)} bytes, "
+                                  f"its header needs {expected})")
         tensors = st_load_bytes(data)
-    except (SafetensorError, ValueError, UnicodeDecodeError, AttributeError) as e:
+    except (SafetensorError, ValueError, UnicodeDecodeError, AttributeError, KeyError, TypeError, IndexError) as e:
         raise CheckpointError(f"{path}: not a valid safetensors file ({_one_line(e)})") from None
     return tensors, dict(metadata)
 
