@@ -1,0 +1,30 @@
+"""Train the `small` preset (p = 53) until it groks, then measure every checkpoint and find the phases.
+
+    python examples/train_small.py [OUT_DIR] [--steps N]
+
+About a minute on 2 CPU cores. The same as `interp train --preset small --out OUT_DIR` followed by
+`interp measure OUT_DIR`, written out so you can change it.
+"""
+
+import argparse
+import tempfile
+
+from interp import preset, probes
+from interp.train import train
+
+ap = argparse.ArgumentParser()
+ap.add_argument("out", nargs="?", help="run directory (default: a temporary one)")
+ap.add_argument("--steps", type=int, default=2000)
+args = ap.parse_args()
+out = args.out or tempfile.mkdtemp(prefix="interp-small-")
+
+cfg = preset("small", n_steps=args.steps, save_every=100)
+run = train(cfg, out, progress=True)
+final = run.metrics.dropna().iloc[-1]
+print(f"{run.path}: test accuracy {final.test_acc:.3f}, test loss {final.test_loss:.2e} at step {int(final.step)}")
+
+df = probes.measure_run(run, progress=False)
+print(f"key frequencies (from the final checkpoint): {df.attrs['key_frequencies']}")
+print(df[["step", "train_loss", "test_loss", "restricted_loss", "excluded_loss", "gini_W_E", "sum_sq_weights"]]
+      .iloc[:: max(1, len(df) // 8)].to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+print(probes.phases(df))
