@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from einops import einsum
 
 from .config import RunConfig
 
@@ -116,35 +115,47 @@ def supports_fast_forward(model) -> bool:
     )
 
 
+def _bias(x: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    # Frozen all-zero biases (the paper's attention and unembed biases) are skipped: adding zeros changes nothing.
+    if not b.requires_grad and not b.any():
+        return x
+    return x + b
+
+
 def last_position_logits(model, tokens: torch.Tensor) -> torch.Tensor:
     """Logits at the last position, ``(batch, d_vocab_out)``; equals ``model(tokens)[:, -1]``.
 
     tokens: (batch, n_ctx) long. Differentiable with respect to the model's parameters.
-    For a 1-layer model with no LayerNorm this runs the last position's query, MLP and unembed only,
-    and computes keys and values once per (token, position) pair instead of once per row.
+    For a 1-layer model with no LayerNorm this runs the last position's query, MLP and unembed only, and
+    computes queries, keys and values once per (vocab token, position) and looks them up per row
+    (an embedding lookup), instead of once per row and position.
     """
     if not supports_fast_forward(model):
         return model(tokens)[:, -1]
-    blk = model.blocks[0]
-    attn, mlp = blk.attn, blk.mlp
-    n_ctx = tokens.shape[1]
-    # Residual stream before the block, for every (vocab token, position): (n_ctx, d_vocab, d_model).
-    # Rows of the batch only index into this table, so K and V are computed d_vocab*n_ctx times, not batch*n_ctx.
-    table = model.embed.W_E.unsqueeze(0) + model.pos_embed.W_pos[:n_ctx].unsqueeze(1)
-    k_table = einsum(table, attn.W_K, "pos vocab d, head d dh -> pos vocab head dh") + attn.b_K
-    v_table = einsum(table, attn.W_V, "pos vocab d, head d dh -> pos vocab head dh") + attn.b_V
-    positions = torch.arange(n_ctx, device=tokens.device)
-    k = k_table[positions, tokens]  # (batch, pos, head, dh)
-    v = v_table[positions, tokens]
-    resid_last = table[n_ctx - 1][tokens[:, -1]]  # (batch, d_model)
-    q = einsum(resid_last, attn.W_Q, "b d, head d dh -> b head dh") + attn.b_Q
+    attn, mlp = model.blocks[0].attn, model.blocks[0].mlp
+    batch, n_ctx = tokens.shape
+    W_E, W_pos = model.embed.W_E, model.pos_embed.W_pos
+    d_model = W_E.shape[1]
+    n_heads, d_head = attn.W_Q.shape[0], attn.W_Q.shape[2]
+    # (head, d_model, d_head) -> (d_model, head * d_head): all heads in one matmul
+    W_K = attn.W_K.permute(1, 0, 2).reshape(d_model, n_heads * d_head)
+    W_V = attn.W_V.permute(1, 0, 2).reshape(d_model, n_heads * d_head)
+    W_Q = attn.W_Q.permute(1, 0, 2).reshape(d_model, n_heads * d_head)
+    keys, values = [], []
+    for pos in range(n_ctx):
+        table = W_E + W_pos[pos]  # residual stream before the block, for every token at this position
+        keys.append(F.embedding(tokens[:, pos], _bias(table @ W_K, attn.b_K.reshape(-1))))
+        values.append(F.embedding(tokens[:, pos], _bias(table @ W_V, attn.b_V.reshape(-1))))
+    last = tokens[:, -1]
+    resid = F.embedding(last, table)  # (batch, d_model) at the last position
+    q = F.embedding(last, _bias(table @ W_Q, attn.b_Q.reshape(-1))).view(batch, 1, n_heads, d_head)
+    k = torch.stack(keys, dim=1).view(batch, n_ctx, n_heads, d_head)
+    v = torch.stack(values, dim=1).view(batch, n_ctx, n_heads, d_head)
     # The last position attends to every position, so the causal mask removes nothing here.
-    scores = einsum(q, k, "b head dh, b pos head dh -> b head pos") / attn.attn_scale
-    pattern = scores.softmax(dim=-1)
-    z = einsum(pattern, v, "b head pos, b pos head dh -> b head dh")
-    attn_out = einsum(z, attn.W_O, "b head dh, head dh d -> b d") + attn.b_O
-    resid_mid = resid_last + attn_out
-    pre = resid_mid @ mlp.W_in + mlp.b_in
+    pattern = ((q * k).sum(-1) / attn.attn_scale).softmax(dim=1)  # (batch, pos, head)
+    z = (pattern.unsqueeze(-1) * v).sum(dim=1).reshape(batch, n_heads * d_head)
+    resid = resid + _bias(z @ attn.W_O.reshape(n_heads * d_head, d_model), attn.b_O)
+    pre = torch.addmm(mlp.b_in, resid, mlp.W_in)
     post = F.relu(pre) if model.cfg.act_fn == "relu" else F.gelu(pre)
-    resid_post = resid_mid + post @ mlp.W_out + mlp.b_out
-    return resid_post @ model.unembed.W_U + model.unembed.b_U
+    resid = resid + torch.addmm(mlp.b_out, post, mlp.W_out)
+    return _bias(resid @ model.unembed.W_U, model.unembed.b_U)
