@@ -372,7 +372,8 @@ class Run:
             self._template = model
         import copy
 
-        return copy.deepcopy(self._template).to(device)
+        model = copy.deepcopy(self._template)
+        return model if device == "cpu" else model.to(device)
 
     def load(self, step: int | None = None, device: str = "cpu"):
         """The HookedTransformer at ``step`` (default: the final checkpoint), in eval mode."""

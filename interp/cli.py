@@ -90,8 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Renders blocks.0.attn.hook_pattern with circuitsvis, offline.")
     a.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     a.add_argument("--step", type=_nonneg("--step"), help="checkpoint step (default: the final one)")
-    a.add_argument("--pairs", default="0,0;1,2;12,40;100,13", metavar="A,B;A,B",
-                   help="input pairs a,b separated by ';' (default: %(default)s)")
+    a.add_argument("--pairs", metavar="A,B;A,B",
+                   help="input pairs a,b separated by ';' (default: four pairs spread over 0..p-1)")
     a.add_argument("--out", type=Path, required=True, metavar="FILE.html")
     return parser
 
@@ -246,8 +246,8 @@ def _cmd_attention(args) -> int:
     from .viz.attention import write_attention_page
 
     run = Run(args.run_dir)
-    pairs = _parse_pairs(args.pairs)
     p = run.config.p
+    pairs = _parse_pairs(args.pairs) if args.pairs is not None else [(0, 0), (1, 2), (p // 3, p // 2), (p - 1, p // 5)]
     bad = [pr for pr in pairs if not (0 <= pr[0] < p and 0 <= pr[1] < p)]
     if bad:
         raise ConfigError(f"--pairs {bad}: a and b must be in [0, {p}) for this run (p={p})")

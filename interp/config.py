@@ -200,7 +200,7 @@ def preset_names() -> list[str]:
     return list(PRESETS)
 
 
-def preset(name: str, **overrides: Any) -> RunConfig:
+def preset(name: str, /, **overrides: Any) -> RunConfig:
     """The named preset's RunConfig, with optional field overrides."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {preset_names()}")

@@ -1,0 +1,294 @@
+"""Matplotlib figures of measured things. Each function only plots what it is given and returns a Figure.
+
+Figures are built with :class:`matplotlib.figure.Figure` directly (no pyplot state), so they can be
+made in a loop without leaking, saved with the Agg renderer, and shown inline in a notebook when
+returned from a cell.
+
+>>> df = probes.measure_run(run)                                  # doctest: +SKIP
+>>> fig = progress_figure(df, probes.phases(df))                 # doctest: +SKIP
+>>> save_figure(fig, "progress.png")                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..errors import ConfigError
+
+__all__ = [
+    "PHASE_NAMES",
+    "progress_figure",
+    "loss_curves_figure",
+    "fourier_norms_figure",
+    "neuron_clusters_figure",
+    "save_figure",
+]
+
+# (attribute of the phases object, label of the phase that ends there, colour of that phase)
+PHASE_NAMES = (
+    ("memorisation_end", "memorisation", "#4c72b0"),
+    ("circuit_formation_end", "circuit formation", "#dd8452"),
+    ("cleanup_end", "cleanup", "#55a868"),
+)
+PHASE_GID = "phase-boundary"  # gid of every phase-boundary line (tests and tools find them by it)
+
+_SERIES_STYLE = {
+    "train": dict(color="#1f77b4", label="train"),
+    "test": dict(color="#d62728", label="test"),
+    "restricted": dict(color="#2ca02c", label="restricted"),
+    "excluded": dict(color="#9467bd", label="excluded"),
+}
+
+
+def _np(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):  # a torch tensor, without importing torch here
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=float)
+
+
+def _boundaries(phases: Any) -> list[tuple[str, str, str, int]]:
+    """``(attr, phase name, colour, step)`` for each boundary that was found (dataclass or mapping)."""
+    if phases is None:
+        return []
+    out = []
+    for attr, name, colour in PHASE_NAMES:
+        step = phases.get(attr) if isinstance(phases, Mapping) else getattr(phases, attr, None)
+        if step is not None and not (isinstance(step, float) and math.isnan(step)):
+            out.append((attr, name, colour, int(step)))
+    return out
+
+
+def _draw_phases(ax, bounds, x_start: float) -> list:
+    """Shade each phase and draw a dashed vertical line at each boundary; returns the lines."""
+    left, lines = x_start, []
+    for _, name, colour, step in bounds:
+        ax.axvspan(left, step, color=colour, alpha=0.08, lw=0, zorder=0)
+        line = ax.axvline(step, color=colour, ls="--", lw=1.2, zorder=1)
+        line.set_gid(PHASE_GID)
+        line.set_label(f"_{name} ends")  # underscore: kept out of the panels' own legends
+        lines.append(line)
+        left = step
+    return lines
+
+
+def _phase_legend(fig, lines, bounds) -> None:
+    """One figure-level legend naming each boundary, e.g. "memorisation ends: step 1400"."""
+    if lines:
+        fig.legend(lines, [f"{name} ends: step {step}" for _, name, _, step in bounds], loc="outside lower center",
+                   ncols=len(lines), fontsize=8.5, frameon=False)
+
+
+def _plot_columns(ax, df, columns: Mapping[str, dict], logy: bool) -> int:
+    n = 0
+    for col, style in columns.items():
+        if col not in df.columns:
+            continue
+        d = df[["step", col]].dropna()
+        if logy:
+            d = d[d[col] > 0]
+        if len(d):
+            ax.plot(d["step"], d[col], lw=1.5, marker="." if len(df) <= 80 else None, ms=3, **style)
+            n += 1
+    if logy:
+        ax.set_yscale("log")
+    if n:
+        ax.legend(fontsize=8, loc="best")
+    else:
+        ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="gray")
+    return n
+
+
+def _check_df(df, needed: tuple[str, ...], where: str) -> None:
+    missing = [c for c in needed if c not in getattr(df, "columns", ())]
+    if missing:
+        raise ConfigError(f"{where}: the DataFrame lacks column(s) {missing}")
+
+
+def progress_figure(df, phases: Any = None) -> Figure:
+    """The progress measures over training, with phase boundaries.
+
+    df: one row per checkpoint (``probes.measure_run``): step, train/test/restricted/excluded loss,
+    accuracies, gini_W_E, gini_W_L, sum_sq_weights; missing columns are skipped.
+    phases: ``probes.phases(df)`` (or a mapping with memorisation_end, circuit_formation_end,
+    cleanup_end), or None. Panels: losses (log y), accuracies, Gini of the Fourier norms of W_E and
+    W_L, sum of squared weights; each boundary found is a dashed vertical line on every panel.
+    """
+    _check_df(df, ("step",), "progress_figure")
+    fig = Figure(figsize=(11, 7.5), layout="constrained")
+    axes = fig.subplots(2, 2, sharex=True)
+    bounds = _boundaries(phases)
+    x0 = float(df["step"].min()) if len(df) else 0.0
+
+    ax = axes[0, 0]
+    _plot_columns(ax, df, {f"{k}_loss": v for k, v in _SERIES_STYLE.items()}, logy=True)
+    ax.set_title("Loss (restricted: key frequencies only; excluded: key frequencies removed)", fontsize=9)
+    ax.set_ylabel("cross-entropy loss")
+
+    ax = axes[0, 1]
+    _plot_columns(ax, df, {f"{k}_acc": v for k, v in _SERIES_STYLE.items()}, logy=False)
+    ax.set_title("Accuracy", fontsize=9)
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(-0.03, 1.03)
+
+    ax = axes[1, 0]
+    _plot_columns(ax, df, {"gini_W_E": dict(color="#8c564b", label="W_E (embedding)"),
+                           "gini_W_L": dict(color="#e377c2", label="W_L = W_out W_U (neuron-logit map)")},
+                  logy=False)
+    ax.set_title("Gini coefficient of the Fourier-component norms", fontsize=9)
+    ax.set_ylabel("Gini")
+
+    ax = axes[1, 1]
+    _plot_columns(ax, df, {"sum_sq_weights": dict(color="#7f7f7f", label="all parameters")}, logy=False)
+    ax.set_title("Sum of squared weights", fontsize=9)
+    ax.set_ylabel("sum of squares")
+
+    for ax in axes.flat:
+        lines = _draw_phases(ax, bounds, x0)
+        ax.grid(alpha=0.25)
+    _phase_legend(fig, lines, bounds)
+    for ax in axes[1]:
+        ax.set_xlabel("step")
+    title = "Progress measures" + ("" if bounds or phases is None else " (no phase boundary found)")
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def loss_curves_figure(metrics_df, phases: Any = None) -> Figure:
+    """Train and test loss (log y) and accuracy per step, from a run's ``metrics.csv``.
+
+    For runs that have not been measured; test values are only present every ``eval_every`` steps.
+    """
+    _check_df(metrics_df, ("step", "train_loss"), "loss_curves_figure")
+    fig = Figure(figsize=(11, 3.8), layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2, sharex=True)
+    styles = {k: v for k, v in _SERIES_STYLE.items() if k in ("train", "test")}
+    _plot_columns(ax_loss, metrics_df, {f"{k}_loss": v for k, v in styles.items()}, logy=True)
+    ax_loss.set_title("Loss", fontsize=9)
+    ax_loss.set_ylabel("cross-entropy loss")
+    _plot_columns(ax_acc, metrics_df, {f"{k}_acc": v for k, v in styles.items()}, logy=False)
+    ax_acc.set_title("Accuracy", fontsize=9)
+    ax_acc.set_ylim(-0.03, 1.03)
+    x0 = float(metrics_df["step"].min()) if len(metrics_df) else 0.0
+    bounds = _boundaries(phases)
+    for ax in (ax_loss, ax_acc):
+        lines = _draw_phases(ax, bounds, x0)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.25)
+    _phase_legend(fig, lines, bounds)
+    fig.suptitle("Training curves (every step)", fontsize=11)
+    return fig
+
+
+def _fourier_labels(p: int) -> list[str]:
+    from ..fourier import basis_labels
+
+    return basis_labels(p)
+
+
+def fourier_norms_figure(norms: Mapping[str, Any], p: int, *, annotate: int = 10) -> Figure:
+    """Bar plots of the norms of the Fourier components of W_E and W_L (``probes.fourier_norms``).
+
+    norms: name -> ``(p,)`` norms in the cos-first basis order (const, cos 1, sin 1, cos 2, ...),
+    or ``((p-1)/2,)`` per-frequency norms. Cos and sin bars have their own colours and legend
+    entries; the ``annotate`` largest bars of each panel that stand out (at least a quarter of
+    the tallest and twice the median) are labelled with their basis function (e.g. "cos 14").
+    """
+    if not norms:
+        raise ConfigError("fourier_norms_figure: norms is empty (expected e.g. {'W_E': ..., 'W_L': ...})")
+    n_freq = (p - 1) // 2
+    labels = _fourier_labels(p)
+    fig = Figure(figsize=(11, 2.8 * len(norms) + 0.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(len(norms), 1))
+    for ax, (name, values) in zip(axes, norms.items()):
+        v = _np(values)
+        if v.shape == (p,):
+            x = np.arange(p)
+            ax.bar(x[:1], v[:1], color="#7f7f7f", width=0.8, label="const")
+            ax.bar(x[1::2], v[1::2], color="#1f77b4", width=0.8, label="cos k (index 2k-1)")
+            ax.bar(x[2::2], v[2::2], color="#ff7f0e", width=0.8, label="sin k (index 2k)")
+            bar_labels = labels
+            if p <= 31:
+                ax.set_xticks(x, labels, rotation=90, fontsize=7)
+            else:  # every label would overlap: tick the cos bar of every few frequencies
+                every = max(1, math.ceil(n_freq / 14))
+                ks = [k for k in range(1, n_freq + 1) if k % every == 0 or k == 1]
+                ax.set_xticks([2 * k - 1 for k in ks], [labels[2 * k - 1] for k in ks], rotation=45, fontsize=7)
+            ax.set_xlabel("Fourier component (cos-first order)")
+        elif v.shape == (n_freq,):
+            x = np.arange(1, n_freq + 1)
+            ax.bar(x, v, color="#2ca02c", width=0.8, label="sqrt(cos k² + sin k²)")
+            bar_labels = [f"k={k}" for k in x]
+            ax.set_xlabel("frequency k")
+        else:
+            raise ConfigError(f"fourier_norms_figure: norms[{name!r}] has shape {v.shape}; expected ({p},) "
+                              f"(one norm per basis row) or ({n_freq},) (one per frequency) for p = {p}")
+        # Only bars that stand out: a quarter of the tallest and twice the median (no labels on noise).
+        top = [i for i in np.argsort(-v, kind="stable")[:max(0, annotate)]
+               if v[i] >= 0.25 * v.max() and v[i] >= 2 * np.median(v)]
+        for i in top:
+            ax.annotate(bar_labels[i], (x[i], v[i]), xytext=(0, 2), textcoords="offset points",
+                        ha="center", va="bottom", fontsize=7, rotation=90)  # upright: neighbours never overlap
+        ax.set_xlim(x[0] - 1, x[-1] + 1)
+        ax.margins(y=0.2)
+        ax.set_ylabel("norm")
+        ax.set_title(f"Fourier-component norms of {name}", fontsize=9)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False)
+        ax.grid(axis="y", alpha=0.25)
+    return fig
+
+
+def neuron_clusters_figure(clusters_df, threshold: float | None = None) -> Figure:
+    """Neuron clusters (``probes.neuron_clusters``): cluster size per frequency, and how well one
+    frequency explains each neuron.
+
+    clusters_df: columns neuron, frequency, frac_explained, clustered. threshold: the clustering
+    threshold to draw (default ``clusters_df.attrs["threshold"]``, else 0.85).
+    """
+    _check_df(clusters_df, ("frequency", "frac_explained", "clustered"), "neuron_clusters_figure")
+    if threshold is None:
+        threshold = float(clusters_df.attrs.get("threshold", 0.85))
+    clustered = clusters_df[clusters_df["clustered"].astype(bool)]
+    sizes = clustered.groupby("frequency").size().sort_index()
+    n_unclustered = int(len(clusters_df) - len(clustered))
+
+    fig = Figure(figsize=(11, 3.8), layout="constrained")
+    ax_sizes, ax_hist = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.3]})
+    names = [str(int(k)) for k in sizes.index] + ["unclustered"]
+    counts = list(sizes.values) + [n_unclustered]
+    colours = ["#1f77b4"] * len(sizes) + ["#7f7f7f"]
+    bars = ax_sizes.bar(range(len(names)), counts, color=colours)
+    ax_sizes.bar_label(bars, fontsize=8)
+    ax_sizes.set_xticks(range(len(names)), names, fontsize=8)
+    ax_sizes.set_xlabel("frequency k")
+    ax_sizes.set_ylabel("neurons")
+    ax_sizes.margins(y=0.12)
+    ax_sizes.set_title(f"Neurons per frequency cluster ({len(clustered)} of {len(clusters_df)} clustered)", fontsize=9)
+
+    frac = _np(clusters_df["frac_explained"])
+    ax_hist.hist(frac, bins=np.linspace(0, 1, 41), color="#1f77b4", alpha=0.85)
+    ax_hist.axvline(threshold, color="#d62728", ls="--", lw=1.2, label=f"threshold {threshold:g}")
+    ax_hist.set_xlabel("fraction of a neuron's variance explained by its best frequency")
+    ax_hist.set_ylabel("neurons")
+    ax_hist.set_xlim(0, 1)
+    ax_hist.legend(fontsize=8, loc="upper left")
+    ax_hist.set_title("How well one frequency explains each neuron", fontsize=9)
+    for ax in (ax_sizes, ax_hist):
+        ax.grid(axis="y", alpha=0.25)
+    return fig
+
+
+def save_figure(fig: Figure, path: Path | str, dpi: int = 110) -> Path:
+    """Render ``fig`` as PNG (Agg) and write it atomically; returns the path."""
+    from ..checkpoints import atomic_write_bytes
+
+    path = Path(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
