@@ -1,0 +1,249 @@
+"""The Fourier basis over Z_p (cos-first), its 1-D and 2-D transforms, and the directions of a + b.
+
+Conventions (REFERENCE.md section 2): ``F = fourier_basis(p)`` is a (p, p) orthonormal matrix whose
+rows are functions of a residue x in {0, ..., p-1}:
+
+* row 0: the constant 1/sqrt(p)
+* row 2k-1: cos(w_k x) * sqrt(2/p), row 2k: sin(w_k x) * sqrt(2/p), with w_k = 2 pi k / p, k = 1..(p-1)/2
+
+This is the *cos-first* order; TransformerLens' grokking demo is sin-first, so its indices differ.
+Anything indexed by a pair (a, b) is laid out as index a * p + b (see :mod:`interp.tasks`).
+
+>>> F = fourier_basis(7)
+>>> torch.allclose(F @ F.T, torch.eye(7, dtype=F.dtype))
+True
+>>> basis_labels(5)
+['const', 'cos 1', 'sin 1', 'cos 2', 'sin 2']
+>>> x = torch.randn(7 * 7, 3, dtype=torch.float64)
+>>> torch.allclose(ifft2d(fft2d(x)), x)
+True
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Iterable, Sequence
+
+import torch
+
+from .errors import ProbeError
+
+__all__ = [
+    "fourier_basis",
+    "basis_labels",
+    "n_frequencies",
+    "check_frequencies",
+    "fft1d",
+    "ifft1d",
+    "fft2d",
+    "ifft2d",
+    "sum_directions",
+    "key_directions",
+    "frequency_coefficients",
+    "project_onto_frequencies",
+]
+
+
+def _check_p(p: int) -> int:
+    if not isinstance(p, int) or isinstance(p, bool) or p < 3 or p % 2 == 0:
+        raise ProbeError(f"Fourier basis: p must be an odd integer >= 3, got {p!r}")
+    return p
+
+
+def n_frequencies(p: int) -> int:
+    """Number of non-constant frequencies, (p - 1) / 2."""
+    return (_check_p(p) - 1) // 2
+
+
+@lru_cache(maxsize=64)
+def _basis(p: int, dtype: torch.dtype) -> torch.Tensor:
+    x = torch.arange(p, dtype=torch.float64)
+    rows = [torch.full((p,), 1.0, dtype=torch.float64)]
+    for k in range(1, (p - 1) // 2 + 1):
+        w = 2 * math.pi * k / p
+        rows += [torch.cos(w * x), torch.sin(w * x)]
+    F = torch.stack(rows)
+    return (F / F.norm(dim=1, keepdim=True)).to(dtype)
+
+
+def fourier_basis(p: int, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None) -> torch.Tensor:
+    """(p, p): the orthonormal cos-first basis, one basis function per row. Cached per (p, dtype).
+
+    Computed in float64 and cast; the returned tensor is a fresh copy, safe to modify.
+    """
+    F = _basis(_check_p(p), dtype)
+    return F.to(device) if device is not None and torch.device(device) != F.device else F.clone()
+
+
+def basis_labels(p: int) -> list[str]:
+    """Names of the rows of :func:`fourier_basis`: ``['const', 'cos 1', 'sin 1', ..., 'sin (p-1)/2']``."""
+    labels = ["const"]
+    for k in range(1, n_frequencies(p) + 1):
+        labels += [f"cos {k}", f"sin {k}"]
+    return labels
+
+
+def check_frequencies(freqs: Iterable[int], p: int, *, what: str = "frequencies") -> list[int]:
+    """Sorted distinct frequencies, each an integer in 1..(p-1)/2; ProbeError naming ``what`` otherwise."""
+    try:
+        given = list(freqs)
+        if any(isinstance(k, bool) or int(k) != k for k in given):
+            raise ValueError
+        out = sorted({int(k) for k in given})
+    except (TypeError, ValueError):
+        raise ProbeError(f"{what} must be integers, got {freqs!r}") from None
+    half = n_frequencies(p)
+    bad = [k for k in out if not 1 <= k <= half]
+    if bad:
+        raise ProbeError(f"{what} {bad} out of range: frequencies must be in 1..{half} for p={p}")
+    return out
+
+
+def _apply(F: torch.Tensor, x: torch.Tensor, dim: int) -> torch.Tensor:
+    # y[..., i, ...] = sum_j F[i, j] x[..., j, ...] along `dim`
+    x = x.movedim(dim, 0)
+    y = torch.tensordot(F, x, dims=([1], [0]))
+    return y.movedim(0, dim)
+
+
+def _basis_for(x: torch.Tensor, p: int) -> torch.Tensor:
+    dtype = x.dtype if x.is_floating_point() else torch.float64
+    return fourier_basis(p, dtype, x.device)
+
+
+def fft1d(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """Fourier coefficients of ``x`` along ``dim`` (length p): ``F @ x`` along that axis. Same shape as ``x``.
+
+    e.g. ``fft1d(model.W_E[:p])`` is (p, d_model) with row i the component on basis row i.
+    """
+    p = x.shape[dim]
+    return _apply(_basis_for(x, p), x if x.is_floating_point() else x.double(), dim)
+
+
+def ifft1d(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """Inverse of :func:`fft1d`: ``F.T @ x`` along ``dim``."""
+    p = x.shape[dim]
+    return _apply(_basis_for(x, p).T, x if x.is_floating_point() else x.double(), dim)
+
+
+def _pair_grid(x: torch.Tensor, p: int | None) -> tuple[torch.Tensor, int, bool]:
+    """View ``x`` as (p, p, ...); also return p and whether the input was flattened (p*p, ...)."""
+    if x.ndim == 0:
+        raise ProbeError("fft2d: expected a tensor indexed by pair, shape (p*p, ...) or (p, p, ...), got a scalar")
+    n = x.shape[0]
+    if p is None:
+        q = math.isqrt(n)
+        if q * q == n and q % 2 == 1 and q >= 3:
+            p = q
+        elif x.ndim >= 2 and x.shape[1] == n:
+            p = n
+        else:
+            raise ProbeError(f"fft2d: cannot read a pair axis from shape {tuple(x.shape)}; "
+                             "expected (p*p, ...) or (p, p, ...) with p odd")
+    _check_p(p)
+    if n == p * p:
+        return x.reshape(p, p, *x.shape[1:]), p, True
+    if x.ndim >= 2 and x.shape[0] == p and x.shape[1] == p:
+        return x, p, False
+    raise ProbeError(f"fft2d: shape {tuple(x.shape)} is not indexed by pairs of residues mod {p}: "
+                     f"expected ({p * p}, ...) or ({p}, {p}, ...)")
+
+
+def fft2d(x: torch.Tensor, p: int | None = None) -> torch.Tensor:
+    """2-D Fourier coefficients of anything indexed by the pair (a, b): F on the a axis and on the b axis.
+
+    x: (p*p, ...) flattened as a*p + b, or (p, p, ...). Returns the same shape; entry (i, j, ...)
+    (flattened i*p + j) is the component on ``F[i] ⊗ F[j]``. ``p`` is inferred unless given.
+    """
+    grid, p, flat = _pair_grid(x if x.is_floating_point() else x.double(), p)
+    F = _basis_for(grid, p)
+    y = _apply(F, _apply(F, grid, 0), 1)
+    return y.reshape(x.shape) if flat else y
+
+
+def ifft2d(x: torch.Tensor, p: int | None = None) -> torch.Tensor:
+    """Inverse of :func:`fft2d` (same shapes)."""
+    grid, p, flat = _pair_grid(x if x.is_floating_point() else x.double(), p)
+    F = _basis_for(grid, p).T
+    y = _apply(F, _apply(F, grid, 0), 1)
+    return y.reshape(x.shape) if flat else y
+
+
+@lru_cache(maxsize=32)
+def _sum_directions(p: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    s = torch.arange(p, dtype=torch.float64)
+    ab = (s[:, None] + s[None, :]).reshape(-1)  # a + b at pair index a*p + b
+    w = 2 * math.pi * torch.arange(1, (p - 1) // 2 + 1, dtype=torch.float64) / p
+    scale = math.sqrt(2) / p  # sum over the p^2 grid of cos^2(w(a+b)) is p^2 / 2 for w != 0
+    cos = torch.cos(w[:, None] * ab[None, :]) * scale
+    sin = torch.sin(w[:, None] * ab[None, :]) * scale
+    return cos.to(dtype), sin.to(dtype)
+
+
+def sum_directions(p: int, dtype: torch.dtype = torch.float64,
+                   device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unit vectors of cos(w_k(a+b)) and sin(w_k(a+b)) on the p^2 grid, for k = 1..(p-1)/2.
+
+    Returns ``(c, s)``, each ((p-1)/2, p*p); row k-1 is frequency k. All rows are orthonormal
+    and orthogonal to the constant. Equal to ``(F[2k-1]⊗F[2k-1] - F[2k]⊗F[2k]) / sqrt(2)`` and
+    ``(F[2k]⊗F[2k-1] + F[2k-1]⊗F[2k]) / sqrt(2)`` (REFERENCE.md section 2). Cached per (p, dtype).
+    """
+    c, s = _sum_directions(_check_p(p), dtype)
+    return c.to(device, copy=True), s.to(device, copy=True)
+
+
+def key_directions(p: int, freqs: Sequence[int], dtype: torch.dtype = torch.float64,
+                   device: torch.device | str | None = None) -> torch.Tensor:
+    """(2|S|, p*p): the unit rows c_k for k in ``freqs`` (in the given order), then s_k in the same order."""
+    freqs = list(freqs)
+    check_frequencies(freqs, p)
+    c, s = _sum_directions(_check_p(p), dtype)
+    if device is not None:
+        c, s = c.to(device), s.to(device)  # no copy on the same device; indexing below copies
+    idx = torch.tensor([k - 1 for k in freqs], dtype=torch.long, device=c.device)
+    return torch.cat([c[idx], s[idx]])
+
+
+def _directions(p: int, freqs: Sequence[int], x: torch.Tensor) -> torch.Tensor:
+    return key_directions(p, freqs, x.dtype, x.device)
+
+
+def _as_pair_matrix(x: torch.Tensor, p: int | None, where: str) -> tuple[torch.Tensor, int]:
+    if not x.is_floating_point():
+        raise ProbeError(f"{where}: expected a floating-point tensor, got {x.dtype}")
+    n = x.shape[0] if x.ndim else 0
+    if p is None:
+        p = math.isqrt(n)
+    if x.ndim == 0 or n != p * p or p % 2 == 0 or p < 3:
+        raise ProbeError(f"{where}: expected shape (p*p, ...) indexed by pair a*p + b, got {tuple(x.shape)}")
+    return x.reshape(n, -1), p
+
+
+def frequency_coefficients(x: torch.Tensor, freqs: Iterable[int] | None = None,
+                           p: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inner products of ``x`` with c_k and s_k: ``(c_k · x, s_k · x)``, each (|S|, ...).
+
+    x: (p*p, ...) indexed by pair a*p + b. ``freqs`` defaults to every frequency 1..(p-1)/2.
+    """
+    flat, p = _as_pair_matrix(x, p, "frequency_coefficients")
+    freqs = list(range(1, n_frequencies(p) + 1)) if freqs is None else check_frequencies(freqs, p)
+    D = _directions(p, freqs, flat)
+    coef = D @ flat  # (2|S|, m)
+    n = len(freqs)
+    return coef[:n].reshape(n, *x.shape[1:]), coef[n:].reshape(n, *x.shape[1:])
+
+
+def project_onto_frequencies(x: torch.Tensor, freqs: Iterable[int], p: int | None = None) -> torch.Tensor:
+    """P_S x: the projection of ``x`` onto span{c_k, s_k : k in S}, along the pair axis.
+
+    x: (p*p, ...) indexed by pair a*p + b; returns the same shape and dtype. Uses the rank-2|S|
+    structure (inner products with c_k and s_k), never a (p*p, p*p) matrix: memory O(|S| p^2 + x).
+    An empty ``freqs`` gives zeros. ``x - P_S x`` is the excluded part.
+    """
+    flat, p = _as_pair_matrix(x, p, "project_onto_frequencies")
+    freqs = check_frequencies(freqs, p, what="key frequencies")
+    if not freqs:
+        return torch.zeros_like(x)
+    D = _directions(p, freqs, flat)
+    return (D.T @ (D @ flat)).reshape(x.shape)

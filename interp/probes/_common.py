@@ -1,0 +1,109 @@
+"""Shared plumbing of the probes: logits and MLP activations on all p^2 pairs, splits, float64 losses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..errors import ProbeError
+from ..tasks import Task
+
+SPLITS = ("all", "train", "test")
+HOOK_POST = "blocks.0.mlp.hook_post"
+
+
+def check_split(split: str, where: str) -> str:
+    if split not in SPLITS:
+        raise ProbeError(f"{where}: split must be one of {list(SPLITS)}, got {split!r}")
+    return split
+
+
+def split_idx(task: Task, split: str, where: str) -> torch.Tensor:
+    return task.split_idx(check_split(split, where))
+
+
+def is_model(x: Any) -> bool:
+    return isinstance(x, torch.nn.Module) and hasattr(x, "cfg")
+
+
+def check_model(model: Any, task: Task, where: str) -> None:
+    """The model must read [a, b, =] over p residues and predict p classes."""
+    if not is_model(model):
+        raise ProbeError(f"{where}: expected a HookedTransformer (or a logits tensor), got {type(model).__name__}")
+    c = model.cfg
+    if c.d_vocab_out != task.p or c.d_vocab < task.p + 1:
+        raise ProbeError(f"{where}: the model has d_vocab={c.d_vocab}, d_vocab_out={c.d_vocab_out} but the task "
+                         f"has p={task.p} (needs d_vocab >= {task.p + 1}, d_vocab_out = {task.p})")
+
+
+def model_device(model) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+def logits_of(model_or_logits: Any, task: Task, where: str) -> torch.Tensor:
+    """(p*p, p) float64 logits at the last position on every pair (pair order a*p + b), on the CPU.
+
+    A tensor is checked and converted; a model is run once with the exact last-position forward.
+    """
+    if isinstance(model_or_logits, torch.Tensor):
+        L = model_or_logits
+        if L.shape != (task.n_pairs, task.p):
+            raise ProbeError(f"{where}: logits must have shape (p*p, p) = ({task.n_pairs}, {task.p}) for p={task.p} "
+                             f"(last position, all pairs in order a*p + b), got {tuple(L.shape)}")
+        if not L.is_floating_point():
+            raise ProbeError(f"{where}: logits must be floating point, got {L.dtype}")
+        return L.detach().to("cpu", torch.float64)
+    check_model(model_or_logits, task, where)
+    from ..model import last_position_logits
+
+    model = model_or_logits
+    with torch.no_grad():
+        L = last_position_logits(model, task.tokens().to(model_device(model)))
+    return L.to("cpu", torch.float64)
+
+
+def logits_and_neuron_acts(model, task: Task, where: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One ``run_with_cache`` on all pairs: logits (p*p, p) float64 and ``blocks.0.mlp.hook_post``
+    at the last position (p*p, d_mlp) float32, both on the CPU."""
+    check_model(model, task, where)
+    tokens = task.tokens().to(model_device(model))
+    with torch.no_grad():
+        logits, cache = model.run_with_cache(tokens, names_filter=lambda name: name == HOOK_POST)
+    acts = cache[HOOK_POST][:, -1].to("cpu")
+    return logits[:, -1].to("cpu", torch.float64), acts
+
+
+def neuron_acts(model, task: Task, where: str) -> torch.Tensor:
+    """Post-ReLU MLP activations at the last position on all pairs, (p*p, d_mlp), on the CPU.
+
+    Only the activations are kept (a hook on ``blocks.0.mlp.hook_post``), not the whole cache.
+    """
+    check_model(model, task, where)
+    tokens = task.tokens().to(model_device(model))
+    store: dict[str, torch.Tensor] = {}
+
+    def keep(act, hook):
+        store["post"] = act[:, -1].detach().to("cpu")
+
+    with torch.no_grad():
+        model.run_with_hooks(tokens, fwd_hooks=[(HOOK_POST, keep)])
+    return store["post"]
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean cross-entropy with the log-softmax in float64 (as in training). logits: (n, classes), labels: (n,)."""
+    logprobs = logits.to(torch.float64).log_softmax(dim=-1)
+    return -logprobs.gather(-1, labels.unsqueeze(-1)).mean().item()
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return (logits.argmax(-1) == labels).to(torch.float64).mean().item()
+
+
+def check_task_add(task: Task, where: str) -> None:
+    if task.op != "add":
+        raise ProbeError(f"{where}: defined for op 'add' (the directions of a + b); this task's op is {task.op!r}")
