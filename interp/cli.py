@@ -184,16 +184,9 @@ def _cmd_measure(args) -> int:
 
 
 def _check_writable_dir(path: Path, flag: str) -> None:
-    import os
+    from .train import prepare_out_dir
 
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{flag} {path}: exists and is not a directory")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"{flag} {path}: cannot create directory ({e.strerror})") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise ConfigError(f"{flag} {path}: directory is not writable")
+    prepare_out_dir(path, flag)
 
 
 def _cmd_report(args) -> int:

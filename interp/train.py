@@ -108,15 +108,16 @@ def _check_device(device: str) -> str:
     raise ConfigError(f"--device must be 'cpu' or 'cuda', got {device!r}")
 
 
-def _prepare_out_dir(out: Path) -> None:
+def prepare_out_dir(out: Path, flag: str = "--out") -> None:
+    """Create ``out`` if needed and check it is a writable directory, before any work is done."""
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: exists and is not a directory")
+        raise ConfigError(f"{flag} {out}: exists and is not a directory")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ConfigError(f"--out {out}: cannot create directory ({e.strerror})") from None
+        raise ConfigError(f"{flag} {out}: cannot create directory ({e.strerror})") from None
     if not os.access(out, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {out}: directory is not writable")
+        raise ConfigError(f"{flag} {out}: directory is not writable")
 
 
 def train(
@@ -137,7 +138,7 @@ def train(
     """
     out = Path(out_dir)
     device = _check_device(device)
-    _prepare_out_dir(out)
+    prepare_out_dir(out)
     with RunLock(out):
         _remove_stale_temporaries(out)
         if resume:

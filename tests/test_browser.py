@@ -14,7 +14,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-import torch
 
 from interp.config import preset
 from interp.train import train
@@ -108,16 +107,6 @@ def _assert_rendered(static: str, dom: str, n_views: int, component_h3: str | No
         assert tags.get("canvas", 0) >= 1, f"{vid}: circuitsvis drew no <canvas> heatmap ({tags})"
         if component_h3:
             assert any(component_h3 in t for t in after.h3_text[vid]), f"{vid}: no '{component_h3}' heading"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Run this module on one torch thread: on 2 busy cores two threads spin against each other
-    (measured: training this module's run took 6.6 s on one thread, 30 s on two, with another job running)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

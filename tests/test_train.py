@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from interp.checkpoints import Run, checkpoint_name
+
 from interp.config import preset
 from interp.errors import ConfigError, RunFormatError
 from interp.model import build_model

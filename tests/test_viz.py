@@ -32,16 +32,6 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # fixtures
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Run this module on one torch thread: on 2 busy cores two threads spin against each other
-    (measured: training this module's run took 6.6 s on one thread, 30 s on two, with another job running)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     """The `small` preset for 200 steps (5 checkpoints), with a hostile config name and directory name."""
