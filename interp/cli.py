@@ -21,26 +21,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _positive(name: str):
+def _int_at_least(name: str, minimum: int):
+    """argparse type: an integer >= minimum, with an error that names the option."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{name} must be positive, got {value}")
-        return value
-    return parse
-
-
-def _nonneg(name: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"{name} must be >= 0, got {value}")
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"{name} must be positive, got {value}" if minimum == 1 else f"{name} must be >= {minimum}, got {value}")
         return value
     return parse
 
@@ -54,13 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and step_XXXXXX.safetensors checkpoints into --out.")
     p.add_argument("--preset", help="preset name (see `interp presets`); not needed with --resume")
     p.add_argument("--out", required=True, type=Path, help="run directory to create (or resume)")
-    p.add_argument("--steps", type=_positive("--steps"), help="number of training steps (default: the preset's)")
-    p.add_argument("--save-every", type=_nonneg("--save-every"),
+    p.add_argument("--steps", type=_int_at_least("--steps", 1), help="number of training steps (default: the preset's)")
+    p.add_argument("--save-every", type=_int_at_least("--save-every", 0),
                    help="checkpoint every N steps (0: only --save-steps, step 0 and the last step)")
     p.add_argument("--save-steps", metavar="LIST",
                    help="extra checkpoint steps: comma-separated steps and ranges START-END:EVERY, "
                         "e.g. 0-2000:100,2500,3000-20000:500 (thins a long run to what you keep)")
-    p.add_argument("--seed", type=_nonneg("--seed"), help="seed for both the data split and the model init")
+    p.add_argument("--seed", type=_int_at_least("--seed", 0), help="seed for both the data split and the model init")
     p.add_argument("--stop-test-loss", type=float, metavar="X", help="stop early once test loss < X")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
@@ -89,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("attention", help="write an attention-pattern page for one checkpoint",
                        description="Renders blocks.0.attn.hook_pattern with circuitsvis, offline.")
     a.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    a.add_argument("--step", type=_nonneg("--step"), help="checkpoint step (default: the final one)")
+    a.add_argument("--step", type=_int_at_least("--step", 0), help="checkpoint step (default: the final one)")
     a.add_argument("--pairs", metavar="A,B;A,B",
                    help="input pairs a,b separated by ';' (default: four pairs spread over 0..p-1)")
     a.add_argument("--out", type=Path, required=True, metavar="FILE.html")

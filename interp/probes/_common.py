@@ -78,26 +78,15 @@ def logits_and_neuron_acts(model, task: Task, where: str) -> tuple[torch.Tensor,
 
 
 def neuron_acts(model, task: Task, where: str) -> torch.Tensor:
-    """Post-ReLU MLP activations at the last position on all pairs, (p*p, d_mlp), on the CPU.
-
-    Only the activations are kept (a hook on ``blocks.0.mlp.hook_post``), not the whole cache.
-    """
-    check_model(model, task, where)
-    tokens = task.tokens().to(model_device(model))
-    store: dict[str, torch.Tensor] = {}
-
-    def keep(act, hook):
-        store["post"] = act[:, -1].detach().to("cpu")
-
-    with torch.no_grad():
-        model.run_with_hooks(tokens, fwd_hooks=[(HOOK_POST, keep)])
-    return store["post"]
+    """Post-ReLU MLP activations at the last position on all pairs, (p*p, d_mlp), on the CPU."""
+    return logits_and_neuron_acts(model, task, where)[1]
 
 
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Mean cross-entropy with the log-softmax in float64 (as in training). logits: (n, classes), labels: (n,)."""
-    logprobs = logits.to(torch.float64).log_softmax(dim=-1)
-    return -logprobs.gather(-1, labels.unsqueeze(-1)).mean().item()
+    """Mean cross-entropy with the log-softmax in float64, exactly the training loss. logits: (n, classes)."""
+    from ..train import float64_cross_entropy
+
+    return float64_cross_entropy(logits, labels).item()
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:

@@ -27,21 +27,16 @@ from ._common import accuracy, check_task_add, cross_entropy, logits_of, split_i
 
 def loss_and_accuracy(model_or_logits: Any, task: Task, split: str = "all") -> tuple[float, float]:
     """(cross-entropy, accuracy) of the logits on the pairs of ``split`` ("all", "train" or "test")."""
-    idx = split_idx(task, split, "loss_and_accuracy")
-    L = logits_of(model_or_logits, task, "loss_and_accuracy")
-    labels = task.labels()[idx]
-    return cross_entropy(L[idx], labels), accuracy(L[idx], labels)
+    split_idx(task, split, "loss_and_accuracy")  # a bad split fails before the forward pass
+    return _evaluate(logits_of(model_or_logits, task, "loss_and_accuracy"), task, split, "loss_and_accuracy")
 
 
 def train_test_metrics(model_or_logits: Any, task: Task) -> dict[str, float]:
     """``{"train_loss", "train_acc", "test_loss", "test_acc"}`` from one forward."""
     L = logits_of(model_or_logits, task, "train_test_metrics")
-    labels = task.labels()
     out = {}
     for split in ("train", "test"):
-        idx = task.split_idx(split)
-        out[f"{split}_loss"] = cross_entropy(L[idx], labels[idx])
-        out[f"{split}_acc"] = accuracy(L[idx], labels[idx])
+        out[f"{split}_loss"], out[f"{split}_acc"] = _evaluate(L, task, split, "train_test_metrics")
     return out
 
 

@@ -21,7 +21,8 @@ from ..tasks import Task
 from ._common import accuracy, check_task_add, cross_entropy, logits_and_neuron_acts
 from .frequencies import DEFAULT_THRESHOLDS, RULES, THRESHOLD_MEANING, _per_frequency, fourier_norms, key_frequencies
 from .frequencies import neuron_frequency_shares
-from .losses import Decomposition, _cos_coefficients, _per_frequency as _excluded_per_frequency
+from .losses import Decomposition, _cos_coefficients, train_test_metrics
+from .losses import _per_frequency as _excluded_per_frequency
 from .sparsity import gini, sum_squared_weights
 
 __all__ = ["measure_model", "measure_run", "save_measures", "load_measures", "protocol", "MEASURES_CSV",
@@ -66,11 +67,7 @@ def protocol(rule: str = "neurons", threshold: float | None = None, source: str 
 def _measures(model, task: Task, key_freqs: Sequence[int], where: str) -> dict[str, float]:
     L, acts = logits_and_neuron_acts(model, task, where)
     labels = task.labels()
-    out: dict[str, float] = {}
-    for split in ("train", "test"):
-        idx = task.split_idx(split)
-        out[f"{split}_loss"] = cross_entropy(L[idx], labels[idx])
-        out[f"{split}_acc"] = accuracy(L[idx], labels[idx])
+    out: dict[str, float] = train_test_metrics(L, task)
     shares, _ = neuron_frequency_shares(acts, task.p)
     best, best_k = shares.max(dim=1)
     clustered = best >= NEURON_THRESHOLD
