@@ -196,11 +196,10 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
     """
     from .. import probes
 
+    from ..train import prepare_out_dir
+
     out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"report output {out}: cannot create directory ({e.strerror})") from None
+    prepare_out_dir(out, "report output")
     final_step = run.final_step
     if measures is None:
         df, measured = probes.measure_run(run, progress=progress), "computed now with probes.measure_run"
