@@ -1,27 +1,29 @@
 """interp: grokking progress measures on TransformerLens models.
 
-Train a model (``interp.train``), open the run (``interp.Run``), measure it
+Train a model (``interp.train.train`` or ``interp train``), open the run (``interp.Run``), measure it
 (``from interp import probes``), and show it (``interp.viz``).
 """
 
 from .config import RunConfig, preset, preset_names
-from .errors import CheckpointError, ConfigError, InterpError, ProbeError, RunFormatError, RunLockedError
+from .errors import (CheckpointError, ConfigError, FigureError, InterpError, ProbeError, RunFormatError,
+                     RunLockedError, TrainingError)
 from .tasks import Task
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+_SUBMODULES = ("probes", "viz", "fourier", "model", "train", "runs", "files")
 
 
-def __getattr__(name):  # heavy submodules (torch, transformer_lens) load on first use
-    if name in ("Run", "CheckpointSeries"):
-        from . import checkpoints
+def __getattr__(name):  # heavy submodules (torch, transformer_lens, pandas) load on first use
+    import importlib
 
-        return getattr(checkpoints, name)
-    if name in ("probes", "viz", "fourier", "model"):
-        import importlib
-
+    if name == "Run":
+        return importlib.import_module(".runs", __name__).Run
+    if name in _SUBMODULES:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'interp' has no attribute {name!r}")
 
 
-__all__ = ["RunConfig", "Task", "Run", "CheckpointSeries", "preset", "preset_names", "InterpError",
-           "ConfigError", "RunFormatError", "CheckpointError", "RunLockedError", "ProbeError", "probes", "viz"]
+__all__ = ["RunConfig", "Task", "Run", "preset", "preset_names", "InterpError", "ConfigError", "RunFormatError",
+           "CheckpointError", "RunLockedError", "ProbeError", "TrainingError", "FigureError", "probes", "viz",
+           "train"]

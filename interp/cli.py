@@ -1,19 +1,36 @@
 """`interp` command line: train, presets, measure, report, attention.
 
-The CLI only parses and wires library calls together. Every deliberate error is an
-InterpError, printed as one line (``interp: error: ...``) with a non-zero exit and no traceback.
+The CLI only parses and wires library calls together. Every deliberate error is an InterpError, printed as
+one line (``interp COMMAND: error: ...``) with a non-zero exit and no traceback; errors about a library field
+or parameter are restated with the flag that sets it.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
+import torch
+
+from . import __version__
+from .config import PRESETS, parse_steps, preset
 from .errors import ConfigError, InterpError
+from .files import prepare_out_dir
+from .fourier import check_frequencies
 
 DEFAULT_RUN = Path("checkpoints") / "nanda2023-p113-seed0"
+DEFAULT_THREADS = 1  # measured: see README "Threads"
+REPORT_MARKER = ".interp-report"
+
+# Library field / parameter -> the flag that sets it, per command (for restating ConfigErrors).
+FLAGS = {
+    "train": {"n_steps": "--steps", "save_every": "--save-every", "save_steps": "--save-steps",
+              "data_seed": "--seed", "model_seed": "--seed", "stop_test_loss": "--stop-test-loss",
+              "device": "--device", "out_dir": "--out"},
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,8 +52,15 @@ def _int_at_least(name: str, minimum: int):
     return parse
 
 
+def _threads_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=_int_at_least("--threads", 1), default=DEFAULT_THREADS, metavar="N",
+                   help=f"torch CPU threads (default {DEFAULT_THREADS}: on a small or busy machine one thread per "
+                        "process is fastest; a resumed run is bit-identical only with the same N)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="interp", description="Grokking progress measures on TransformerLens models.")
+    parser.add_argument("--version", action="version", version=f"interp {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("train", help="train a preset into a run directory (resumable)",
@@ -54,35 +78,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-test-loss", type=float, metavar="X", help="stop early once test loss < X")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    _threads_option(p)
 
     sub.add_parser("presets", help="list the presets", description="One line per preset: name, purpose, CPU time.")
 
     m = sub.add_parser("measure", help="compute the progress measures of every checkpoint of a run",
-                       description="Writes measures.csv and key_frequencies.json to probes/<run-name>/ by default.")
-    m.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+                       description="Writes measures.csv and measures.json to probes/<run-name>/ (under the current "
+                                   "directory) by default.")
+    m.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory (made by `interp train`)")
     m.add_argument("--out", type=Path, help="output directory (default: probes/<run-name>)")
     m.add_argument("--key-freqs", metavar="K,K,...", help="use these key frequencies instead of finding them")
-    m.add_argument("--quiet", action="store_true", help="no progress bar")
+    m.add_argument("--quiet", action="store_true", help="no progress output")
+    _threads_option(m)
 
     r = sub.add_parser("report", help="write the HTML report of a run (the main job)",
                        description="Curves, phase boundaries, Fourier spectra, neuron clusters and attention "
-                                   "patterns of a run in one offline page. Uses the committed measures in "
-                                   "probes/<run-name>/ when they exist, else computes them.")
+                                   "patterns of a run in one offline page. Uses the run's saved measures "
+                                   "(probes/<run-name>/ beside the run's folder or in the current directory) when "
+                                   "they belong to this run, else computes them.")
     r.add_argument("run_dir", type=Path, nargs="?", default=DEFAULT_RUN, metavar="RUN_DIR",
                    help=f"run directory (default: {DEFAULT_RUN})")
-    r.add_argument("--out", type=Path, default=Path("report"), help="output directory (default: report/)")
+    r.add_argument("--out", type=Path, help="output directory (default: report/<run-name>/); refused if it holds "
+                                            "anything but an earlier report")
     r.add_argument("--measures", type=Path, metavar="DIR",
-                   help="directory with measures.csv (default: probes/<run-name> if present)")
-    r.add_argument("--recompute", action="store_true", help="ignore committed measures and recompute them")
+                   help="directory with measures.csv and measures.json (default: found as described above)")
+    r.add_argument("--recompute", action="store_true", help="ignore saved measures and recompute them")
+    _threads_option(r)
 
     a = sub.add_parser("attention", help="write an attention-pattern page for one checkpoint",
                        description="Renders blocks.0.attn.hook_pattern with circuitsvis, offline.")
-    a.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    a.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory (made by `interp train`)")
     a.add_argument("--step", type=_int_at_least("--step", 0), help="checkpoint step (default: the final one)")
     a.add_argument("--pairs", metavar="A,B;A,B",
                    help="input pairs a,b separated by ';' (default: four pairs spread over 0..p-1)")
-    a.add_argument("--out", type=Path, required=True, metavar="FILE.html")
+    a.add_argument("--out", type=Path, required=True, metavar="FILE.html", help="the page to write")
     return parser
 
 
@@ -92,19 +122,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
     try:
         return _COMMANDS[args.command](args)
     except InterpError as e:
-        print(f"interp {args.command}: error: {e}", file=sys.stderr)
+        print(f"interp {args.command}: error: {_in_flags(e, args.command)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"interp {args.command}: interrupted", file=sys.stderr)
+        print(f"interp {args.command}: interrupted{_continue_hint(args)}", file=sys.stderr)
         return 130
 
 
-def _cmd_presets(args) -> int:
-    from .config import PRESETS
+def _in_flags(e: InterpError, command: str) -> str:
+    """A library ConfigError about a field that a flag of this command sets, restated with the flag."""
+    flag = FLAGS.get(command, {}).get(getattr(e, "field", None) or "")
+    if flag and getattr(e, "detail", None):
+        return f"{flag} {e.detail}"
+    return str(e)
 
+
+def _continue_hint(args) -> str:
+    if args.command != "train":
+        return ""
+    from .runs import Run
+
+    try:
+        status = Run(args.out).meta.get("status", {})
+    except InterpError:
+        return ""
+    return (f" at step {status.get('step', 0)} (last saved); continue with "
+            f"`interp train --out {args.out} --resume`")
+
+
+def _cmd_presets(args) -> int:
     width = max(len(n) for n in PRESETS)
     for name, pr in PRESETS.items():
         print(f"{name:<{width}}  {pr.purpose}  [{pr.cpu_time} on 2 CPU cores]")
@@ -112,7 +163,6 @@ def _cmd_presets(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from .config import parse_steps, preset
     from .train import train
 
     overrides: dict = {}
@@ -137,53 +187,55 @@ def _cmd_train(args) -> int:
     run = train(cfg, args.out, device=args.device, resume=args.resume, n_steps=args.steps,
                 progress=not args.quiet)
     last = run.metrics.dropna().iloc[-1]
-    print(f"{run.path}: {len(run.steps)} checkpoints, step {int(last.step)}: train loss {last.train_loss:.3g}, "
-          f"test loss {last.test_loss:.3g}, test acc {last.test_acc:.3f}")
+    print(f"{run.path}: {run.state}, {len(run.steps)} checkpoints, step {int(last.step)}: train loss "
+          f"{last.train_loss:.3g}, test loss {last.test_loss:.3g}, test acc {last.test_acc:.3f}")
     return 0
 
 
-def _parse_freqs(text: str) -> list[int]:
+def _warn_unfinished(run) -> None:
+    if not run.finished:
+        print(f"interp: warning: {run.describe_state()}; its measures describe only the steps trained so far",
+              file=sys.stderr)
+
+
+def _parse_freqs(text: str, p: int) -> list[int]:
     try:
-        freqs = sorted({int(t) for t in text.split(",") if t.strip()})
+        freqs = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
         raise ConfigError(f"--key-freqs must be comma-separated integers, got {text!r}") from None
     if not freqs:
         raise ConfigError("--key-freqs is empty; give at least one frequency or omit it")
-    return freqs
+    return check_frequencies(freqs, p, what="--key-freqs")
 
 
 def _cmd_measure(args) -> int:
     from . import probes
-    from .checkpoints import Run
+    from .runs import Run
 
     run = Run(args.run_dir)
     run.final_step  # fails early on a run without checkpoints
-    key_freqs = _parse_freqs(args.key_freqs) if args.key_freqs is not None else None
-    if key_freqs is not None:
-        half = (run.config.p - 1) // 2
-        bad = [k for k in key_freqs if not 1 <= k <= half]
-        if bad:
-            raise ConfigError(f"--key-freqs {bad}: frequencies must be in 1..{half} for p={run.config.p}")
+    _warn_unfinished(run)
+    key_freqs = _parse_freqs(args.key_freqs, run.config.p) if args.key_freqs is not None else None
     out = args.out or Path("probes") / run.name
-    _check_writable_dir(out, "--out")
-    df = probes.measure_run(run, key_freqs=key_freqs, progress=not args.quiet)
-    probes.save_measures(df, out, run=run)
-    print(f"{out}: measures.csv ({len(df)} checkpoints), key_frequencies.json "
-          f"(key frequencies {df.attrs.get('key_frequencies')})")
+    prepare_out_dir(out, "--out")
+    m = probes.measure_run(run, key_freqs=key_freqs, progress=not args.quiet)
+    probes.save_measures(m, out)
+    print(f"{out}: measures.csv ({len(m.df)} checkpoints), measures.json (key frequencies {m.key_frequencies})")
     return 0
 
 
-def _check_writable_dir(path: Path, flag: str) -> None:
-    from .train import prepare_out_dir
-
-    prepare_out_dir(path, flag)
+def _report_dir(out: Path) -> Path:
+    """The report's directory: new, empty, or an earlier report (marked); anything else is refused."""
+    if out.is_dir() and any(out.iterdir()) and not (out / REPORT_MARKER).exists():
+        raise ConfigError(f"--out {out}: holds files that are not an interp report; choose a new or empty directory")
+    prepare_out_dir(out, "--out")
+    (out / REPORT_MARKER).touch()
+    return out
 
 
 def _cmd_report(args) -> int:
-    import time
-
     from . import probes
-    from .checkpoints import Run
+    from .runs import Run
     from .viz.report import write_report
 
     t0 = time.perf_counter()
@@ -192,18 +244,20 @@ def _cmd_report(args) -> int:
                           "root or pass a RUN_DIR")
     run = Run(args.run_dir)
     run.final_step
+    _warn_unfinished(run)
     measures = None
     if not args.recompute:
-        mdir = args.measures or Path("probes") / run.name
-        if (mdir / "measures.csv").exists():
-            measures = probes.load_measures(mdir)
-            if list(measures["step"]) != run.steps:
-                raise ConfigError(f"{mdir / 'measures.csv'}: its steps do not match the checkpoints of {run.path}; "
-                                  "rerun `interp measure` or pass --recompute")
-        elif args.measures is not None:
-            raise ConfigError(f"--measures {mdir}: no measures.csv there")
-    _check_writable_dir(args.out, "--out")
-    index = write_report(run, args.out, measures=measures)
+        if args.measures is not None:
+            measures = probes.find_measures(run, [args.measures])
+            if measures is None:
+                raise ConfigError(f"--measures {args.measures}: no measures.json there")
+        else:
+            measures = probes.find_measures(run)
+        if measures is None:
+            print(f"interp report: no saved measures of {run.path} found; computing them now "
+                  f"({len(run.steps)} checkpoints)", file=sys.stderr)
+    out = _report_dir(args.out or Path("report") / run.name)
+    index = write_report(run, out, measures=measures)
     print(f"{index}  ({time.perf_counter() - t0:.1f} s)")
     return 0
 
@@ -213,9 +267,8 @@ def _parse_pairs(text: str) -> list[tuple[int, int]]:
     for item in (s.strip() for s in text.split(";")):
         if not item:
             continue
-        parts = item.split(",")
         try:
-            a, b = (int(x) for x in parts)
+            a, b = (int(x) for x in item.split(","))
         except ValueError:
             raise ConfigError(f"--pairs item {item!r}: expected two integers 'a,b'") from None
         pairs.append((a, b))
@@ -225,20 +278,17 @@ def _parse_pairs(text: str) -> list[tuple[int, int]]:
 
 
 def _cmd_attention(args) -> int:
-    from .checkpoints import Run
+    from .runs import Run
     from .viz.attention import write_attention_page
 
     run = Run(args.run_dir)
     p = run.config.p
     pairs = _parse_pairs(args.pairs) if args.pairs is not None else [(0, 0), (1, 2), (p // 3, p // 2), (p - 1, p // 5)]
-    bad = [pr for pr in pairs if not (0 <= pr[0] < p and 0 <= pr[1] < p)]
-    if bad:
-        raise ConfigError(f"--pairs {bad}: a and b must be in [0, {p}) for this run (p={p})")
     step = run.final_step if args.step is None else args.step
     out: Path = args.out
     if out.is_dir():
         raise ConfigError(f"--out {out}: is a directory; give a file name like attention.html")
-    _check_writable_dir(out.parent if str(out.parent) else Path("."), "--out")
+    prepare_out_dir(out.parent if str(out.parent) else Path("."), "--out")
     model = run.load(step)
     write_attention_page(model, pairs, out, title=f"{run.name} step {step}")
     print(out)

@@ -41,11 +41,25 @@ def is_prime(n: int) -> bool:
     return all(n % d for d in range(3, math.isqrt(n) + 1, 2))
 
 
-@dataclass(frozen=True)
+def check_task_fields(op: Any, p: Any, frac_train: Any, where: str) -> None:
+    """The checks a task's (op, p, frac_train) must pass, shared by :class:`RunConfig` and :class:`interp.Task`."""
+    _check(op in OPS, where, "op", f"must be one of {sorted(OPS)}, got {op!r}")
+    _check(isinstance(p, int) and not isinstance(p, bool), where, "p", f"must be an integer, got {p!r}")
+    _check(p >= 5, where, "p", f"must be at least 5 (two Fourier frequencies), got {p}")
+    _check(is_prime(p), where, "p", f"must be prime (Z_p must be a field), got {p}")
+    _check(isinstance(frac_train, (int, float)) and not isinstance(frac_train, bool) and 0 < frac_train < 1,
+           where, "frac_train", f"must be strictly between 0 and 1, got {frac_train!r}")
+    n_train = int(frac_train * p * p)
+    _check(0 < n_train < p * p, where, "frac_train",
+           f"{frac_train} of {p * p} pairs leaves an empty train or test split")
+
+
+@dataclass(frozen=True, init=False)
 class RunConfig:
     """Task, model, optimiser, schedule and seeds of one run.
 
-    Steps are full-batch optimiser steps (one step = one epoch over the training pairs).
+    Steps are full-batch optimiser steps (one step = one epoch over the training pairs). Fields are
+    keyword-only; an unknown field is a ConfigError naming it.
     """
 
     # task
@@ -75,6 +89,17 @@ class RunConfig:
     stop_test_loss: float | None = None
     name: str = "custom"
 
+    def __init__(self, **values: Any) -> None:
+        fields = dataclasses.fields(self)
+        unknown = sorted(set(values) - {f.name for f in fields})
+        if unknown:
+            raise ConfigError(f"RunConfig has no field(s) {unknown}; its fields are {[f.name for f in fields]}",
+                              field=unknown[0], detail="is not a RunConfig field")
+        for f in fields:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            object.__setattr__(self, f.name, values.get(f.name, default))
+        self.__post_init__()
+
     def __post_init__(self) -> None:
         # Coerce JSON-ish inputs (lists, ints for floats) before validating.
         try:
@@ -83,33 +108,26 @@ class RunConfig:
         except (TypeError, ValueError):
             raise ConfigError("RunConfig.betas must be two numbers and RunConfig.save_steps a list of "
                               f"integers, got betas={self.betas!r}, save_steps={self.save_steps!r}") from None
-        _check(self.op in OPS, "op", f"must be one of {sorted(OPS)}, got {self.op!r}")
-        for name in ("p", "n_layers", "d_model", "n_heads", "d_head", "d_mlp", "n_steps",
+        check_task_fields(self.op, self.p, self.frac_train, "RunConfig")
+        for name in ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "n_steps",
                      "eval_every", "save_every", "data_seed", "model_seed", "warmup_steps"):
             value = getattr(self, name)
-            _check(isinstance(value, int) and not isinstance(value, bool), name,
+            _check_cfg(isinstance(value, int) and not isinstance(value, bool), name,
                    f"must be an integer, got {value!r}")
-        for name in ("p", "n_layers", "d_model", "n_heads", "d_head", "d_mlp", "n_steps", "eval_every"):
-            _check(getattr(self, name) > 0, name, f"must be positive, got {getattr(self, name)}")
+        for name in ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "n_steps", "eval_every"):
+            _check_cfg(getattr(self, name) > 0, name, f"must be positive, got {getattr(self, name)}")
         for name in ("data_seed", "model_seed", "warmup_steps", "save_every"):
-            _check(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
-        _check(self.p >= 5, "p", f"must be at least 5 (two Fourier frequencies), got {self.p}")
-        _check(is_prime(self.p), "p", f"must be prime (Z_p must be a field), got {self.p}")
-        _check(isinstance(self.frac_train, (int, float)) and 0 < self.frac_train < 1, "frac_train",
-               f"must be strictly between 0 and 1, got {self.frac_train!r}")
-        n_train = int(self.frac_train * self.p * self.p)
-        _check(0 < n_train < self.p * self.p, "frac_train",
-               f"{self.frac_train} of {self.p * self.p} pairs leaves an empty train or test split")
-        _check(self.act_fn in ACT_FNS, "act_fn", f"must be one of {ACT_FNS}, got {self.act_fn!r}")
-        _check(self.lr > 0, "lr", f"must be positive, got {self.lr}")
-        _check(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
-        _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas",
+            _check_cfg(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
+        _check_cfg(self.act_fn in ACT_FNS, "act_fn", f"must be one of {ACT_FNS}, got {self.act_fn!r}")
+        _check_cfg(self.lr > 0, "lr", f"must be positive, got {self.lr}")
+        _check_cfg(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
+        _check_cfg(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas",
                f"must be two numbers in [0, 1), got {self.betas}")
-        _check(self.eps > 0, "eps", f"must be positive, got {self.eps}")
-        _check(all(s >= 0 for s in self.save_steps), "save_steps", "must be steps >= 0")
-        _check(self.stop_test_loss is None or self.stop_test_loss > 0, "stop_test_loss",
+        _check_cfg(self.eps > 0, "eps", f"must be positive, got {self.eps}")
+        _check_cfg(all(s >= 0 for s in self.save_steps), "save_steps", "must be steps >= 0")
+        _check_cfg(self.stop_test_loss is None or self.stop_test_loss > 0, "stop_test_loss",
                f"must be positive or null, got {self.stop_test_loss}")
-        _check(isinstance(self.name, str) and self.name != "", "name", "must be a non-empty string")
+        _check_cfg(isinstance(self.name, str) and self.name != "", "name", "must be a non-empty string")
 
     # Derived sizes: properties, never stored, so they always follow p.
     @property
@@ -160,9 +178,13 @@ class RunConfig:
             raise ConfigError(f"{where}: {e}") from None
 
 
-def _check(ok: bool, fieldname: str, message: str) -> None:
+def _check(ok: bool, where: str, fieldname: str, message: str) -> None:
     if not ok:
-        raise ConfigError(f"RunConfig.{fieldname} {message}")
+        raise ConfigError(f"{where}.{fieldname} {message}", field=fieldname, detail=message)
+
+
+def _check_cfg(ok: bool, fieldname: str, message: str) -> None:
+    _check(ok, "RunConfig", fieldname, message)
 
 
 @dataclass(frozen=True)
@@ -173,8 +195,15 @@ class Preset:
     config: RunConfig = field(repr=False)
 
 
+# The checkpoint schedule of the shipped nanda2023 run: dense where the phases change, 50 checkpoints (~46 MB).
+NANDA2023_SAVE_STEPS = "0-1000:100,1200-3000:300,3500-9000:500,9000-15000:400,16000-20000:1000"
+
+
 def _presets() -> dict[str, Preset]:
-    nanda = RunConfig(name="nanda2023")  # the defaults are the paper's run (REFERENCE.md section 1)
+    # The paper's run (RunConfig's defaults), trained for 20k steps (cleanup ends near 10k on seed 0) with the
+    # shipped run's thinned checkpoint schedule, so a default run takes ~46 MB, not the ~365 MB of a checkpoint
+    # every 100 of 40k steps.
+    nanda = RunConfig(name="nanda2023", n_steps=20_000, save_every=0, save_steps=parse_steps(NANDA2023_SAVE_STEPS))
     # Found by experiment (see README): a small model, more data and a faster lr so that the whole
     # memorise -> circuit -> cleanup story plays out in about a minute on 2 CPU cores.
     small = RunConfig(name="small", p=53, frac_train=0.4, d_model=64, n_heads=4, d_head=16,
@@ -184,16 +213,15 @@ def _presets() -> dict[str, Preset]:
                      d_mlp=64, lr=3e-3, weight_decay=1.0, n_steps=200, save_every=50,
                      eval_every=10)
     return {
-        "nanda2023": Preset("nanda2023", "the paper's run: a + b mod 113, 30% data, 1-layer d_model 128",
-                            "~15 min to grok (9k steps), ~30 min for the shipped 20k", nanda),
+        "nanda2023": Preset("nanda2023", "the paper's run: a + b mod 113, 30% data, 1-layer d_model 128, 20k steps",
+                            "~15 min to grok (9k steps), ~30-55 min for 20k", nanda),
         "small": Preset("small", "a + b mod 53, 40% data, d_model 64: groks on a laptop CPU",
                         "~1 min", small),
         "tiny": Preset("tiny", "a + b mod 23, smoke tests and examples (does not grok)",
-                       "~2 s", tiny),
+                       "~7 s with start-up", tiny),
     }
 
 
-PRESETS: dict[str, Preset] = _presets()
 
 
 def preset_names() -> list[str]:
@@ -236,3 +264,6 @@ def parse_steps(spec: str) -> tuple[int, ...]:
             raise ConfigError(f"bad step list item {part!r} in {spec!r}: use steps (e.g. 500) or ranges "
                               "START-END:EVERY (e.g. 0-2000:100), separated by commas") from None
     return tuple(sorted(steps))
+
+
+PRESETS: dict[str, Preset] = _presets()

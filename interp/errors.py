@@ -14,6 +14,8 @@ __all__ = [
     "CheckpointError",
     "RunLockedError",
     "ProbeError",
+    "TrainingError",
+    "FigureError",
 ]
 
 
@@ -22,7 +24,16 @@ class InterpError(Exception):
 
 
 class ConfigError(InterpError, ValueError):
-    """A configuration value or command-line argument is invalid (names the field)."""
+    """A configuration value or argument is invalid (names the field).
+
+    ``field`` is the library's name of the offending field or parameter (e.g. ``"stop_test_loss"``) and
+    ``detail`` what is wrong with it, so the CLI can restate the error in terms of its own flags.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, detail: str | None = None):
+        super().__init__(message)
+        self.field = field
+        self.detail = detail
 
 
 class RunFormatError(InterpError):
@@ -39,3 +50,11 @@ class RunLockedError(InterpError):
 
 class ProbeError(InterpError, ValueError):
     """A progress measure was asked for something it cannot compute (empty key set, bad split, ...)."""
+
+
+class TrainingError(InterpError):
+    """Training cannot go on (the loss diverged, ...): the run is recorded as failed."""
+
+
+class FigureError(InterpError, ValueError):
+    """A figure was given data it cannot draw (a DataFrame without the columns it plots, wrong shapes, ...)."""

@@ -1,12 +1,14 @@
-"""Build the paper's model as a TransformerLens HookedTransformer, and its exact fast training forward.
+"""Build the paper's model as a TransformerLens HookedTransformer; its loss; and the training forward.
 
 The model *is* a ``HookedTransformer``, so ``model.run_with_cache(tokens)`` gives every activation
 under the usual names (``blocks.0.mlp.hook_post``, ``blocks.0.attn.hook_pattern``, ...).
-For training we only need the logits at the last position; in a 1-layer model those depend on
-the last position's query, every position's key and value, and the last position's MLP and
-unembed. :func:`last_position_logits` computes exactly that on the model's own parameters
-(about a third of the work of ``model(tokens)[:, -1]``), and falls back to the full model for any
-architecture it does not cover.
+
+Training only needs the logits at the last position; in a 1-layer model those depend on the last
+position's query, every position's key and value, and the last position's MLP and unembed.
+:func:`training_logits` computes exactly that on the model's own parameters (about a third of the work
+of ``model(tokens)[:, -1]``). It is a private training detail: it bypasses TransformerLens' HookPoints,
+so on a model with any hook attached (or an architecture it does not cover) it runs the model's own
+forward instead. Measures never use it (:mod:`interp.probes` always runs the hooked forward).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import einops
 import torch
 import torch.nn.functional as F
 
@@ -24,8 +27,8 @@ __all__ = [
     "build_model",
     "model_from_kwargs",
     "frozen_parameter_names",
-    "supports_fast_forward",
-    "last_position_logits",
+    "float64_cross_entropy",
+    "has_hooks",
 ]
 
 # The paper's model has no attention biases and no unembed bias; TransformerLens always creates
@@ -95,8 +98,39 @@ def freeze_biases(model) -> None:
                 param.requires_grad_(False)
 
 
-def supports_fast_forward(model) -> bool:
-    """True when :func:`last_position_logits` can compute the logits exactly without the full model."""
+def float64_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy with the log-softmax in float64 (the training loss and every measured loss).
+
+    logits: (batch, classes), labels: (batch,). In float32 the loss floors near 1e-7 and training spikes.
+    """
+    logprobs = logits.to(torch.float64).log_softmax(dim=-1)
+    return -logprobs.gather(-1, labels.unsqueeze(-1)).mean()
+
+
+def has_hooks(model) -> bool:
+    """True when any forward or backward hook is attached to the model or any of its modules
+    (TransformerLens ``add_hook``, ``model.hooks(...)``, ``run_with_hooks`` and plain torch hooks), or globally."""
+    from torch.nn.modules import module as torch_module
+
+    if (torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks
+            or torch_module._global_backward_hooks):
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks
+               or getattr(m, "_backward_pre_hooks", None) for m in model.modules())
+
+
+def training_logits(model, tokens: torch.Tensor) -> torch.Tensor:
+    """Logits at the last position, ``(batch, d_vocab_out)``: exactly ``model(tokens)[:, -1]``.
+
+    The fast path when the architecture allows it and no hook is attached; the model's own forward otherwise.
+    """
+    if has_hooks(model) or not _supports_fast_forward(model):
+        return model(tokens)[:, -1]
+    return _fast_last_position_logits(model, tokens)
+
+
+def _supports_fast_forward(model) -> bool:
+    """True when :func:`_fast_last_position_logits` computes the logits exactly without the full model."""
     c = model.cfg
     return (
         c.n_layers == 1
@@ -122,25 +156,22 @@ def _bias(x: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return x + b
 
 
-def last_position_logits(model, tokens: torch.Tensor) -> torch.Tensor:
-    """Logits at the last position, ``(batch, d_vocab_out)``; equals ``model(tokens)[:, -1]``.
+def _fast_last_position_logits(model, tokens: torch.Tensor) -> torch.Tensor:
+    """``model(tokens)[:, -1]`` for a 1-layer model with no LayerNorm, without its HookPoints.
 
     tokens: (batch, n_ctx) long. Differentiable with respect to the model's parameters.
-    For a 1-layer model with no LayerNorm this runs the last position's query, MLP and unembed only, and
-    computes queries, keys and values once per (vocab token, position) and looks them up per row
-    (an embedding lookup), instead of once per row and position.
+    Runs the last position's query, MLP and unembed only, and computes queries, keys and values once
+    per (vocab token, position) and looks them up per row (an embedding lookup), instead of once per
+    row and position.
     """
-    if not supports_fast_forward(model):
-        return model(tokens)[:, -1]
     attn, mlp = model.blocks[0].attn, model.blocks[0].mlp
     batch, n_ctx = tokens.shape
     W_E, W_pos = model.embed.W_E, model.pos_embed.W_pos
     d_model = W_E.shape[1]
     n_heads, d_head = attn.W_Q.shape[0], attn.W_Q.shape[2]
-    # (head, d_model, d_head) -> (d_model, head * d_head): all heads in one matmul
-    W_K = attn.W_K.permute(1, 0, 2).reshape(d_model, n_heads * d_head)
-    W_V = attn.W_V.permute(1, 0, 2).reshape(d_model, n_heads * d_head)
-    W_Q = attn.W_Q.permute(1, 0, 2).reshape(d_model, n_heads * d_head)
+    # all heads in one matmul
+    W_K, W_V, W_Q = (einops.rearrange(W, "head d_model d_head -> d_model (head d_head)")
+                     for W in (attn.W_K, attn.W_V, attn.W_Q))
     keys, values = [], []
     for pos in range(n_ctx):
         table = W_E + W_pos[pos]  # residual stream before the block, for every token at this position

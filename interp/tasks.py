@@ -15,10 +15,12 @@ from functools import cached_property
 
 import torch
 
-from .config import OPS, RunConfig, is_prime
+from .config import RunConfig, check_task_fields
 from .errors import ConfigError
 
-__all__ = ["Task"]
+__all__ = ["Task", "SPLITS"]
+
+SPLITS = ("all", "train", "test")
 
 
 @dataclass(frozen=True)
@@ -34,22 +36,19 @@ class Task:
     explicit_train: tuple[int, ...] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.op not in OPS:
-            raise ConfigError(f"Task.op must be one of {sorted(OPS)}, got {self.op!r}")
-        if not (isinstance(self.p, int) and self.p >= 5 and is_prime(self.p)):
-            raise ConfigError(f"Task.p must be a prime >= 5, got {self.p!r}")
-        if not 0 < self.frac_train < 1 or not 0 < int(self.frac_train * self.p**2) < self.p**2:
-            raise ConfigError(f"Task.frac_train must leave non-empty train and test splits, got {self.frac_train!r}")
+        check_task_fields(self.op, self.p, self.frac_train, "Task")
         if self.explicit_train is not None:
             idx = self.explicit_train
             if len(idx) != self.n_train or len(set(idx)) != len(idx) or not all(
                     0 <= i < self.n_pairs for i in idx):
                 raise ConfigError(f"Task.explicit_train must be {self.n_train} distinct pair indices "
-                                  f"in [0, {self.n_pairs}), got {len(idx)} entries")
+                                  f"in [0, {self.n_pairs}), got {len(idx)} entries", field="explicit_train",
+                                  detail=f"must be {self.n_train} distinct pair indices in [0, {self.n_pairs})")
 
     @classmethod
-    def from_config(cls, cfg: RunConfig) -> "Task":
-        return cls(op=cfg.op, p=cfg.p, frac_train=cfg.frac_train, seed=cfg.data_seed)
+    def from_config(cls, cfg: RunConfig, explicit_train: tuple[int, ...] | None = None) -> "Task":
+        """The task of a run's config; ``explicit_train``: the recorded training pairs (split.json), if any."""
+        return cls(op=cfg.op, p=cfg.p, frac_train=cfg.frac_train, seed=cfg.data_seed, explicit_train=explicit_train)
 
     @property
     def eq_token(self) -> int:
@@ -117,4 +116,5 @@ class Task:
             return self.test_idx
         if split == "all":
             return torch.arange(self.n_pairs)
-        raise ConfigError(f"split must be 'train', 'test' or 'all', got {split!r}")
+        raise ConfigError(f"split must be one of {list(SPLITS)}, got {split!r}", field="split",
+                          detail=f"must be one of {list(SPLITS)}, got {split!r}")

@@ -1,4 +1,5 @@
-"""Full-batch training with checkpoints and exact resume.
+"""Full-batch training with checkpoints and exact resume. This module only trains; the run directory it
+writes is :mod:`interp.runs`.
 
 Step semantics: "step t" is the model after t optimiser updates (one update per epoch over all
 training pairs). Row t of metrics.csv holds the train loss/accuracy of that model (and its test
@@ -7,42 +8,33 @@ holds its weights. Step 0 is the initialisation.
 
 The learning rate follows the paper's code: ``lr * min(t / warmup_steps, 1)`` for the update
 from step t to t+1 (so the very first update has learning rate 0). The loss is cross-entropy with
-the log-softmax taken in float64 (in float32 it floors near 1e-7 and causes loss spikes).
+the log-softmax taken in float64 (:func:`interp.model.float64_cross_entropy`).
 Everything is deterministic on CPU, which is what makes resumed runs bit-identical.
+
+A run that stops for any reason records it in run.json (``interrupted`` on Ctrl-C, ``failed`` with the error
+otherwise; a SIGKILL is recognised when the run is opened, by its lock) and can be continued with
+``interp train --out RUN --resume``.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import math
-import os
-import platform
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from .checkpoints import (
-    FORMAT,
-    FORMAT_VERSION,
-    Run,
-    RunLock,
-    atomic_write_text,
-    checkpoint_name,
-    format_metrics_csv,
-    parse_metrics_csv,
-    read_safetensors,
-    save_tensors,
-)
-from .config import RunConfig
-from .errors import ConfigError, RunFormatError
-from .model import build_model, frozen_parameter_names, hooked_config_kwargs, last_position_logits
+from .config import RunConfig, preset_names
+from .errors import ConfigError, RunFormatError, TrainingError
+from .files import prepare_out_dir
+from .model import build_model, float64_cross_entropy, frozen_parameter_names, hooked_config_kwargs, training_logits
+from .progress import Progress
+from .runs import RUN_JSON, Run, RunLock, remove_stale_temporaries
 from .tasks import Task
 
-__all__ = ["train", "checkpoint_steps", "float64_cross_entropy", "PROTOCOL"]
+__all__ = ["train", "checkpoint_steps", "PROTOCOL", "RESUME_EVERY"]
 
-RESUME_FILE = "resume.safetensors"
 RESUME_EVERY = 100  # resume state is refreshed at least this often (and at every checkpoint)
 
 PROTOCOL = {
@@ -55,12 +47,6 @@ PROTOCOL = {
 }
 
 
-def float64_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy with the log-softmax in float64. logits: (batch, classes), labels: (batch,)."""
-    logprobs = logits.to(torch.float64).log_softmax(dim=-1)
-    return -logprobs.gather(-1, labels.unsqueeze(-1)).mean()
-
-
 def checkpoint_steps(cfg: RunConfig) -> set[int]:
     """Steps that get a checkpoint file: 0, every ``save_every``, the explicit ``save_steps``, the last step."""
     steps = {0, cfg.n_steps}
@@ -70,54 +56,16 @@ def checkpoint_steps(cfg: RunConfig) -> set[int]:
     return steps
 
 
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for pkg in ("interp", "torch", "transformer-lens", "safetensors", "einops"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = "unknown"
-    return out
-
-
-def _run_meta(cfg: RunConfig, model, device: str, status: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "name": cfg.name,
-        "config": cfg.to_dict(),
-        "seeds": {"data_seed": cfg.data_seed, "model_seed": cfg.model_seed},
-        "hooked_transformer_config": {**hooked_config_kwargs(cfg, "cpu")},
-        "frozen_parameters": frozen_parameter_names(model),
-        "protocol": PROTOCOL,
-        "versions": _versions(),
-        "trained_on": device,
-        "status": status,
-    }
-
-
-def _check_device(device: str) -> str:
+def check_device(device: str) -> str:
     if device == "cpu":
         return device
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ConfigError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+            raise ConfigError(f"device {device!r}: CUDA is not available on this machine; use 'cpu'",
+                              field="device", detail=f"{device!r}: CUDA is not available on this machine")
         return device
-    raise ConfigError(f"--device must be 'cpu' or 'cuda', got {device!r}")
-
-
-def prepare_out_dir(out: Path, flag: str = "--out") -> None:
-    """Create ``out`` if needed and check it is a writable directory, before any work is done."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{flag} {out}: exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"{flag} {out}: cannot create directory ({e.strerror})") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise ConfigError(f"{flag} {out}: directory is not writable")
+    raise ConfigError(f"device must be 'cpu' or 'cuda', got {device!r}", field="device",
+                      detail=f"must be 'cpu' or 'cuda', got {device!r}")
 
 
 def train(
@@ -137,184 +85,194 @@ def train(
     A directory that already holds a run is never overwritten without ``resume``.
     """
     out = Path(out_dir)
-    device = _check_device(device)
-    prepare_out_dir(out)
+    device = check_device(device)
+    if resume and not (out / RUN_JSON).is_file():
+        # checked before anything is created, so a mistyped directory leaves nothing behind
+        hint = (f"start it with `interp train --preset {cfg.name} --out {out}`" if cfg is not None and cfg.name
+                in preset_names() else f"start one with `interp train --preset NAME --out {out}`")
+        raise ConfigError(f"out_dir {out}: there is no run to resume (no {RUN_JSON}); {hint}", field="out_dir",
+                          detail=f"{out}: there is no run to resume (no {RUN_JSON}); {hint}")
+    prepare_out_dir(out, "out_dir")
     with RunLock(out):
-        _remove_stale_temporaries(out)
+        remove_stale_temporaries(out)
         if resume:
-            cfg, state = _load_resume(out, cfg, n_steps)
+            run, state = _open_for_resume(out, cfg, n_steps)
         else:
-            if (out / "run.json").exists():
-                raise ConfigError(f"--out {out}: already holds a run (run.json); pass --resume to continue it "
-                                  "or choose another directory")
+            if (out / RUN_JSON).exists():
+                raise ConfigError(f"out_dir {out}: already holds a run ({RUN_JSON}); resume it or choose another "
+                                  "directory", field="out_dir",
+                                  detail=f"{out}: already holds a run ({RUN_JSON}); add --resume to continue it "
+                                         "or choose another directory")
             if cfg is None:
-                raise ConfigError("train: a RunConfig is needed for a new run")
+                raise ConfigError("train: a RunConfig is needed for a new run", field="cfg",
+                                  detail="a preset is needed for a new run")
+            run, state = None, None
             if n_steps is not None:
                 cfg = cfg.replace(n_steps=n_steps)
-            state = None
-        return _train_loop(cfg, out, device, state, progress, on_step)
+        return _Trainer(run.config if run else cfg, out, device, run, state).run(progress, on_step)
 
 
-def _remove_stale_temporaries(out: Path) -> None:
-    """Temporary files of a killed writer (never renamed into place, so never read) are removed."""
-    for f in out.iterdir():
-        if f.name.startswith(".") and f.name.endswith(".tmp"):
-            f.unlink(missing_ok=True)
-
-
-def _load_resume(out: Path, cfg: RunConfig | None, n_steps: int | None):
+def _open_for_resume(out: Path, cfg: RunConfig | None, n_steps: int | None) -> tuple[Run, dict | None]:
     run = Run(out)
     if cfg is not None and cfg.replace(n_steps=run.config.n_steps) != run.config:
         given, recorded = cfg.to_dict(), run.config.to_dict()
         diff = sorted(k for k in given if k != "n_steps" and given[k] != recorded[k])
-        raise ConfigError(f"{out / 'run.json'}: the run was recorded with different {', '.join(diff)}; "
-                          "resume continues the recorded config (only --steps may change)")
-    run_cfg = run.config
-    resume_path = out / RESUME_FILE
-    if not resume_path.exists():
-        if run.meta.get("status") == {"state": "running", "step": 0}:
-            return run_cfg if n_steps is None else run_cfg.replace(n_steps=n_steps), None  # killed before step 0 was saved
-        raise RunFormatError(f"{resume_path}: no resume state in this run (it may have been thinned for shipping)")
-    tensors, meta = read_safetensors(resume_path)
-    try:
-        step = int(meta["step"])
-    except (KeyError, ValueError):
-        raise RunFormatError(f"{resume_path}: metadata has no valid 'step'") from None
+        raise ConfigError(f"{out / RUN_JSON}: the run was recorded with different {', '.join(diff)}; "
+                          "resume continues the recorded config (only the number of steps may change)")
+    saved = run.read_resume()
+    step = 0 if saved is None else saved[0]
     if n_steps is not None:
         if n_steps < step:
-            raise ConfigError(f"--steps {n_steps}: the run is already at step {step}")
-        run_cfg = run_cfg.replace(n_steps=n_steps)
-    rows = [r for r in parse_metrics_csv(out / "metrics.csv") if r["step"] <= step]
-    if not rows or rows[-1]["step"] != step:
-        raise RunFormatError(f"{out / 'metrics.csv'}: has no row for the resume step {step}")
-    return run_cfg, {"step": step, "tensors": tensors, "rows": rows, "meta": meta}
+            raise ConfigError(f"n_steps {n_steps}: the run is already at step {step}", field="n_steps",
+                              detail=f"{n_steps}: the run is already at step {step}")
+        run.config = run.config.replace(n_steps=n_steps)
+    if saved is None:
+        return run, None
+    return run, {"step": step, "tensors": saved[1], "rows": saved[2]}
 
 
-def _train_loop(cfg: RunConfig, out: Path, device: str, state: dict | None, progress: bool,
-                on_step: Callable | None) -> Run:
-    task = Task.from_config(cfg)
-    model = build_model(cfg, device)
-    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    opt = torch.optim.AdamW(params.values(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
-                            weight_decay=cfg.weight_decay)
+@dataclass
+class _Data:
+    train_tokens: torch.Tensor
+    train_labels: torch.Tensor
+    test_tokens: torch.Tensor
+    test_labels: torch.Tensor
 
-    tokens = task.tokens().to(device)
-    labels = task.labels().to(device)
-    train_idx, test_idx = task.train_idx.to(device), task.test_idx.to(device)
-    train_tokens, train_labels = tokens[train_idx], labels[train_idx]
-    test_tokens, test_labels = tokens[test_idx], labels[test_idx]
 
-    if state is None:
-        start, rows = 0, []
-        atomic_write_text(out / "split.json", json.dumps({
-            "p": cfg.p, "op": cfg.op, "frac_train": cfg.frac_train, "data_seed": cfg.data_seed,
-            "pair_index": "a * p + b", "train": task.train_idx.tolist(), "test": task.test_idx.tolist(),
-        }))
-        _write_run_json(out, cfg, model, device, {"state": "running", "step": 0})
-    else:
-        start, rows = state["step"], state["rows"]
-        _restore(model, opt, params, state["tensors"], out / RESUME_FILE)
-        for f in os.listdir(out):  # checkpoints past the resume point get rewritten, identically
-            if f.startswith("step_") and f.endswith(".safetensors") and int(f[5:-12]) > start:
-                os.unlink(out / f)
-        _write_run_json(out, cfg, model, device, {"state": "running", "step": start})
+class _Trainer:
+    """One training run as named steps: evaluate, record, save, optimiser step."""
 
-    save_at = checkpoint_steps(cfg)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    def __init__(self, cfg: RunConfig, out: Path, device: str, run: Run | None, state: dict | None):
+        self.cfg, self.out, self.device = cfg, out, device
+        self.model = build_model(cfg, device)
+        self.params = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+        self.opt = torch.optim.AdamW(self.params.values(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
+                                     weight_decay=cfg.weight_decay)
+        task = run.task if run is not None else Task.from_config(cfg)
+        tokens, labels = task.tokens().to(device), task.labels().to(device)
+        train_idx, test_idx = task.train_idx.to(device), task.test_idx.to(device)
+        self.data = _Data(tokens[train_idx], labels[train_idx], tokens[test_idx], labels[test_idx])
+        self.save_at = checkpoint_steps(cfg)
+        self.saved_step = 0
+        if state is None:
+            if run is None:
+                run = Run.create(out, cfg, task, hooked_config=hooked_config_kwargs(cfg, "cpu"),
+                                 frozen_parameters=frozen_parameter_names(self.model), device=device,
+                                 protocol=PROTOCOL)
+            self.start, self.rows = 0, []
+        else:
+            self.start, self.rows = state["step"], state["rows"]
+            self._restore(state["tensors"], out / "resume.safetensors")
+            run.discard_checkpoints_after(self.start)
+            self.saved_step = self.start
+        self.run_dir = run
+        run.write_status("running", self.start, config=cfg)
 
-        bar = tqdm(total=cfg.n_steps, initial=start, desc=f"train {cfg.name}", unit="step",
-                   dynamic_ncols=True, mininterval=0.5)
-    last_test = math.nan
-    status = "complete"
-    t = start
-    try:
-        for t in range(start, cfg.n_steps + 1):
-            final = t == cfg.n_steps
-            with torch.set_grad_enabled(not final):
-                logits = last_position_logits(model, train_tokens)
-                loss = float64_cross_entropy(logits, train_labels)
-            row: dict[str, Any] = {"step": t, "train_loss": loss.item(),
-                                   "train_acc": (logits.argmax(-1) == train_labels).float().mean().item(),
-                                   "test_loss": None, "test_acc": None}
-            stop = False
-            if t % cfg.eval_every == 0 or final:
-                with torch.no_grad():
-                    test_logits = last_position_logits(model, test_tokens)
-                    row["test_loss"] = float64_cross_entropy(test_logits, test_labels).item()
-                    row["test_acc"] = (test_logits.argmax(-1) == test_labels).float().mean().item()
-                last_test = row["test_loss"]
-                if cfg.stop_test_loss is not None and last_test < cfg.stop_test_loss and not final:
-                    stop, status = True, "stopped_early"
-            if not math.isfinite(row["train_loss"]):
-                raise RunFormatError(f"training diverged at step {t}: train loss is {row['train_loss']}")
-            if len(rows) and rows[-1]["step"] == t:  # the resume step's row is recomputed, identically
-                rows[-1] = row
-            else:
-                rows.append(row)
-            if on_step is not None:
-                on_step(t, row)
+    # -- the loop --------------------------------------------------------------------------------
 
-            if t in save_at or stop:
-                save_tensors(out / checkpoint_name(t), model.state_dict())
-            if t in save_at or stop or t % RESUME_EVERY == 0:
-                atomic_write_text(out / "metrics.csv", format_metrics_csv(rows))
-                _save_resume(out, model, opt, params, t)
-            if bar is not None:
-                bar.update(0 if t == start else 1)
-                if row["test_loss"] is not None:
-                    bar.set_postfix(train=f"{row['train_loss']:.2e}", test=f"{last_test:.2e}", refresh=False)
-            if final or stop:
-                break
-
-            lr = cfg.lr * min(t / cfg.warmup_steps, 1.0) if cfg.warmup_steps else cfg.lr
-            for group in opt.param_groups:
-                group["lr"] = lr
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    finally:
-        if bar is not None:
+    def run(self, progress: bool, on_step: Callable | None) -> Run:
+        cfg = self.cfg
+        bar = Progress(cfg.n_steps, f"train {cfg.name}", "step", initial=self.start, enabled=progress)
+        if self.start:
+            bar.note(f"resuming {self.out} from step {self.start} of {cfg.n_steps}")
+        t, state = self.start, "complete"
+        try:
+            for t in range(self.start, cfg.n_steps + 1):
+                final = t == cfg.n_steps
+                loss, row = self.evaluate(t, final)
+                stop = (row["test_loss"] is not None and cfg.stop_test_loss is not None
+                        and row["test_loss"] < cfg.stop_test_loss and not final)
+                self.record(row, on_step)
+                self.save(t, force=stop)
+                bar.update(t, row)
+                if final or stop:
+                    state = "stopped_early" if stop else "complete"
+                    break
+                self.optimiser_step(t, loss)
+        except KeyboardInterrupt:
+            self.run_dir.write_status("interrupted", self.saved_step)
             bar.close()
-    _write_run_json(out, cfg, model, device, {"state": status, "step": t})
-    return Run(out)
+            raise
+        except Exception as e:
+            self.run_dir.write_status("failed", self.saved_step, error=" ".join(str(e).split())[:300])
+            bar.close()
+            raise
+        bar.close()
+        self.run_dir.write_status(state, t)
+        return Run(self.out)
 
+    def evaluate(self, t: int, final: bool) -> tuple[torch.Tensor, dict[str, Any]]:
+        """The train loss (with gradients, unless final) and this step's metrics row (test every eval_every)."""
+        d = self.data
+        with torch.set_grad_enabled(not final):
+            logits = training_logits(self.model, d.train_tokens)
+            loss = float64_cross_entropy(logits, d.train_labels)
+        row: dict[str, Any] = {"step": t, "train_loss": loss.item(),
+                               "train_acc": (logits.argmax(-1) == d.train_labels).float().mean().item(),
+                               "test_loss": None, "test_acc": None}
+        if not math.isfinite(row["train_loss"]):
+            raise TrainingError(f"training diverged at step {t}: train loss is {row['train_loss']}")
+        if t % self.cfg.eval_every == 0 or final:
+            with torch.no_grad():
+                test_logits = training_logits(self.model, d.test_tokens)
+                row["test_loss"] = float64_cross_entropy(test_logits, d.test_labels).item()
+                row["test_acc"] = (test_logits.argmax(-1) == d.test_labels).float().mean().item()
+        return loss, row
 
-def _write_run_json(out: Path, cfg: RunConfig, model, device: str, status: dict[str, Any]) -> None:
-    meta = _run_meta(cfg, model, device, status)
-    meta["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    atomic_write_text(out / "run.json", json.dumps(meta, indent=2) + "\n")
+    def record(self, row: dict[str, Any], on_step: Callable | None) -> None:
+        if self.rows and self.rows[-1]["step"] == row["step"]:  # the resume step's row is recomputed, identically
+            self.rows[-1] = row
+        else:
+            self.rows.append(row)
+        if on_step is not None:
+            on_step(row["step"], row)
 
+    def save(self, t: int, force: bool = False) -> None:
+        """Checkpoint at the scheduled steps; metrics and resume state at those and every RESUME_EVERY steps."""
+        if t in self.save_at or force:
+            self.run_dir.save_checkpoint(t, self.model.state_dict())
+        if t in self.save_at or force or t % RESUME_EVERY == 0:
+            self.run_dir.write_metrics(self.rows)
+            self.run_dir.save_resume(t, self._resume_tensors())
+            self.saved_step = t
 
-def _save_resume(out: Path, model, opt: torch.optim.Optimizer, params: dict[str, torch.nn.Parameter], step: int) -> None:
-    """Model and AdamW state in one file, so they can never disagree about the step."""
-    tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in model.state_dict().items()}
-    for name, p in params.items():
-        st = opt.state.get(p, {})
-        for key in ("exp_avg", "exp_avg_sq"):
-            if key in st:
-                tensors[f"optim.{name}.{key}"] = st[key]
-        if "step" in st:
-            tensors[f"optim.{name}.step"] = torch.as_tensor(st["step"]).reshape(1).to(torch.float32)
-    save_tensors(out / RESUME_FILE, tensors, metadata={"step": str(step), "format": "interp-resume-1"})
+    def optimiser_step(self, t: int, loss: torch.Tensor) -> None:
+        cfg = self.cfg
+        lr = cfg.lr * min(t / cfg.warmup_steps, 1.0) if cfg.warmup_steps else cfg.lr
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
 
+    # -- resume state -------------------------------------------------------------------------------
 
-def _restore(model, opt: torch.optim.Optimizer, params: dict[str, torch.nn.Parameter],
-             tensors: dict[str, torch.Tensor], path: Path) -> None:
-    sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    missing = set(model.state_dict()) - set(sd)
-    if missing:
-        raise RunFormatError(f"{path}: resume state lacks model tensors {sorted(missing)[:3]}")
-    try:
-        model.load_state_dict(sd)
-    except RuntimeError as e:
-        raise RunFormatError(f"{path}: resume state does not fit the run's model ({str(e).splitlines()[0]})") from None
-    for name, p in params.items():
-        if f"optim.{name}.exp_avg" not in tensors:
-            continue  # no update yet: AdamW state starts empty, as in a fresh run
-        opt.state[p] = {
-            "step": tensors[f"optim.{name}.step"].reshape(()).clone(),
-            "exp_avg": tensors[f"optim.{name}.exp_avg"].clone().to(p.device),
-            "exp_avg_sq": tensors[f"optim.{name}.exp_avg_sq"].clone().to(p.device),
-        }
+    def _resume_tensors(self) -> dict[str, torch.Tensor]:
+        tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        for name, p in self.params.items():
+            st = self.opt.state.get(p, {})
+            for key in ("exp_avg", "exp_avg_sq"):
+                if key in st:
+                    tensors[f"optim.{name}.{key}"] = st[key]
+            if "step" in st:
+                tensors[f"optim.{name}.step"] = torch.as_tensor(st["step"]).reshape(1).to(torch.float32)
+        return tensors
+
+    def _restore(self, tensors: dict[str, torch.Tensor], path: Path) -> None:
+        sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        missing = set(self.model.state_dict()) - set(sd)
+        if missing:
+            raise RunFormatError(f"{path}: resume state lacks model tensors {sorted(missing)[:3]}")
+        try:
+            self.model.load_state_dict(sd)
+        except RuntimeError as e:
+            raise RunFormatError(f"{path}: resume state does not fit the run's model "
+                                 f"({str(e).splitlines()[0]})") from None
+        for name, p in self.params.items():
+            if f"optim.{name}.exp_avg" not in tensors:
+                continue  # no update yet: AdamW state starts empty, as in a fresh run
+            self.opt.state[p] = {
+                "step": tensors[f"optim.{name}.step"].reshape(()).clone(),
+                "exp_avg": tensors[f"optim.{name}.exp_avg"].clone().to(p.device),
+                "exp_avg_sq": tensors[f"optim.{name}.exp_avg_sq"].clone().to(p.device),
+            }

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from interp.checkpoints import Run
+from interp.runs import Run
 from interp.config import preset
 from interp.errors import CheckpointError, InterpError, RunFormatError
 from interp.train import train

@@ -17,31 +17,38 @@ def run():
 
 
 @pytest.fixture(scope="module")
-def df():
+def measures():
     return probes.load_measures(MEASURES)
+
+
+@pytest.fixture(scope="module")
+def df(measures):
+    return measures.df
 
 
 def test_shipped_run_is_the_paper_setup_and_fits_the_budget(run):
     cfg = run.config
     assert (cfg.p, cfg.frac_train, cfg.d_model, cfg.d_mlp, cfg.weight_decay, cfg.lr) == (113, 0.3, 128, 512, 1.0, 1e-3)
-    assert run.meta["status"] == {"state": "complete", "step": cfg.n_steps}
+    assert run.meta["status"] == {"state": "complete", "step": cfg.n_steps, "n_steps": cfg.n_steps}
+    assert run.finished and run.state == "complete"
     assert sum(f.stat().st_size for f in RUN.iterdir()) < 64 * 2**20
     assert list(run.metrics.step) == list(range(cfg.n_steps + 1))  # the full loss curve
 
 
 @pytest.mark.parametrize("pick", [0, 14, 27, -1])
-def test_committed_rows_are_recomputed_from_the_checkpoints(run, df, pick):
+def test_committed_rows_are_recomputed_from_the_checkpoints(run, measures, df, pick):
     row = df.iloc[pick]
-    fresh = probes.measure_model(run.load(int(row.step)), run.task, df.attrs["key_frequencies"])
+    fresh = probes.measure_model(run.load(int(row.step)), run.task, measures.key_frequencies)
     for name in ("train_loss", "test_loss", "restricted_loss", "excluded_loss", "gini_W_E", "gini_W_L",
                  "sum_sq_weights", "test_acc"):
         assert fresh[name] == pytest.approx(row[name], rel=1e-5, abs=1e-12), name
     assert list(df.step) == run.steps
-    assert df.attrs["key_frequencies"] == probes.key_frequencies(run.load(run.final_step), run.task)
+    assert measures.key_frequencies == probes.key_frequencies(run.load(run.final_step), run.task)
+    assert measures.belongs_to(run) and probes.find_measures(run) is not None
 
 
-def test_the_run_tells_the_papers_story(run, df):
-    """REFERENCE.md section 4, checked on this run's numbers (not tuned: these are what it shows)."""
+def test_the_run_tells_the_papers_story(run, measures, df):
+    """The paper's story (docs/science.md), checked on this run's numbers (not tuned: these are what it shows)."""
     ph = probes.phases(df)
     assert ph.grokked and ph.memorisation_end < ph.circuit_formation_end < ph.cleanup_end < run.final_step
     m = run.metrics.dropna()
@@ -62,6 +69,6 @@ def test_the_run_tells_the_papers_story(run, df):
     # grokked: test loss on its final plateau
     assert df.test_loss.iloc[-1] < 1e-6 and df.test_acc.iloc[-1] == 1.0
     # the final model: a handful of key frequencies, most neurons explained by one of them
-    assert 3 <= len(df.attrs["key_frequencies"]) <= 6
+    assert 3 <= len(measures.key_frequencies) <= 6
     assert df.frac_neurons_clustered.iloc[-1] > 0.6
     assert df.cos_explained.iloc[-1] > 0.95

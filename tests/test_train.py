@@ -8,7 +8,8 @@ from safetensors.torch import load_file
 from interp.config import preset
 from interp.errors import ConfigError, RunFormatError
 from interp.model import build_model
-from interp.train import checkpoint_steps, float64_cross_entropy, train
+from interp.model import float64_cross_entropy
+from interp.train import checkpoint_steps, train
 
 
 class _Interrupt(Exception):

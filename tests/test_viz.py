@@ -316,11 +316,12 @@ def test_write_report_computes_measures(small_run, tmp_path):
 
 
 def test_write_report_with_measures_and_phases(small_run, tmp_path, monkeypatch):
-    df = probes.measure_run(small_run, key_freqs=[4, 11], progress=False)
+    measures = probes.measure_run(small_run, key_freqs=[4, 11], progress=False)
+    df = measures.df
     # The 200-step run has not grokked; fix the boundaries to test one attention view per phase.
     monkeypatch.setattr(probes, "phases", lambda d: probes.Phases(memorisation_end=50, circuit_formation_end=120,
                                                                    cleanup_end=190, grokked=True, rule="test rule"))
-    index = write_report(small_run, tmp_path / "report", measures=df)
+    index = write_report(small_run, tmp_path / "report", measures=measures)
     parsed = _check_report(index, n_views=2 * 4)
     rows = parsed.rows
     assert rows["key frequencies"] == "4, 11"
@@ -338,6 +339,6 @@ def test_write_report_with_measures_and_phases(small_run, tmp_path, monkeypatch)
                   "End of cleanup: checkpoint 200", "Final model: checkpoint 200"):
         assert title in text
     # Writing again over the same directory replaces the files and leaves nothing else behind.
-    write_report(small_run, tmp_path / "report", measures=df)
+    write_report(small_run, tmp_path / "report", measures=measures)
     assert sorted(f.name for f in (tmp_path / "report").iterdir()) == [
         "fourier_norms.png", "index.html", "neuron_clusters.png", "progress.png", "training_curves.png"]

@@ -1,15 +1,19 @@
-"""The grokking progress measures (Nanda et al. 2023; definitions in REFERENCE.md section 3).
+"""The grokking progress measures of Nanda et al. (2023); definitions in docs/science.md.
+
+Every measure that reads activations or logits runs the model's own hooked forward (``model(...)`` /
+``model.run_with_cache``), so an ablation or patch attached with TransformerLens hooks is what gets measured.
+Weight measures (Fourier norms and their Gini coefficients, the sum of squared weights) read the weights.
 
 One model:
 
 >>> freqs = probes.key_frequencies(model, task)            # doctest: +SKIP
->>> probes.restricted_loss(model, task, freqs)             # doctest: +SKIP
+>>> probes.restricted(model, task, freqs).loss             # doctest: +SKIP
 >>> probes.measure_model(model, task, freqs)               # every scalar from one forward  # doctest: +SKIP
 
 A whole run (one row per checkpoint, key frequencies fixed once from the final checkpoint):
 
->>> df = probes.measure_run(run); probes.phases(df)        # doctest: +SKIP
->>> probes.save_measures(df, "probes/" + run.name, run=run)  # doctest: +SKIP
+>>> m = probes.measure_run(run); probes.phases(m.df)       # doctest: +SKIP
+>>> probes.save_measures(m, "probes/" + run.name)          # doctest: +SKIP
 
 Functions that only need logits take a model or a precomputed (p*p, p) logits tensor, so one
 forward can serve many measures. Frequencies are k = 1..(p-1)/2; Fourier order is cos-first.
@@ -18,17 +22,19 @@ forward can serve many measures. Frequencies are k = 1..(p-1)/2; Fourier order i
 from .frequencies import fourier_norms, key_frequencies, neuron_clusters, neuron_frequency_shares
 from .losses import (
     CosCoefficients,
+    Decomposition,
+    Score,
     cos_coefficients,
-    excluded_accuracy,
-    excluded_loss,
+    decompose,
+    excluded,
     excluded_loss_per_frequency,
     loss_and_accuracy,
-    restricted_accuracy,
-    restricted_loss,
+    outcome_metrics,
+    restricted,
     train_test_metrics,
 )
 from .phases import Phases, phases
-from .series import load_measures, measure_model, measure_run, protocol, save_measures
+from .series import Measures, find_measures, load_measures, measure_model, measure_run, protocol, save_measures
 from .sparsity import fourier_gini, gini, sum_squared_weights
 
 __all__ = [
@@ -36,23 +42,27 @@ __all__ = [
     "neuron_clusters",
     "neuron_frequency_shares",
     "fourier_norms",
+    "Score",
     "loss_and_accuracy",
+    "outcome_metrics",
     "train_test_metrics",
-    "restricted_loss",
-    "restricted_accuracy",
-    "excluded_loss",
-    "excluded_accuracy",
+    "Decomposition",
+    "decompose",
+    "restricted",
+    "excluded",
     "excluded_loss_per_frequency",
     "CosCoefficients",
     "cos_coefficients",
     "gini",
     "fourier_gini",
     "sum_squared_weights",
+    "Measures",
     "measure_model",
     "measure_run",
     "protocol",
     "save_measures",
     "load_measures",
+    "find_measures",
     "Phases",
     "phases",
 ]

@@ -1,4 +1,9 @@
-"""Shared plumbing of the probes: logits and MLP activations on all p^2 pairs, splits, float64 losses."""
+"""Shared plumbing of the probes: the model's own hooked forward on all p^2 pairs, splits, float64 losses.
+
+Every measure that reads activations or logits gets them here, from ``model(tokens)`` or
+``model.run_with_cache(tokens)``: TransformerLens runs every hook attached to the model (``add_hook``,
+``with model.hooks(...)``), so a user's ablation or patch is always what is measured.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +12,10 @@ from typing import Any
 import torch
 
 from ..errors import ProbeError
+from ..model import float64_cross_entropy
 from ..tasks import Task
 
-SPLITS = ("all", "train", "test")
 HOOK_POST = "blocks.0.mlp.hook_post"
-
-
-def check_split(split: str, where: str) -> str:
-    if split not in SPLITS:
-        raise ProbeError(f"{where}: split must be one of {list(SPLITS)}, got {split!r}")
-    return split
-
-
-def split_idx(task: Task, split: str, where: str) -> torch.Tensor:
-    return task.split_idx(check_split(split, where))
 
 
 def is_model(x: Any) -> bool:
@@ -47,7 +42,7 @@ def model_device(model) -> torch.device:
 def logits_of(model_or_logits: Any, task: Task, where: str) -> torch.Tensor:
     """(p*p, p) float64 logits at the last position on every pair (pair order a*p + b), on the CPU.
 
-    A tensor is checked and converted; a model is run once with the exact last-position forward.
+    A tensor is checked and converted; a model is run once with its own (hooked) forward.
     """
     if isinstance(model_or_logits, torch.Tensor):
         L = model_or_logits
@@ -58,34 +53,25 @@ def logits_of(model_or_logits: Any, task: Task, where: str) -> torch.Tensor:
             raise ProbeError(f"{where}: logits must be floating point, got {L.dtype}")
         return L.detach().to("cpu", torch.float64)
     check_model(model_or_logits, task, where)
-    from ..model import last_position_logits
-
     model = model_or_logits
     with torch.no_grad():
-        L = last_position_logits(model, task.tokens().to(model_device(model)))
+        L = model(task.tokens().to(model_device(model)))[:, -1]
     return L.to("cpu", torch.float64)
 
 
 def logits_and_neuron_acts(model, task: Task, where: str) -> tuple[torch.Tensor, torch.Tensor]:
     """One ``run_with_cache`` on all pairs: logits (p*p, p) float64 and ``blocks.0.mlp.hook_post``
-    at the last position (p*p, d_mlp) float32, both on the CPU."""
+    at the last position (p*p, d_mlp) float32, both on the CPU (as the model's hooks left them)."""
     check_model(model, task, where)
     tokens = task.tokens().to(model_device(model))
     with torch.no_grad():
-        logits, cache = model.run_with_cache(tokens, names_filter=lambda name: name == HOOK_POST)
+        logits, cache = model.run_with_cache(tokens, names_filter=HOOK_POST)
     acts = cache[HOOK_POST][:, -1].to("cpu")
     return logits[:, -1].to("cpu", torch.float64), acts
 
 
-def neuron_acts(model, task: Task, where: str) -> torch.Tensor:
-    """Post-ReLU MLP activations at the last position on all pairs, (p*p, d_mlp), on the CPU."""
-    return logits_and_neuron_acts(model, task, where)[1]
-
-
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Mean cross-entropy with the log-softmax in float64, exactly the training loss. logits: (n, classes)."""
-    from ..train import float64_cross_entropy
-
     return float64_cross_entropy(logits, labels).item()
 
 

@@ -1,6 +1,7 @@
 """Which frequencies a model uses: neuron clusters, key frequencies, Fourier norms of W_E and W_L.
 
 Frequencies are k = 1..(p-1)/2 (w_k = 2 pi k / p); basis rows are cos-first (:mod:`interp.fourier`).
+The neuron rule measures activations from the model's hooked forward; Fourier norms read weights.
 Everything here reads layer 0 (the only layer of the paper's model): ``blocks.0.mlp.hook_post``,
 ``W_E``, and ``W_L = blocks[0].mlp.W_out @ W_U``.
 """
@@ -14,7 +15,7 @@ import torch
 from .. import fourier
 from ..errors import ProbeError
 from ..tasks import Task
-from ._common import check_model, neuron_acts
+from ._common import check_model, logits_and_neuron_acts
 
 RULES = ("neurons", "embedding", "logits")
 DEFAULT_THRESHOLDS = {"neurons": 0.85, "embedding": 0.5, "logits": 0.5}
@@ -64,7 +65,7 @@ def neuron_frequency_shares(acts: torch.Tensor, p: int) -> tuple[torch.Tensor, t
 def _shares_of(model_or_acts: Any, task: Task, where: str) -> tuple[torch.Tensor, torch.Tensor]:
     if isinstance(model_or_acts, torch.Tensor):
         return neuron_frequency_shares(model_or_acts, task.p)
-    return neuron_frequency_shares(neuron_acts(model_or_acts, task, where), task.p)
+    return neuron_frequency_shares(logits_and_neuron_acts(model_or_acts, task, where)[1], task.p)
 
 
 def _check_threshold(threshold: float, where: str) -> float:
@@ -103,7 +104,7 @@ def neuron_clusters(model_or_acts: Any, task: Task, threshold: float = 0.85):
 
 
 def fourier_norms(model: Any, per_frequency: bool = False) -> dict[str, torch.Tensor]:
-    """Norms of the Fourier components of the embedding and of the neuron-logit map.
+    """Norms of the Fourier components of the embedding and of the neuron-logit map (weights, not activations).
 
     ``"W_E"``: W_E rows 0..p-1 (the residue tokens) transformed along the token axis, one norm per
     basis row: (p,) in cos-first order (labels: :func:`interp.fourier.basis_labels`).
@@ -124,16 +125,16 @@ def fourier_norms(model: Any, per_frequency: bool = False) -> dict[str, torch.Te
         "W_L": fourier.fft1d(W_L, dim=1).norm(dim=0),
     }
     if per_frequency:
-        norms = {name: _per_frequency(v) for name, v in norms.items()}
+        norms = {name: per_frequency_norms(v) for name, v in norms.items()}
     return norms
 
 
-def _per_frequency(norms: torch.Tensor) -> torch.Tensor:
+def per_frequency_norms(norms: torch.Tensor) -> torch.Tensor:
     """(p,) norms per basis row -> ((p-1)/2,) sqrt(cos^2 + sin^2) per frequency."""
     return (norms[1::2].square() + norms[2::2].square()).sqrt()
 
 
-def key_frequencies(model: Any, task: Task, rule: str = "neurons", threshold: float | None = None) -> list[int]:
+def key_frequencies(model_or_acts: Any, task: Task, rule: str = "neurons", threshold: float | None = None) -> list[int]:
     """The key frequencies of a model, sorted; ``[]`` when none qualifies.
 
     rule="neurons" (the paper's): post-ReLU MLP activations at the last position on all pairs, each
@@ -142,17 +143,19 @@ def key_frequencies(model: Any, task: Task, rule: str = "neurons", threshold: fl
     distinct frequencies of the neurons whose share is >= threshold (default 0.85).
     rule="embedding": frequencies whose Fourier norm of W_E (rows 0..p-1) is >= threshold times the
     largest frequency's norm (default 0.5). rule="logits": the same on W_L = W_out W_U (output axis).
-    ``model`` may also be the (p*p, d_mlp) activations for the neuron rule.
+    ``model_or_acts``: a HookedTransformer, or (neuron rule only) its ``blocks.0.mlp.hook_post`` at the last
+    position, (p*p, d_mlp). The neuron rule runs the model's hooked forward; the embedding and logits rules read
+    weights (hooks do not change weights).
     """
     if rule not in RULES:
         raise ProbeError(f"key_frequencies: rule must be one of {list(RULES)}, got {rule!r}")
     threshold = _check_threshold(DEFAULT_THRESHOLDS[rule] if threshold is None else threshold, "key_frequencies")
     if rule == "neurons":
-        shares, _ = _shares_of(model, task, "key_frequencies")
+        shares, _ = _shares_of(model_or_acts, task, "key_frequencies")
         best, k = shares.max(dim=1)
         return sorted({int(f) + 1 for f in k[best >= threshold].tolist()})
-    check_model(model, task, "key_frequencies")
-    norms = fourier_norms(model, per_frequency=True)["W_E" if rule == "embedding" else "W_L"]
+    check_model(model_or_acts, task, "key_frequencies")
+    norms = fourier_norms(model_or_acts, per_frequency=True)["W_E" if rule == "embedding" else "W_L"]
     top = norms.max()
     if top <= 0:
         return []

@@ -1,53 +1,81 @@
-"""Losses on all pairs, and the paper's restricted and excluded losses and cos(w(a+b-c)) coefficients.
+"""Losses on all pairs, the paper's restricted and excluded losses, and the cos(w(a+b-c)) coefficients.
 
 L is the logits at the last position on every pair, shape (p*p, p) (pair index a*p + b, the p output
 classes). P_S projects each class's column onto span{c_k, s_k : k in S}, the directions of
-cos(w_k(a+b)) and sin(w_k(a+b)) (REFERENCE.md sections 2-3):
+cos(w_k(a+b)) and sin(w_k(a+b)) (docs/science.md):
 
 * restricted logits ``P_S L + mean over pairs of L`` (keep what the algorithm uses);
 * excluded logits ``(I - P_S) L`` (remove what it uses; no mean added back).
 
-Every function takes a HookedTransformer (run once with the exact last-position forward) or the
-logits tensor itself, so one forward can feed many measures. Cross-entropy is taken in float64.
+Every function takes a HookedTransformer (run once with its own hooked forward) or the logits tensor
+itself, so one forward can feed many measures. Cross-entropy is taken in float64.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 import torch
 
 from .. import fourier
 from ..errors import ProbeError
 from ..tasks import Task
-from ._common import accuracy, check_task_add, cross_entropy, logits_of, split_idx
+from ._common import accuracy, check_task_add, cross_entropy, logits_of
 
 
-def loss_and_accuracy(model_or_logits: Any, task: Task, split: str = "all") -> tuple[float, float]:
-    """(cross-entropy, accuracy) of the logits on the pairs of ``split`` ("all", "train" or "test")."""
-    split_idx(task, split, "loss_and_accuracy")  # a bad split fails before the forward pass
-    return _evaluate(logits_of(model_or_logits, task, "loss_and_accuracy"), task, split, "loss_and_accuracy")
+class Score(NamedTuple):
+    """Cross-entropy (float64 log-softmax) and accuracy of some logits on a set of pairs."""
+
+    loss: float
+    accuracy: float
+
+
+def _score(logits: torch.Tensor, task: Task, split: str) -> Score:
+    idx = task.split_idx(split)
+    labels = task.labels()[idx]
+    return Score(cross_entropy(logits[idx], labels), accuracy(logits[idx], labels))
+
+
+def loss_and_accuracy(model_or_logits: Any, task: Task, split: str = "all") -> Score:
+    """``Score(loss, accuracy)`` of the model's logits on the pairs of ``split`` ("all", "train" or "test")."""
+    task.split_idx(split)  # a bad split fails before the forward pass
+    return _score(logits_of(model_or_logits, task, "loss_and_accuracy"), task, split)
+
+
+def outcome_metrics(L: torch.Tensor, task: Task, split: str) -> dict[str, float]:
+    """Continuous scores of the predicted distribution on ``split``: ``prob_correct`` (mean softmax probability
+    of the correct class) and ``brier`` (mean over pairs of sum over classes of (prob - one-hot)^2, in [0, 2])."""
+    idx = task.split_idx(split)
+    probs = L[idx].to(torch.float64).softmax(-1)
+    labels = task.labels()[idx]
+    correct = probs.gather(1, labels.unsqueeze(1)).squeeze(1)
+    brier = probs.square().sum(1) - 2 * correct + 1
+    return {"prob_correct": correct.mean().item(), "brier": brier.mean().item()}
 
 
 def train_test_metrics(model_or_logits: Any, task: Task) -> dict[str, float]:
-    """``{"train_loss", "train_acc", "test_loss", "test_acc"}`` from one forward."""
+    """From one forward: ``{split}_loss``, ``{split}_acc``, ``{split}_prob_correct`` and ``{split}_brier``
+    for split in train and test."""
     L = logits_of(model_or_logits, task, "train_test_metrics")
     out = {}
     for split in ("train", "test"):
-        out[f"{split}_loss"], out[f"{split}_acc"] = _evaluate(L, task, split, "train_test_metrics")
+        out[f"{split}_loss"], out[f"{split}_acc"] = _score(L, task, split)
+    for split in ("train", "test"):
+        for name, value in outcome_metrics(L, task, split).items():
+            out[f"{split}_{name}"] = value
     return out
 
 
 class Decomposition:
-    """The logits split along the key directions, computed once and reused by every measure.
+    """The logits split along the key directions, computed once and shared by every restricted/excluded measure.
 
-    L: (p*p, p) float64; freqs: the key set S (non-empty). ``coef`` holds (c_k · L, s_k · L) for k in S
-    as (2|S|, p); the projection P_S L is never more than (p*p, p).
+    L: (p*p, p) float64; key_freqs: the key set S (non-empty). ``coef`` holds (c_k · L, s_k · L) for k in S
+    as (2|S|, p); the projection P_S L is (p*p, p), never a (p*p, p*p) matrix.
     """
 
-    def __init__(self, L: torch.Tensor, task: Task, key_freqs: Iterable[int], where: str):
+    def __init__(self, L: torch.Tensor, task: Task, key_freqs: Iterable[int], where: str = "Decomposition"):
         check_task_add(task, where)
         freqs = fourier.check_frequencies(key_freqs, task.p, what=f"{where}: key frequencies")
         if not freqs:
@@ -58,66 +86,55 @@ class Decomposition:
         self.coef = self.D @ L  # (2|S|, p)
         self.projected = self.D.T @ self.coef  # P_S L, (p*p, p)
 
-    def restricted(self) -> torch.Tensor:
+    @property
+    def restricted_logits(self) -> torch.Tensor:
+        """``P_S L + mean over pairs of L``, (p*p, p)."""
         return self.projected + self.L.mean(0, keepdim=True)
 
-    def excluded(self) -> torch.Tensor:
+    @property
+    def excluded_logits(self) -> torch.Tensor:
+        """``(I - P_S) L``, (p*p, p)."""
         return self.L - self.projected
 
-    def excluded_without(self, k: int, idx: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-        """Rows ``idx`` of L with only frequency k's directions removed (``rows``: L[idx], if already taken)."""
-        i, n = self.freqs.index(k), len(self.freqs)
-        pick = [i, n + i]
-        rows = self.L[idx] if rows is None else rows
-        return torch.addmm(rows, self.D[pick][:, idx].T, self.coef[pick], alpha=-1)
+    def restricted(self, split: str = "all") -> Score:
+        return _score(self.restricted_logits, self.task, split)
+
+    def excluded(self, split: str = "train") -> Score:
+        return _score(self.excluded_logits, self.task, split)
+
+    def excluded_per_frequency(self, split: str = "train") -> dict[int, float]:
+        """``{k: loss}`` on ``split`` after removing only frequency k's two directions, for each key k."""
+        idx = self.task.split_idx(split)
+        labels, rows = self.task.labels()[idx], self.L[idx]
+        n, out = len(self.freqs), {}
+        for i, k in enumerate(self.freqs):
+            pick = [i, n + i]
+            without_k = torch.addmm(rows, self.D[pick][:, idx].T, self.coef[pick], alpha=-1)
+            out[k] = cross_entropy(without_k, labels)
+        return out
 
 
-def _evaluate(logits: torch.Tensor, task: Task, split: str, where: str) -> tuple[float, float]:
-    idx = split_idx(task, split, where)
-    labels = task.labels()[idx]
-    return cross_entropy(logits[idx], labels), accuracy(logits[idx], labels)
-
-
-def _decompose(model_or_logits: Any, task: Task, key_freqs: Iterable[int], split: str, where: str) -> Decomposition:
-    split_idx(task, split, where)  # a bad split fails before any work
+def decompose(model_or_logits: Any, task: Task, key_freqs: Iterable[int], split: str = "all",
+              where: str = "decompose") -> Decomposition:
+    """The :class:`Decomposition` of a model's (or a logits tensor's) logits along the key directions."""
+    task.split_idx(split)  # a bad split fails before any work
     return Decomposition(logits_of(model_or_logits, task, where), task, key_freqs, where)
 
 
-def restricted_loss(model_or_logits: Any, task: Task, key_freqs: Iterable[int], split: str = "all") -> float:
-    """Cross-entropy of ``P_S L + mean over pairs of L`` on ``split`` (default: all p^2 pairs)."""
-    d = _decompose(model_or_logits, task, key_freqs, split, "restricted_loss")
-    return _evaluate(d.restricted(), task, split, "restricted_loss")[0]
+def restricted(model_or_logits: Any, task: Task, key_freqs: Iterable[int], split: str = "all") -> Score:
+    """``Score(loss, accuracy)`` of the restricted logits ``P_S L + mean over pairs of L`` (default: all pairs)."""
+    return decompose(model_or_logits, task, key_freqs, split, "restricted").restricted(split)
 
 
-def restricted_accuracy(model_or_logits: Any, task: Task, key_freqs: Iterable[int], split: str = "all") -> float:
-    """Accuracy of the restricted logits ``P_S L + mean over pairs of L`` on ``split`` (default "all")."""
-    d = _decompose(model_or_logits, task, key_freqs, split, "restricted_accuracy")
-    return _evaluate(d.restricted(), task, split, "restricted_accuracy")[1]
-
-
-def excluded_loss(model_or_logits: Any, task: Task, key_freqs: Iterable[int], split: str = "train") -> float:
-    """Cross-entropy of ``(I - P_S) L`` on ``split`` (default: the training pairs)."""
-    d = _decompose(model_or_logits, task, key_freqs, split, "excluded_loss")
-    return _evaluate(d.excluded(), task, split, "excluded_loss")[0]
-
-
-def excluded_accuracy(model_or_logits: Any, task: Task, key_freqs: Iterable[int], split: str = "train") -> float:
-    """Accuracy of the excluded logits ``(I - P_S) L`` on ``split`` (default "train")."""
-    d = _decompose(model_or_logits, task, key_freqs, split, "excluded_accuracy")
-    return _evaluate(d.excluded(), task, split, "excluded_accuracy")[1]
+def excluded(model_or_logits: Any, task: Task, key_freqs: Iterable[int], split: str = "train") -> Score:
+    """``Score(loss, accuracy)`` of the excluded logits ``(I - P_S) L`` (default: the training pairs)."""
+    return decompose(model_or_logits, task, key_freqs, split, "excluded").excluded(split)
 
 
 def excluded_loss_per_frequency(model_or_logits: Any, task: Task, key_freqs: Iterable[int],
                                 split: str = "train") -> dict[int, float]:
     """``{k: loss}``: cross-entropy on ``split`` after removing only frequency k's directions, for k in key_freqs."""
-    d = _decompose(model_or_logits, task, key_freqs, split, "excluded_loss_per_frequency")
-    return _per_frequency(d, split)
-
-
-def _per_frequency(d: Decomposition, split: str) -> dict[int, float]:
-    idx = d.task.split_idx(split)
-    labels, rows = d.task.labels()[idx], d.L[idx]
-    return {k: cross_entropy(d.excluded_without(k, idx, rows), labels) for k in d.freqs}
+    return decompose(model_or_logits, task, key_freqs, split, "excluded_loss_per_frequency").excluded_per_frequency(split)
 
 
 @dataclass(frozen=True)
@@ -151,10 +168,6 @@ def cos_coefficients(model_or_logits: Any, task: Task, key_freqs: Sequence[int] 
     """
     check_task_add(task, "cos_coefficients")
     L = logits_of(model_or_logits, task, "cos_coefficients")
-    return _cos_coefficients(L, task, key_freqs)
-
-
-def _cos_coefficients(L: torch.Tensor, task: Task, key_freqs: Sequence[int] | None) -> CosCoefficients:
     p = task.p
     K = fourier.n_frequencies(p)
     keys = list(range(1, K + 1)) if key_freqs is None else fourier.check_frequencies(
@@ -165,7 +178,10 @@ def _cos_coefficients(L: torch.Tensor, task: Task, key_freqs: Sequence[int] | No
     centred = L - L.mean(1, keepdim=True)
     total = float(centred.square().sum())
     sq = coef.square()
-    frac = (lambda ks: float(sq[[k - 1 for k in ks]].sum()) / total if total > 0 and ks else 0.0)
+
+    def explained(ks: list[int]) -> float:
+        return float(sq[[k - 1 for k in ks]].sum()) / total if total > 0 and ks else 0.0
+
     return CosCoefficients(frequencies=list(range(1, K + 1)), coefficients=coef, key_frequencies=keys,
-                           explained_fraction=frac(keys), explained_fraction_all=frac(list(range(1, K + 1))),
+                           explained_fraction=explained(keys), explained_fraction_all=explained(list(range(1, K + 1))),
                            centred_norm_sq=total)

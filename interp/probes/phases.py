@@ -1,30 +1,10 @@
 """Where the phases of grokking end, read from the loss curves of a measured run.
 
-The rule (also in ``Phases.rule``) uses only the train and test loss at the checkpoints, so it works
-for any run, with or without a key-frequency set. With y = log10(test loss), smoothed by a running
-median over 3 checkpoints, and "final" the median of y over the last 3 checkpoints:
-
-1. **Grokked** when final is at least ``min_drop`` decades (default 2, i.e. 100x) below the peak of y.
-   Otherwise circuit formation and cleanup have no end (None).
-2. **Circuit formation end** (= cleanup start): the knee where the test loss starts its fall. Between the
-   peak and the first checkpoint past half the fall (in decades), the checkpoint furthest *above* the
-   straight line (step vs. y) joining them.
-3. **Cleanup end**: the knee where the fall stops. Between that half-way checkpoint and the last one, the
-   checkpoint furthest *below* the straight line from it to the final level. None (the run ended mid-fall)
-   unless a plateau follows: checkpoints for at least a quarter of the time from half-fall to the knee,
-   with y varying by at most 15 % of the fall.
-4. **Memorisation end**: the test-loss peak. A two-segment (hinge) least-squares fit of y from step 0
-   to the cleanup start (to the last checkpoint if not grokked) finds where the steep rise ends; if y
-   still climbs after that break point by more than 4x its noise (estimated from second differences),
-   the peak is the top of that bump (before y first drops back below its break-point value). It counts
-   only if test loss rose there (>= 1.5x its first value), train loss is >= 10x below test loss
-   there, and test loss later falls below half that value (a peak, not a plateau); else None.
-
-The knees use the largest gap to a chord, which is robust where the curve bends sharply (the fall); the
-hinge fit uses every point, which is robust on the nearly flat, noisy top of the memorisation peak.
-On synthetic curves of the paper's shape (seeded noise of 0.03 decades) this places 1.4k / 9.4k / 14k
-within 15 % (circuit formation and cleanup within ~7 %); see tests/test_phases.py. On our `nanda2023`
-run's metrics.csv it gives 1.38k / 6.5k / 9.9k (that run groks earlier than the paper's).
+The rule uses only the train and test loss at the checkpoints, so it works for any run, with or without a
+key-frequency set. It is stated once, in :data:`RULE` (and recorded in every :class:`Phases` as ``rule``), from
+the named thresholds below. The knees use the largest gap to a chord, which is robust where the curve bends
+sharply (the fall); the hinge fit uses every point, which is robust on the nearly flat, noisy top of the
+memorisation peak. tests/probes/test_phases.py checks it on synthetic curves of the paper's shape.
 """
 
 from __future__ import annotations
@@ -36,13 +16,24 @@ import numpy as np
 
 from ..errors import ProbeError
 
-RULE = ("y = log10 test loss (3-checkpoint running median); grokked if final y >= {min_drop} decades below its "
-        "peak; circuit_formation_end = checkpoint furthest above the chord from the peak to half the fall; "
-        "cleanup_end = furthest below the chord from half the fall to the final level (None unless a plateau "
-        "follows for >= 1/4 of the half-fall-to-knee time, varying <= 15% of the fall); memorisation_end = "
-        "break point of a hinge fit of y from step 0 to the cleanup start, moved to the top of the bump after it "
-        "if that rises > 4 noise sigmas; counted if test loss rose >= 1.5x, train loss is >= 10x below test "
-        "there and test loss later halves")
+SMOOTHING = 3            # checkpoints in the running median of log10 test loss
+MIN_DROP = 2.0           # decades the test loss must fall below its peak to count as grokked
+PLATEAU_TIME = 0.25      # a settled cleanup is followed by at least this share of the half-fall-to-knee time
+PLATEAU_SPREAD = 0.15    # ... during which log10 test loss varies by at most this share of the fall
+BUMP_SIGMAS = 4.0        # a rise after the hinge break point larger than this many noise sigmas moves the peak
+MIN_RISE = 1.5           # memorisation: test loss rose at least this factor above its first value
+TRAIN_BELOW_TEST = 10.0  # ... with train loss at least this factor below test loss there
+LATER_FALL = 2.0         # ... and test loss later falls below 1/LATER_FALL of its value there (a peak)
+
+RULE = (f"y = log10 test loss ({SMOOTHING}-checkpoint running median); grokked if the final y is >= {{min_drop}} "
+        "decades below its peak; circuit_formation_end = the checkpoint furthest above the chord from the peak to "
+        "the first checkpoint past half the fall; cleanup_end = the checkpoint furthest below the chord from there "
+        f"to the final level, kept only if a plateau follows for >= {PLATEAU_TIME:g} of the half-fall-to-knee time, "
+        f"varying <= {PLATEAU_SPREAD:.0%} of the fall; memorisation_end = the break point of a two-segment "
+        "(hinge) least-squares fit of y from step 0 to the cleanup start, moved to the top of the bump after it "
+        f"if that rises > {BUMP_SIGMAS:g} noise sigmas (from second differences); counted only if test loss rose "
+        f">= {MIN_RISE:g}x, train loss is >= {TRAIN_BELOW_TEST:g}x below test loss there and test loss later falls "
+        f"below 1/{LATER_FALL:g} of it")
 
 
 @dataclass(frozen=True)
@@ -61,11 +52,13 @@ class Phases:
                 "cleanup_end": self.cleanup_end}
 
 
-def _running_median3(y: np.ndarray) -> np.ndarray:
-    if len(y) < 3:
+def _running_median(y: np.ndarray) -> np.ndarray:
+    """Running median over SMOOTHING (odd) neighbours, the ends padded with their own values."""
+    half = SMOOTHING // 2
+    if len(y) < SMOOTHING:
         return y.copy()
-    padded = np.concatenate([y[:1], y, y[-1:]])
-    return np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
+    padded = np.concatenate([np.repeat(y[:1], half), y, np.repeat(y[-1:], half)])
+    return np.median(np.stack([padded[i:i + len(y)] for i in range(SMOOTHING)]), axis=0)
 
 
 def _knee(x: np.ndarray, y: np.ndarray, i: int, j: int, y_end: float, above: bool) -> int:
@@ -107,12 +100,12 @@ def _hinge(x: np.ndarray, y: np.ndarray, i: int, j: int) -> int:
     return i + 1 + int(np.argmin(sse))
 
 
-def phases(df, min_drop: float = 2.0) -> Phases:
+def phases(df, min_drop: float = MIN_DROP) -> Phases:
     """Find the ends of memorisation, circuit formation and cleanup in a measured run.
 
     df: a DataFrame with columns ``step``, ``train_loss`` and ``test_loss`` (e.g. from
     :func:`measure_run` or ``Run.metrics``), one row per checkpoint; rows without a test loss are
-    skipped. See the module docstring for the rule.
+    skipped. The rule is :data:`RULE`.
     """
     for col in ("step", "train_loss", "test_loss"):
         if col not in getattr(df, "columns", ()):
@@ -124,7 +117,7 @@ def phases(df, min_drop: float = 2.0) -> Phases:
     x = d["step"].to_numpy(dtype=np.float64)
     tiny = np.finfo(np.float64).tiny
     raw = np.log10(np.maximum(d["test_loss"].to_numpy(dtype=np.float64), tiny))
-    y = _running_median3(raw)
+    y = _running_median(raw)
     train = d["train_loss"].to_numpy(dtype=np.float64)
     test = 10 ** y
     steps = d["step"].to_numpy()
@@ -145,8 +138,8 @@ def phases(df, min_drop: float = 2.0) -> Phases:
         i_end = _knee(x, y, half, last, final, above=False)
         circuit_formation_end = int(steps[i_start])
         tail = y[i_end:]
-        settled = (x[last] - x[i_end] >= 0.25 * (x[i_end] - x[half]) and i_end < last
-                   and tail.max() - tail.min() <= 0.15 * drop)
+        settled = (x[last] - x[i_end] >= PLATEAU_TIME * (x[i_end] - x[half]) and i_end < last
+                   and tail.max() - tail.min() <= PLATEAU_SPREAD * drop)
         if not settled:
             notes.append(f"cleanup not finished: after the knee at step {steps[i_end]} (test loss {test[i_end]:.3g}) "
                          f"test loss still moves {tail.max() - tail.min():.1f} decades, or too few checkpoints follow")
@@ -158,16 +151,16 @@ def phases(df, min_drop: float = 2.0) -> Phases:
 
     i_mem = _hinge(x, y, 0, i_start)
     # The fit finds where the steep rise ends. If the curve still climbs after it by more than its noise
-    # (4 sigma, sigma from the second differences of the raw log loss), the peak is the top of that bump.
+    # (sigma from the second differences of the raw log loss), the peak is the top of that bump.
     sigma = float(np.median(np.abs(np.diff(raw, 2)))) / 0.6745 / math.sqrt(6) if len(raw) > 2 else 0.0
     below = np.nonzero(y[i_mem + 1:i_start + 1] < y[i_mem])[0]
     bump_end = i_mem + 1 + int(below[0]) if len(below) else i_start
     top = i_mem + int(np.argmax(y[i_mem:bump_end + 1]))
-    if y[top] - y[i_mem] > 4 * sigma:
+    if y[top] - y[i_mem] > BUMP_SIGMAS * sigma:
         i_mem = top
-    rose = y[i_mem] >= y[0] + math.log10(1.5)
-    memorised = train[i_mem] <= test[i_mem] / 10
-    falls_later = i_mem < last and y[i_mem + 1:].min() <= y[i_mem] - math.log10(2)
+    rose = y[i_mem] >= y[0] + math.log10(MIN_RISE)
+    memorised = train[i_mem] <= test[i_mem] / TRAIN_BELOW_TEST
+    falls_later = i_mem < last and y[i_mem + 1:].min() <= y[i_mem] - math.log10(LATER_FALL)
     memorisation_end = int(steps[i_mem]) if rose and memorised and falls_later else None
     if memorisation_end is None:
         why = ("test loss did not rise" if not rose else "train loss is not 10x below test loss" if not memorised

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..errors import ConfigError, InterpError
+from ..files import atomic_write_text
 
 __all__ = [
     "attention_patterns",
@@ -235,8 +236,6 @@ class AttentionView:
 
     def save(self, out_file: Path | str, title: str | None = None) -> Path:
         """Write :meth:`to_html` atomically; returns the path."""
-        from ..checkpoints import atomic_write_text
-
         out = Path(out_file)
         atomic_write_text(out, self.to_html(title))
         return out
@@ -265,8 +264,6 @@ def write_attention_page(model, pairs: Iterable[Sequence[int]], out_file: Path |
                          title: str = "attention patterns", head: int | None = None, layer: int = 0) -> Path:
     """Write :func:`attention_html` to ``out_file`` atomically; returns the path."""
     page = attention_html(model, pairs, title, head=head, layer=layer)
-    from ..checkpoints import atomic_write_text
-
     out = Path(out_file)
     atomic_write_text(out, page)
     return out

@@ -20,6 +20,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..errors import ConfigError
+from ..files import atomic_write_bytes
 
 __all__ = [
     "PHASE_NAMES",
@@ -285,8 +286,6 @@ def neuron_clusters_figure(clusters_df, threshold: float | None = None) -> Figur
 
 def save_figure(fig: Figure, path: Path | str, dpi: int = 110) -> Path:
     """Render ``fig`` as PNG (Agg) and write it atomically; returns the path."""
-    from ..checkpoints import atomic_write_bytes
-
     path = Path(path)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from .. import probes
 from ..errors import ConfigError
+from ..files import atomic_write_text, prepare_out_dir
 from .attention import AttentionView, attention, html_page
 from .figures import PHASE_NAMES, fourier_norms_figure, loss_curves_figure, neuron_clusters_figure, progress_figure
 from .figures import save_figure
@@ -191,26 +193,23 @@ def _page(run, summary: _Summary, views: list[AttentionView], pairs_text: str, m
 def write_report(run, out_dir: Path | str, measures=None, progress: bool = False) -> Path:
     """Write ``out_dir/index.html`` and its figures for ``run``; returns the path of index.html.
 
-    measures: the run's measures DataFrame (``probes.load_measures``); computed with
-    ``probes.measure_run(run)`` when None. progress: show a progress bar while measuring.
+    measures: the run's :class:`interp.probes.Measures` (``probes.find_measures(run)``); computed with
+    ``probes.measure_run(run)`` when None. progress: show progress while measuring.
     """
-    from .. import probes
-
-    from ..train import prepare_out_dir
-
     out = Path(out_dir)
     prepare_out_dir(out, "report output")
     final_step = run.final_step
     if measures is None:
-        df, measured = probes.measure_run(run, progress=progress), "computed now with probes.measure_run"
+        measures, measured = probes.measure_run(run, progress=progress), "computed now with probes.measure_run"
     else:
-        df, measured = measures, "read from a measures table"
+        measured = "read from a measures table"
+    df = measures.df
     if "step" not in df.columns or len(df) == 0:
         raise ConfigError("write_report: the measures table is empty or has no 'step' column")
     phases = probes.phases(df)
     final = run.load(final_step)
     task = run.task
-    key_freqs = [int(k) for k in (df.attrs.get("key_frequencies") or probes.key_frequencies(final, task))]
+    key_freqs = list(measures.key_frequencies)
     norms = probes.fourier_norms(final)
     clusters = probes.neuron_clusters(final, task)
     bounds = phase_checkpoints(run.steps, phases)
@@ -237,9 +236,7 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
                   ", at the checkpoint nearest each phase boundary found and at the final checkpoint.")
 
     summary = _summary(run, df, phases, key_freqs, clusters, bounds)
-    page = _page(run, summary, views, pairs_text, measured, df.attrs.get("protocol"))
-    from ..checkpoints import atomic_write_text
-
+    page = _page(run, summary, views, pairs_text, measured, measures.protocol)
     index = out / "index.html"
     atomic_write_text(index, page)  # last: the page only ever points at figures already in place
     return index

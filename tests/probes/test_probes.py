@@ -16,20 +16,12 @@ from hypothesis import strategies as st
 
 from interp import fourier, probes
 from interp.config import RunConfig, preset
-from interp.errors import ProbeError, RunFormatError
+from interp.errors import ConfigError, ProbeError, RunFormatError
 from interp.model import build_model
 from interp.tasks import Task
+from tests.helpers import fourier_logits, perturbed_model
 
 # ---- helpers -------------------------------------------------------------------------------------
-
-
-def fourier_logits(task: Task, freqs, scale=1.0) -> torch.Tensor:
-    """(p*p, p): scale * sum_{k in freqs} cos(w_k (a + b - c)), the algorithm of the paper, exactly."""
-    p = task.p
-    a, b = task.pairs().unbind(1)
-    c = torch.arange(p)
-    d = (a + b)[:, None] - c[None, :]
-    return scale * sum(torch.cos(2 * math.pi * k * d.double() / p) for k in freqs)
 
 
 PLANTED_P = 31
@@ -128,11 +120,11 @@ def test_algorithm_logits_restricted_equals_full_and_excluded_is_chance(p, freqs
     L = fourier_logits(task, freqs, scale=20.0 / len(freqs))
     for split in ("all", "train", "test"):
         full = probes.loss_and_accuracy(L, task, split)
-        assert probes.restricted_loss(L, task, freqs, split) == pytest.approx(full[0], rel=1e-9, abs=1e-12)
-        assert probes.restricted_accuracy(L, task, freqs, split) == full[1] == 1.0
+        assert probes.restricted(L, task, freqs, split).loss == pytest.approx(full[0], rel=1e-9, abs=1e-12)
+        assert probes.restricted(L, task, freqs, split).accuracy == full[1] == 1.0
     # the key directions are everything: removing them leaves constant logits, i.e. a uniform guess
-    assert probes.excluded_loss(L, task, freqs) == pytest.approx(math.log(p), abs=1e-9)
-    assert probes.excluded_loss(L, task, freqs, split="test") == pytest.approx(math.log(p), abs=1e-9)
+    assert probes.excluded(L, task, freqs).loss == pytest.approx(math.log(p), abs=1e-9)
+    assert probes.excluded(L, task, freqs, split="test").loss == pytest.approx(math.log(p), abs=1e-9)
     # removing one frequency leaves the others working: far better than chance, worse than the full model
     per_k = probes.excluded_loss_per_frequency(L, task, freqs)
     assert sorted(per_k) == sorted(freqs)
@@ -148,16 +140,26 @@ def test_algorithm_logits_restricted_equals_full_and_excluded_is_chance(p, freqs
         assert float(cos.coefficients[k - 1]) == pytest.approx(want, abs=1e-8 * unit_norm)
 
 
-def test_restricted_plus_excluded_minus_mean_is_the_logits():
-    p = 23
+def test_decomposition_is_the_orthogonal_projection_onto_the_key_directions():
+    """P_S is checked against an explicit basis: restricted logits lie in span{const, c_k, s_k : k in S}, the
+    excluded logits are orthogonal to every c_k, s_k of S (and keep the rest of L), and P_S is idempotent."""
+    p, freqs = 23, [1, 4, 9]
     task = Task(p=p, seed=2)
     L = torch.randn(p * p, p, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    from interp.probes.losses import Decomposition
-
-    d = Decomposition(L, task, [1, 4, 9], "test")
-    assert torch.allclose(d.restricted() + d.excluded() - L.mean(0, keepdim=True), L, atol=1e-12)
-    P = d.projected
-    assert torch.allclose(fourier.project_onto_frequencies(P, [1, 4, 9]), P, atol=1e-12)
+    d = probes.Decomposition(L, task, freqs)
+    a, b = task.pairs().double().unbind(1)
+    basis = [torch.ones(p * p, dtype=torch.float64)]
+    for k in freqs:
+        w = 2 * math.pi * k / p
+        basis += [torch.cos(w * (a + b)), torch.sin(w * (a + b))]
+    B = torch.linalg.qr(torch.stack(basis, 1)).Q  # (p*p, 1 + 2|S|), orthonormal
+    want_restricted = B @ (B.T @ L)  # projection onto const + key directions
+    assert torch.allclose(d.restricted_logits, want_restricted, atol=1e-10)
+    assert torch.allclose(B[:, 1:].T @ d.excluded_logits, torch.zeros(2 * len(freqs), p, dtype=torch.float64),
+                          atol=1e-10)
+    other = torch.cos(2 * math.pi * 5 * (a + b) / p)  # a non-key direction passes through untouched
+    assert torch.allclose(other @ d.excluded_logits, other @ L, atol=1e-9)
+    assert torch.allclose(fourier.project_onto_frequencies(d.projected, freqs), d.projected, atol=1e-12)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -199,7 +201,7 @@ def test_restricted_loss_matches_a_2d_fourier_reference():
     restricted = torch.einsum("ia,jb,ijn->abn", F, F, kept).reshape(p * p, p) + L.mean(0, keepdim=True)
     labels = task.labels()
     ref = float(torch.nn.functional.cross_entropy(restricted, labels))
-    assert probes.restricted_loss(L, task, freqs) == pytest.approx(ref, rel=1e-10)
+    assert probes.restricted(L, task, freqs).loss == pytest.approx(ref, rel=1e-10)
 
 
 # ---- a model with planted frequencies ---------------------------------------------------------------
@@ -270,7 +272,7 @@ def test_random_init_has_no_key_frequency_and_low_gini():
     gini = probes.fourier_gini(model)
     assert gini["W_E"] < 0.15 and gini["W_L"] < 0.15
     with pytest.raises(ProbeError, match="empty key-frequency set"):
-        probes.restricted_loss(model, task, probes.key_frequencies(model, task))
+        probes.restricted(model, task, probes.key_frequencies(model, task)).loss
     with pytest.raises(ProbeError, match="empty key-frequency set"):
         probes.measure_model(model, task, [])
 
@@ -290,29 +292,19 @@ def test_sum_squared_weights_counts_trainable_parameters_only():
 # ---- one model, every measure ------------------------------------------------------------------------
 
 
-def _perturbed(cfg, scale=0.3):
-    model = build_model(cfg)
-    g = torch.Generator().manual_seed(5)
-    with torch.no_grad():
-        for prm in model.parameters():
-            if prm.requires_grad:
-                prm.add_(torch.randn(prm.shape, generator=g) * scale)
-    return model
-
-
 def test_measure_model_equals_the_single_functions():
     cfg = preset("tiny")
-    model, task = _perturbed(cfg), Task.from_config(cfg)
+    model, task = perturbed_model(cfg)
     freqs = [2, 5, 9]
     m = probes.measure_model(model, task, freqs)
     tol = dict(rel=1e-5, abs=1e-7)
     for split in ("train", "test"):
         loss, acc = probes.loss_and_accuracy(model, task, split)
         assert m[f"{split}_loss"] == pytest.approx(loss, **tol) and m[f"{split}_acc"] == pytest.approx(acc)
-    assert m["restricted_loss"] == pytest.approx(probes.restricted_loss(model, task, freqs), **tol)
-    assert m["restricted_acc"] == pytest.approx(probes.restricted_accuracy(model, task, freqs))
-    assert m["excluded_loss"] == pytest.approx(probes.excluded_loss(model, task, freqs), **tol)
-    assert m["excluded_acc"] == pytest.approx(probes.excluded_accuracy(model, task, freqs))
+    assert m["restricted_loss"] == pytest.approx(probes.restricted(model, task, freqs).loss, **tol)
+    assert m["restricted_acc"] == pytest.approx(probes.restricted(model, task, freqs).accuracy)
+    assert m["excluded_loss"] == pytest.approx(probes.excluded(model, task, freqs).loss, **tol)
+    assert m["excluded_acc"] == pytest.approx(probes.excluded(model, task, freqs).accuracy)
     for k, v in probes.excluded_loss_per_frequency(model, task, freqs).items():
         assert m[f"excluded_loss_k{k}"] == pytest.approx(v, **tol)
     gini = probes.fourier_gini(model)
@@ -323,7 +315,7 @@ def test_measure_model_equals_the_single_functions():
     # the logits a model gives and the same logits passed in agree
     with torch.no_grad():
         L = model(task.tokens())[:, -1]
-    assert probes.restricted_loss(L, task, freqs) == pytest.approx(m["restricted_loss"], **tol)
+    assert probes.restricted(L, task, freqs).loss == pytest.approx(m["restricted_loss"], **tol)
 
 
 def test_measure_model_counts_planted_neurons_on_key_frequencies():
@@ -336,24 +328,24 @@ def test_measure_model_counts_planted_neurons_on_key_frequencies():
 def test_bad_input_raises_probe_errors():
     cfg = preset("tiny")
     model, task = build_model(cfg), Task.from_config(cfg)
-    with pytest.raises(ProbeError, match="split must be one of \\['all', 'train', 'test'\\], got 'val'"):
-        probes.restricted_loss(model, task, [1], split="val")
-    with pytest.raises(ProbeError, match="split"):
+    with pytest.raises(ConfigError, match="split must be one of \\['all', 'train', 'test'\\], got 'val'"):
+        probes.restricted(model, task, [1], split="val").loss
+    with pytest.raises(ConfigError, match="split"):
         probes.loss_and_accuracy(model, task, "validation")
     with pytest.raises(ProbeError, match="empty key-frequency set"):
-        probes.excluded_loss(model, task, [])
+        probes.excluded(model, task, []).loss
     with pytest.raises(ProbeError, match=r"\[12\] out of range"):
-        probes.excluded_loss(model, task, [3, 12])
+        probes.excluded(model, task, [3, 12]).loss
     with pytest.raises(ProbeError, match="rule must be one of"):
         probes.key_frequencies(model, task, rule="attention")
     with pytest.raises(ProbeError, match="threshold"):
         probes.key_frequencies(model, task, threshold=1.5)
     with pytest.raises(ProbeError, match=r"\(529, 23\)"):
-        probes.restricted_loss(torch.zeros(10, 23), task, [1])
+        probes.restricted(torch.zeros(10, 23), task, [1]).loss
     with pytest.raises(ProbeError, match="d_vocab_out=23 but the task has p=31"):
         probes.loss_and_accuracy(model, Task(p=31), "all")
     with pytest.raises(ProbeError, match="op 'add'"):
-        probes.restricted_loss(torch.zeros(23 * 23, 23), Task(op="mul", p=23), [1])
+        probes.restricted(torch.zeros(23 * 23, 23), Task(op="mul", p=23), [1])
 
 
 # ---- a real run --------------------------------------------------------------------------------------
@@ -367,16 +359,16 @@ def measured(probe_run):
 
 
 def test_measure_run_has_one_row_per_checkpoint_and_fixed_key_frequencies(probe_run, measured):
-    df = measured
+    df = measured.df
     assert df["step"].tolist() == probe_run.steps
     final = probe_run.load(probe_run.final_step)
     keys = probes.key_frequencies(final, probe_run.task, threshold=0.5)
-    assert keys and df.attrs["key_frequencies"] == keys
+    assert keys and measured.key_frequencies == keys
     required = ["step", "train_loss", "test_loss", "train_acc", "test_acc", "restricted_loss", "excluded_loss",
                 "gini_W_E", "gini_W_L", "sum_sq_weights", "restricted_acc", "excluded_acc", "test_over_restricted"]
     assert set(required + [f"excluded_loss_k{k}" for k in keys]) <= set(df.columns)
     assert df[required].notna().all().all()
-    proto = df.attrs["protocol"]
+    proto = measured.protocol
     assert proto["key_frequencies"]["rule"] == "neurons" and proto["key_frequencies"]["threshold"] == 0.5
     assert proto["restricted_loss"]["split"] == "all" and proto["excluded_loss"]["split"] == "train"
     assert "cos-first" in proto["fourier_order"]
@@ -389,13 +381,13 @@ def test_measure_run_has_one_row_per_checkpoint_and_fixed_key_frequencies(probe_
 
 
 def test_measure_run_rows_equal_the_single_model_functions(probe_run, measured):
-    keys, task = measured.attrs["key_frequencies"], probe_run.task
+    keys, task = measured.key_frequencies, probe_run.task
     for step in (probe_run.steps[1], probe_run.final_step):
-        row = measured.set_index("step").loc[step]
+        row = measured.df.set_index("step").loc[step]
         model = probe_run.load(step)
         tol = dict(rel=1e-5, abs=1e-7)
-        assert row.restricted_loss == pytest.approx(probes.restricted_loss(model, task, keys), **tol)
-        assert row.excluded_loss == pytest.approx(probes.excluded_loss(model, task, keys), **tol)
+        assert row.restricted_loss == pytest.approx(probes.restricted(model, task, keys).loss, **tol)
+        assert row.excluded_loss == pytest.approx(probes.excluded(model, task, keys).loss, **tol)
         assert row.test_loss == pytest.approx(probes.loss_and_accuracy(model, task, "test")[0], **tol)
         assert row.gini_W_E == pytest.approx(probes.fourier_gini(model)["W_E"])
         assert row.sum_sq_weights == pytest.approx(probes.sum_squared_weights(model))
@@ -405,8 +397,9 @@ def test_measure_run_rows_equal_the_single_model_functions(probe_run, measured):
 
 
 def test_measure_run_with_an_empty_key_set_fills_nan(probe_run):
-    df = probes.measure_run(probe_run, steps=probe_run.steps[-2:], progress=False)  # 0.85: none yet
-    assert df.attrs["key_frequencies"] == [] and len(df) == 2
+    m = probes.measure_run(probe_run, steps=probe_run.steps[-2:], progress=False)  # 0.85: none yet
+    df = m.df
+    assert m.key_frequencies == [] and len(df) == 2
     assert df["restricted_loss"].isna().all() and df["test_loss"].notna().all()
     with pytest.raises(ProbeError, match="steps \\[7\\] have no checkpoint"):
         probes.measure_run(probe_run, steps=[0, 7], progress=False)
@@ -416,19 +409,20 @@ def test_measure_run_with_an_empty_key_set_fills_nan(probe_run):
 
 def test_save_and_load_measures_round_trip(probe_run, measured, tmp_path):
     out = tmp_path / "probes" / probe_run.name
-    probes.save_measures(measured, out, run=probe_run)
-    assert sorted(f.name for f in out.iterdir()) == ["key_frequencies.json", "measures.csv"]
-    meta = json.loads((out / "key_frequencies.json").read_text())
-    assert meta["key_frequencies"] == measured.attrs["key_frequencies"]
+    probes.save_measures(measured, out)
+    assert sorted(f.name for f in out.iterdir()) == ["measures.csv", "measures.json"]
+    meta = json.loads((out / "measures.json").read_text())
+    assert meta["key_frequencies"] == measured.key_frequencies
     assert meta["rule"] == "neurons" and meta["threshold"] == 0.5 and meta["key_frequency_step"] == 400
     assert meta["run"]["name"] == probe_run.name and meta["steps"] == probe_run.steps
+    assert meta["run"]["run_id"] == probe_run.run_id and meta["run"]["finished"] is True
     back = probes.load_measures(out)
-    assert back.attrs["key_frequencies"] == measured.attrs["key_frequencies"]
-    assert back.attrs["protocol"] == measured.attrs["protocol"]
-    assert list(back.columns) == list(measured.columns)
-    assert np.array_equal(back.to_numpy(), measured.to_numpy())  # CSV floats round-trip exactly
-    (out / "key_frequencies.json").write_text("{nope")
-    with pytest.raises(RunFormatError, match="key_frequencies.json: malformed JSON"):
+    assert back.key_frequencies == measured.key_frequencies and back.protocol == measured.protocol
+    assert back.belongs_to(probe_run)
+    assert list(back.df.columns) == list(measured.df.columns)
+    assert np.array_equal(back.df.to_numpy(), measured.df.to_numpy())  # CSV floats round-trip exactly
+    (out / "measures.json").write_text("{nope")
+    with pytest.raises(RunFormatError, match="measures.json: malformed JSON"):
         probes.load_measures(out)
     with pytest.raises(RunFormatError, match="measures.csv: file not found"):
         probes.load_measures(tmp_path)

@@ -10,19 +10,14 @@ from interp import probes
 from interp.config import RunConfig
 from interp.model import build_model
 from interp.tasks import Task
+from tests.helpers import perturbed_model
 
 PRIMES = [5, 7, 11, 13, 17, 19, 23, 29]
 
 
 def _random_model(p, seed, scale):
     cfg = RunConfig(p=p, frac_train=0.5, d_model=16, n_heads=2, d_head=8, d_mlp=24, model_seed=seed, data_seed=seed)
-    model = build_model(cfg)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for prm in model.parameters():
-            if prm.requires_grad:
-                prm.add_(torch.randn(prm.shape, generator=g) * scale)
-    return model, Task.from_config(cfg)
+    return perturbed_model(cfg, scale, seed)
 
 
 @settings(max_examples=12, deadline=None)
@@ -43,7 +38,7 @@ def test_probe_invariants_on_random_models(p, seed, scale, data):
     # Removing every frequency's (a+b) part and keeping it are complementary: per-frequency removals of a
     # single key set equal the whole-set removal when the set has one element.
     k = freqs[0]
-    assert math.isclose(probes.excluded_loss(L, task, [k]), probes.excluded_loss_per_frequency(L, task, [k])[k],
+    assert math.isclose(probes.excluded(L, task, [k]).loss, probes.excluded_loss_per_frequency(L, task, [k])[k],
                         rel_tol=1e-9)
 
     # Gini of anything lies in [0, 1 - 1/N].

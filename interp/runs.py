@@ -1,0 +1,507 @@
+"""A run on disk: the one module that writes and reads a run directory.
+
+A run directory holds::
+
+    run.json                 RunConfig, seeds, identity, HookedTransformerConfig kwargs, protocol, versions, status
+    split.json               the exact training (and test) pair indices, index = a * p + b
+    metrics.csv              step, train_loss, train_acc, test_loss, test_acc (test only every eval_every steps)
+    step_000000.safetensors  one per checkpoint: the plain TransformerLens state dict, fp32
+    resume.safetensors       latest model + AdamW state, for `interp train --resume` (may be absent in shipped runs)
+    .lock                    held (flock) by the one process writing the run
+
+Every file is written atomically (:mod:`interp.files`), so a killed process leaves either the old file or the new
+one. Files are only ever read as JSON, CSV or safetensors: nothing is unpickled.
+
+``run.json``'s ``status`` says whether the run is finished: ``state`` is ``running``, ``complete``,
+``stopped_early``, ``interrupted`` (Ctrl-C) or ``failed`` (an error, recorded in ``error``), and ``step`` is the last
+saved step. A run whose status says ``running`` while no process holds its lock was killed: :attr:`Run.state`
+reports it as ``interrupted``.
+
+>>> run = Run("checkpoints/nanda2023-p113-seed0")      # doctest: +SKIP
+>>> run.steps[:3], run.config.p, run.finished         # doctest: +SKIP
+([0, 100, 200], 113, True)
+>>> model = run.load(run.final_step)                  # a HookedTransformer  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import datetime as _dt
+import fcntl
+import hashlib
+import io
+import json
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+import torch
+
+from .config import RunConfig
+from .errors import CheckpointError, ConfigError, RunFormatError, RunLockedError
+from .files import atomic_write_text, one_line, read_safetensors, save_tensors
+from .model import freeze_biases, model_from_kwargs
+from .tasks import Task
+
+__all__ = ["Run", "RunLock", "METRIC_COLUMNS", "FINISHED_STATES", "checkpoint_name", "check_state_dict"]
+
+FORMAT = "interp-run"
+FORMAT_VERSION = 1
+RUN_JSON = "run.json"
+SPLIT_JSON = "split.json"
+METRICS_CSV = "metrics.csv"
+RESUME_FILE = "resume.safetensors"
+LOCK_FILE = ".lock"
+RESUME_FORMAT = "interp-resume-1"
+METRIC_COLUMNS = ("step", "train_loss", "train_acc", "test_loss", "test_acc")
+STATES = ("running", "complete", "stopped_early", "interrupted", "failed")
+FINISHED_STATES = ("complete", "stopped_early")
+_STEP_RE = re.compile(r"^step_(\d{6,})\.safetensors$")
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step_{step:06d}.safetensors"
+
+
+def checkpoint_step(filename: str) -> int | None:
+    """The step of a checkpoint file name (``step_000100.safetensors`` -> 100), None for any other file."""
+    m = _STEP_RE.match(filename)
+    return int(m.group(1)) if m else None
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+    import platform
+
+    out = {"python": platform.python_version()}
+    for pkg in ("interp", "torch", "transformer-lens", "safetensors", "einops"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def run_identity(config: dict[str, Any], train: list[int], created: str) -> str:
+    """16 hex digits naming one run: a hash of its config, its exact training pairs and its creation time.
+
+    Two runs with the same directory name (or even the same config) get different identities; measures
+    record it, so they are never mistaken for another run's.
+    """
+    blob = json.dumps({"config": config, "train": train, "created": created}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------
+# one writer at a time
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``<run>/.lock``. The kernel drops it when the holder dies, so a
+    killed run never leaves the directory locked."""
+
+    def __init__(self, run_dir: Path | str):
+        self.path = Path(run_dir) / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> "RunLock":
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
+            finally:
+                os.close(fd)
+            raise RunLockedError(f"{self.path.parent}: run directory is in use by {holder}; "
+                                 "wait for it to finish or stop it first") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def held_elsewhere(self) -> bool:
+        """True while another process holds the lock (probed with a shared lock, released at once)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # drops the probe's lock too
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+# ---------------------------------------------------------------------------------------------
+# metrics.csv
+
+
+def format_metrics_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(METRIC_COLUMNS)
+    for r in rows:
+        w.writerow([_csv_value(r.get(c)) for c in METRIC_COLUMNS])
+    return buf.getvalue()
+
+
+def _csv_value(x: Any) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    if isinstance(x, float):
+        return repr(x)
+    return str(x)
+
+
+def parse_metrics_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows of metrics.csv as dicts (missing test values as None); errors name the file and line."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise RunFormatError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise RunFormatError(f"{path}: cannot read ({one_line(e)})") from None
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None or tuple(header) != METRIC_COLUMNS:
+        raise RunFormatError(f"{path}: header must be {','.join(METRIC_COLUMNS)}, got {header}")
+    rows: list[dict[str, Any]] = []
+    for lineno, rec in enumerate(reader, start=2):
+        if len(rec) != len(METRIC_COLUMNS):
+            raise RunFormatError(f"{path}: line {lineno} has {len(rec)} fields, expected {len(METRIC_COLUMNS)}")
+        try:
+            row = {"step": int(rec[0])}
+            for name, val in zip(METRIC_COLUMNS[1:], rec[1:]):
+                row[name] = float(val) if val != "" else None
+        except ValueError:
+            raise RunFormatError(f"{path}: line {lineno} is not numeric: {','.join(rec)[:80]}") from None
+        if row["train_loss"] is None:
+            raise RunFormatError(f"{path}: line {lineno} (step {row['step']}) has no train_loss")
+        if rows and row["step"] != rows[-1]["step"] + 1:
+            raise RunFormatError(f"{path}: line {lineno}: step {row['step']} follows step {rows[-1]['step']}; "
+                                 "rows are missing or out of order (every step has a row)")
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoints
+
+
+def check_state_dict(tensors: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]], path: Path) -> None:
+    """Raise CheckpointError unless ``tensors`` has exactly the model's parameters (buffers optional) with the right shapes."""
+    for name, shape in expected.items():
+        if name not in tensors:
+            if name.endswith(("IGNORE", "mask")):  # TransformerLens buffers; rebuilt by the model
+                continue
+            raise CheckpointError(f"{path}: tensor {name!r} is missing; this checkpoint is not from this run's model")
+        if tuple(tensors[name].shape) != shape:
+            raise CheckpointError(f"{path}: tensor {name!r} has shape {tuple(tensors[name].shape)}, "
+                                  f"the run's model needs {shape} (checkpoint from a different config?)")
+        if tensors[name].dtype != torch.float32 and tensors[name].is_floating_point():
+            raise CheckpointError(f"{path}: tensor {name!r} is {tensors[name].dtype}, expected float32")
+    extra = sorted(set(tensors) - set(expected))
+    if extra:
+        raise CheckpointError(f"{path}: unexpected tensor(s) {extra[:5]}; not a checkpoint of this run's model")
+
+
+# ---------------------------------------------------------------------------------------------
+# the run
+
+
+class Run:
+    """A run directory: its config, split, metrics and checkpoints (read lazily), and the writes training makes.
+
+    ``Run(path)`` opens an existing run; :meth:`create` starts a new one. Iterating yields ``(step, model)``
+    pairs in step order, loading one checkpoint at a time.
+    """
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise RunFormatError(f"{self.path}: not a directory (expected a run directory with run.json)")
+        self.meta = self._read_meta()
+        self.config = self._config_of(self.meta)
+        self._task: Task | None = None
+        self._metrics: pd.DataFrame | None = None
+        self._template = None
+
+    # -- creating -------------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: Path | str, cfg: RunConfig, task: Task, *, hooked_config: dict[str, Any],
+               frozen_parameters: list[str], device: str, protocol: dict[str, str]) -> "Run":
+        """Write ``split.json`` and ``run.json`` (state ``running`` at step 0) of a new run into ``path``."""
+        path = Path(path)
+        train, test = task.train_idx.tolist(), task.test_idx.tolist()
+        atomic_write_text(path / SPLIT_JSON, json.dumps({
+            "p": cfg.p, "op": cfg.op, "frac_train": cfg.frac_train, "data_seed": cfg.data_seed,
+            "pair_index": "a * p + b", "train": train, "test": test,
+        }))
+        created = _now()
+        meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "name": cfg.name,
+            "run_id": run_identity(cfg.to_dict(), train, created),
+            "created": created,
+            "config": cfg.to_dict(),
+            "seeds": {"data_seed": cfg.data_seed, "model_seed": cfg.model_seed},
+            "hooked_transformer_config": hooked_config,
+            "frozen_parameters": frozen_parameters,
+            "protocol": protocol,
+            "versions": _versions(),
+            "trained_on": device,
+            "status": {"state": "running", "step": 0, "n_steps": cfg.n_steps},
+        }
+        atomic_write_text(path / RUN_JSON, json.dumps(meta, indent=2) + "\n")
+        return cls(path)
+
+    def write_status(self, state: str, step: int, *, config: RunConfig | None = None, error: str | None = None) -> None:
+        """Record the run's state and last saved step in run.json (and the config, when resuming changed n_steps)."""
+        if state not in STATES:
+            raise ValueError(f"unknown run state {state!r}")
+        if config is not None:
+            self.config = config
+            self.meta["config"] = config.to_dict()
+        status: dict[str, Any] = {"state": state, "step": int(step), "n_steps": self.config.n_steps}
+        if error:
+            status["error"] = error
+        self.meta["status"] = status
+        self.meta["updated"] = _now()
+        atomic_write_text(self.path / RUN_JSON, json.dumps(self.meta, indent=2) + "\n")
+
+    def save_checkpoint(self, step: int, state_dict: dict[str, torch.Tensor]) -> None:
+        save_tensors(self.path / checkpoint_name(step), state_dict)
+
+    def write_metrics(self, rows: list[dict[str, Any]]) -> None:
+        atomic_write_text(self.path / METRICS_CSV, format_metrics_csv(rows))
+        self._metrics = None
+
+    def save_resume(self, step: int, tensors: dict[str, torch.Tensor]) -> None:
+        """Model and optimiser state in one file, so they can never disagree about the step."""
+        save_tensors(self.path / RESUME_FILE, tensors, metadata={"step": str(step), "format": RESUME_FORMAT})
+
+    def read_resume(self) -> tuple[int, dict[str, torch.Tensor], list[dict[str, Any]]] | None:
+        """``(step, tensors, metrics rows up to step)`` of the resume state; None if the run was killed
+        before it saved any; RunFormatError if it is missing from a run that had saved one."""
+        path = self.path / RESUME_FILE
+        if not path.exists():
+            if self.meta.get("status", {}).get("step") == 0 and not self.steps:
+                return None  # killed before step 0 was saved: start again
+            raise RunFormatError(f"{path}: no resume state in this run (it may have been thinned for shipping)")
+        tensors, meta = read_safetensors(path)
+        try:
+            step = int(meta["step"])
+        except (KeyError, ValueError):
+            raise RunFormatError(f"{path}: metadata has no valid 'step'") from None
+        rows = [r for r in parse_metrics_csv(self.path / METRICS_CSV) if r["step"] <= step]
+        if not rows or rows[-1]["step"] != step:
+            raise RunFormatError(f"{self.path / METRICS_CSV}: has no row for the resume step {step}")
+        return step, tensors, rows
+
+    def discard_checkpoints_after(self, step: int) -> None:
+        """Checkpoints past the resume point are rewritten, identically, by the resumed run."""
+        for f in os.listdir(self.path):
+            s = checkpoint_step(f)
+            if s is not None and s > step:
+                os.unlink(self.path / f)
+
+    def remove_stale_temporaries(self) -> None:
+        """Temporary files of a killed writer (never renamed into place, so never read) are removed."""
+        remove_stale_temporaries(self.path)
+
+    # -- reading run.json -----------------------------------------------------------------------
+
+    def _read_meta(self) -> dict[str, Any]:
+        run_json = self.path / RUN_JSON
+        if not run_json.is_file():
+            raise RunFormatError(f"{self.path}: not a run directory (no run.json); "
+                                 "create one with `interp train --preset NAME --out DIR`")
+        try:
+            meta = json.loads(run_json.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise RunFormatError(f"{run_json}: malformed JSON ({one_line(e)})") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise RunFormatError(f"{run_json}: not an interp run file (field 'format' must be {FORMAT!r})")
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise RunFormatError(f"{run_json}: format_version {meta.get('format_version')!r} is not supported "
+                                 f"(this interp reads {FORMAT_VERSION})")
+        for key in ("config", "hooked_transformer_config"):
+            if not isinstance(meta.get(key), dict):
+                raise RunFormatError(f"{run_json}: field {key!r} is missing or not an object")
+        return meta
+
+    def _config_of(self, meta: dict[str, Any]) -> RunConfig:
+        try:
+            return RunConfig.from_dict(meta["config"], where=f"{self.path / RUN_JSON}: config")
+        except ConfigError as e:
+            raise RunFormatError(str(e)) from None
+
+    # -- identity and state -----------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.path.resolve().name
+
+    @property
+    def run_id(self) -> str:
+        """This run's identity (see :func:`run_identity`), recorded in run.json when the run was created."""
+        rid = self.meta.get("run_id")
+        if isinstance(rid, str) and rid:
+            return rid
+        return run_identity(self.meta["config"], self.task.train_idx.tolist(), str(self.meta.get("created", "")))
+
+    @property
+    def state(self) -> str:
+        """``running``, ``complete``, ``stopped_early``, ``interrupted`` or ``failed``.
+
+        A run recorded as ``running`` whose lock no process holds was killed: ``interrupted``.
+        """
+        state = self.meta.get("status", {}).get("state", "complete")
+        if state == "running" and not RunLock(self.path).held_elsewhere():
+            return "interrupted"
+        return state if state in STATES else "interrupted"
+
+    @property
+    def finished(self) -> bool:
+        """True when training ran to its end (or stopped early by its own rule)."""
+        return self.state in FINISHED_STATES
+
+    def describe_state(self) -> str:
+        """One line for warnings: the state, the last saved step, and how to continue."""
+        status = self.meta.get("status", {})
+        step, n_steps = status.get("step", "?"), status.get("n_steps", self.config.n_steps)
+        text = f"{self.path} is unfinished: {self.state} at step {step} of {n_steps}"
+        if status.get("error"):
+            text += f" ({status['error']})"
+        if self.state != "running":
+            text += f"; continue it with `interp train --out {self.path} --resume`"
+        return text
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, steps={len(self.steps)}, p={self.config.p}, state={self.state!r})"
+
+    @property
+    def hooked_config_kwargs(self) -> dict[str, Any]:
+        return dict(self.meta["hooked_transformer_config"])
+
+    # -- data ---------------------------------------------------------------------------------
+
+    @property
+    def task(self) -> Task:
+        """The run's task, carrying the exact training pairs recorded in split.json."""
+        if self._task is None:
+            path = self.path / SPLIT_JSON
+            try:
+                split = json.loads(path.read_text())
+            except FileNotFoundError:
+                raise RunFormatError(f"{path}: file not found (every run records its training pairs)") from None
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise RunFormatError(f"{path}: malformed JSON ({one_line(e)})") from None
+            train = split.get("train") if isinstance(split, dict) else None
+            if not isinstance(train, list) or not all(isinstance(i, int) for i in train):
+                raise RunFormatError(f"{path}: field 'train' must be a list of pair indices")
+            try:
+                self._task = Task.from_config(self.config, explicit_train=tuple(train))
+            except ConfigError as e:
+                raise RunFormatError(f"{path}: {e}") from None
+        return self._task
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        """metrics.csv as a pandas DataFrame (one row per step; test columns NaN between evaluations)."""
+        if self._metrics is None:
+            rows = parse_metrics_csv(self.path / METRICS_CSV)
+            self._metrics = pd.DataFrame(rows, columns=list(METRIC_COLUMNS)).astype(
+                {"step": "int64", "train_loss": "float64", "train_acc": "float64",
+                 "test_loss": "float64", "test_acc": "float64"})
+        return self._metrics
+
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    @property
+    def steps(self) -> list[int]:
+        """Sorted steps that have a checkpoint file."""
+        return sorted(s for f in os.listdir(self.path) if (s := checkpoint_step(f)) is not None)
+
+    @property
+    def final_step(self) -> int:
+        steps = self.steps
+        if not steps:
+            raise RunFormatError(f"{self.path}: run has no checkpoints (no step_*.safetensors)")
+        return steps[-1]
+
+    def checkpoint_path(self, step: int) -> Path:
+        return self.path / checkpoint_name(step)
+
+    def state_dict(self, step: int) -> dict[str, torch.Tensor]:
+        """The checkpoint's tensors, checked against the run's model shapes."""
+        if not isinstance(step, int) or step not in self.steps:
+            steps = self.steps
+            shown = f"{steps[:3]} ... {steps[-3:]}" if len(steps) > 6 else str(steps)
+            raise CheckpointError(f"{self.path}: no checkpoint for step {step!r}; available steps: {shown}")
+        path = self.checkpoint_path(step)
+        tensors, _ = read_safetensors(path)
+        check_state_dict(tensors, self._expected_shapes(), path)
+        return tensors
+
+    def _expected_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {k: tuple(v.shape) for k, v in self._empty_template().state_dict().items()}
+
+    def _empty_template(self):
+        if self._template is None:
+            model = model_from_kwargs(self.hooked_config_kwargs, device="cpu")
+            freeze_biases(model)
+            self._template = model
+        return self._template
+
+    def empty_model(self, device: str = "cpu"):
+        """A HookedTransformer with this run's architecture (weights not loaded)."""
+        model = copy.deepcopy(self._empty_template())
+        return model if device == "cpu" else model.to(device)
+
+    def load(self, step: int | None = None, device: str = "cpu"):
+        """The HookedTransformer at ``step`` (default: the final checkpoint), in eval mode."""
+        step = self.final_step if step is None else step
+        tensors = self.state_dict(step)
+        model = self.empty_model(device)
+        model.load_state_dict(tensors, strict=False)
+        model.eval()
+        return model
+
+    def __iter__(self) -> Iterator[tuple[int, Any]]:
+        for step in self.steps:
+            yield step, self.load(step)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+def remove_stale_temporaries(directory: Path) -> None:
+    """Remove the hidden ``.NAME.XXXX.tmp`` files a killed atomic write left in ``directory``."""
+    for f in Path(directory).iterdir():
+        if f.name.startswith(".") and f.name.endswith(".tmp"):
+            f.unlink(missing_ok=True)
