@@ -136,14 +136,13 @@ def naive_measures(model, task, keys):
 
 def _child(mode: str, run_dir: str, steps: list[int], keys: list[int]) -> None:
     from interp import probes
-    from interp.checkpoints import Run
+    from interp.runs import Run
 
     run = Run(run_dir)
     torch.set_grad_enabled(False)
     t0 = time.perf_counter()
     if mode == "ours":
-        df = probes.measure_run(run, key_freqs=keys, steps=steps, progress=False)
-        rows = df.to_dict("records")
+        rows = probes.measure_run(run, key_freqs=keys, steps=steps, progress=False).df.to_dict("records")
     else:
         rows = [{"step": s, **naive_measures(run.load(s), run.task, keys)} for s in steps]
     seconds = time.perf_counter() - t0
@@ -184,7 +183,7 @@ def main() -> None:
         return
 
     from interp import probes
-    from interp.checkpoints import Run
+    from interp.runs import Run
 
     with tempfile.TemporaryDirectory(prefix="interp-bench-") as tmp:
         if args.run is not None:

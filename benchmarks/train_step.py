@@ -1,7 +1,8 @@
 """Training-step speed: the reference loop against ours, interleaved in one run.
 
 (a) reference: the full HookedTransformer forward on all positions, ``model(tokens)[:, -1]``,
-    as in the public grokking demo; (b) ours: ``interp.model.last_position_logits``.
+    as in the public grokking demo; (b) ours: the exact last-position forward that training uses
+    (``interp.model.training_logits``, the fast path when no hook is attached).
 Both use the float64 loss and AdamW of the `nanda2023` preset and start from the same init.
 Steps alternate a/b so machine noise hits both alike. Prints both medians, the ratio, and the
 largest loss difference over the steps (the two loops must train the same model).
@@ -18,9 +19,8 @@ import time
 import torch
 
 from interp.config import preset
-from interp.model import build_model, last_position_logits
+from interp.model import build_model, float64_cross_entropy, training_logits
 from interp.tasks import Task
-from interp.train import float64_cross_entropy
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
     tokens, labels = task.tokens()[task.train_idx], task.labels()[task.train_idx]
     loops = {
         "reference (model(tokens)[:, -1])": lambda m: m(tokens)[:, -1],
-        "ours (last_position_logits)": lambda m: last_position_logits(m, tokens),
+        "ours (training_logits)": lambda m: training_logits(m, tokens),
     }
     state = {}
     for name in loops:

@@ -25,8 +25,9 @@ print("cluster sizes:", clusters[clusters.clustered].frequency.value_counts().so
 train_loss, train_acc = probes.loss_and_accuracy(model, task, "train")
 test_loss, test_acc = probes.loss_and_accuracy(model, task, "test")
 print(f"train loss {train_loss:.3g} (acc {train_acc:.3f}), test loss {test_loss:.3g} (acc {test_acc:.3f})")
-print(f"restricted loss {probes.restricted_loss(model, task, freqs):.3g}, "
-      f"excluded loss {probes.excluded_loss(model, task, freqs):.3g}")
+restricted, excluded = probes.restricted(model, task, freqs), probes.excluded(model, task, freqs)
+print(f"restricted loss {restricted.loss:.3g} (acc {restricted.accuracy:.3f}), "
+      f"excluded loss {excluded.loss:.3g} (acc {excluded.accuracy:.3f})")
 gini = probes.fourier_gini(model)
 print(f"Gini of Fourier norms: W_E {gini['W_E']:.3f}, W_L {gini['W_L']:.3f}")
 cos = probes.cos_coefficients(model, task, freqs)

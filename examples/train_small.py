@@ -23,8 +23,9 @@ run = train(cfg, out, progress=True)
 final = run.metrics.dropna().iloc[-1]
 print(f"{run.path}: test accuracy {final.test_acc:.3f}, test loss {final.test_loss:.2e} at step {int(final.step)}")
 
-df = probes.measure_run(run, progress=False)
-print(f"key frequencies (from the final checkpoint): {df.attrs['key_frequencies']}")
+measures = probes.measure_run(run, progress=False)
+df = measures.df
+print(f"key frequencies (from the final checkpoint): {measures.key_frequencies}")
 print(df[["step", "train_loss", "test_loss", "restricted_loss", "excluded_loss", "gini_W_E", "sum_sq_weights"]]
       .iloc[:: max(1, len(df) // 8)].to_string(index=False, float_format=lambda x: f"{x:.3g}"))
 print(probes.phases(df))

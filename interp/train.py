@@ -88,8 +88,9 @@ def train(
     device = check_device(device)
     if resume and not (out / RUN_JSON).is_file():
         # checked before anything is created, so a mistyped directory leaves nothing behind
-        hint = (f"start it with `interp train --preset {cfg.name} --out {out}`" if cfg is not None and cfg.name
-                in preset_names() else f"start one with `interp train --preset NAME --out {out}`")
+        hint = (f"start it with `interp train --preset {cfg.name} --out {out}`" if cfg is not None
+                and cfg.name in preset_names() else f"start one with `interp train --preset PRESET --out {out}` "
+                f"(PRESET: {', '.join(preset_names())})")
         raise ConfigError(f"out_dir {out}: there is no run to resume (no {RUN_JSON}); {hint}", field="out_dir",
                           detail=f"{out}: there is no run to resume (no {RUN_JSON}); {hint}")
     prepare_out_dir(out, "out_dir")

@@ -1,3 +1,4 @@
+import argparse
 import os
 import subprocess
 import sys
@@ -70,3 +71,43 @@ def test_console_script_has_help():
     for sub in ([], ["train"], ["presets"], ["measure"], ["report"], ["attention"]):
         r = subprocess.run([*cmd, *sub, "--help"], capture_output=True, text=True, timeout=120)
         assert r.returncode == 0 and "usage: interp" in r.stdout
+
+
+def test_version_and_help_for_every_positional_argument(capsys):
+    import interp
+    from interp.cli import build_parser
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"interp {interp.__version__}"
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in subparsers.choices.items():
+        for action in sub._actions:
+            if not action.option_strings:  # a positional argument
+                assert action.help, f"interp {name}: positional {action.dest} has no help text"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--stop-test-loss", "-3"], "interp train: error: --stop-test-loss must be positive or null, got -3.0"),
+    (["--device", "tpu"], "interp train: error: --device must be 'cpu' or 'cuda', got 'tpu'"),
+])
+def test_library_errors_are_restated_with_the_flag(tmp_path, capsys, argv, message):
+    assert main(["train", "--preset", "tiny", "--out", str(tmp_path / "r"), *argv]) == 1
+    assert capsys.readouterr().err.strip() == message
+    assert not (tmp_path / "r").exists()
+
+
+def test_library_errors_name_library_parameters(tmp_path):
+    from interp.config import RunConfig, preset
+    from interp.errors import ConfigError
+    from interp.train import train
+
+    with pytest.raises(ConfigError, match=r"^RunConfig.stop_test_loss must be positive") as e:
+        preset("tiny", stop_test_loss=-3)
+    assert e.value.field == "stop_test_loss"
+    with pytest.raises(ConfigError, match="^device must be 'cpu' or 'cuda'") as e:
+        train(preset("tiny"), tmp_path / "r", device="tpu")
+    assert "--" not in str(e.value)
+    with pytest.raises(ConfigError, match=r"no field\(s\) \['n_step'\]"):
+        RunConfig(n_step=10)

@@ -1,5 +1,6 @@
 """The examples a newcomer follows are executed as written."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,17 +9,34 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from interp import probes
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 SHIPPED = ROOT / "checkpoints" / "nanda2023-p113-seed0"
 
 
 def test_quickstart_prints_the_shipped_runs_numbers():
-    r = subprocess.run([sys.executable, str(EXAMPLES / "quickstart.py")], capture_output=True, text=True,
-                       timeout=300, cwd=ROOT)
+    """The numbers the quick start prints are the committed measures of the shipped run's final checkpoint."""
+    r = subprocess.run([sys.executable, str(EXAMPLES / "quickstart.py")], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
-    assert "key frequencies: [" in r.stdout and "restricted loss" in r.stdout
-    assert "test loss" in r.stdout and "explain" in r.stdout
+    out = r.stdout
+    measures = probes.load_measures(ROOT / "probes" / "nanda2023-p113-seed0")
+    final = measures.df.iloc[-1]
+    assert f"key frequencies: {measures.key_frequencies}" in out
+
+    def printed(label):  # the number printed right after `label`
+        return float(re.search(re.escape(label) + r" ([-+0-9.e]+)", out).group(1))
+
+    for label, column in (("train loss", "train_loss"), ("test loss", "test_loss"),
+                          ("restricted loss", "restricted_loss"), ("excluded loss", "excluded_loss"),
+                          ("sum of squared weights", "sum_sq_weights"), ("W_E", "gini_W_E"), ("W_L", "gini_W_L")):
+        assert printed(label) == pytest.approx(final[column], rel=5e-3), label
+    assert printed("test loss") < 1e-6 and f"test loss {final.test_loss:.3g} (acc 1.000)" in out
+    share = float(re.search(r"explain ([0-9.]+)%", out).group(1)) / 100
+    assert share == pytest.approx(final.cos_explained, abs=6e-4)
+    clustered = float(re.search(r"one frequency: ([0-9]+)%", out).group(1)) / 100
+    assert clustered == pytest.approx(final.frac_neurons_clustered, abs=6e-3)
 
 
 def test_training_example_groks(tmp_path):
