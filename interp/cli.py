@@ -244,6 +244,7 @@ def _cmd_report(args) -> int:
                           "root or pass a RUN_DIR")
     run = Run(args.run_dir)
     run.final_step
+    out = _report_dir(args.out or Path("report") / run.name)  # checked before any work
     _warn_unfinished(run)
     measures = None
     if not args.recompute:
@@ -256,7 +257,6 @@ def _cmd_report(args) -> int:
         if measures is None:
             print(f"interp report: no saved measures of {run.path} found; computing them now "
                   f"({len(run.steps)} checkpoints)", file=sys.stderr)
-    out = _report_dir(args.out or Path("report") / run.name)
     index = write_report(run, out, measures=measures)
     print(f"{index}  ({time.perf_counter() - t0:.1f} s)")
     return 0

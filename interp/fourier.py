@@ -1,6 +1,6 @@
 """The Fourier basis over Z_p (cos-first), its 1-D and 2-D transforms, and the directions of a + b.
 
-Conventions (REFERENCE.md section 2): ``F = fourier_basis(p)`` is a (p, p) orthonormal matrix whose
+Conventions (docs/science.md, section 2): ``F = fourier_basis(p)`` is a (p, p) orthonormal matrix whose
 rows are functions of a residue x in {0, ..., p-1}:
 
 * row 0: the constant 1/sqrt(p)
@@ -187,7 +187,7 @@ def sum_directions(p: int, dtype: torch.dtype = torch.float64,
 
     Returns ``(c, s)``, each ((p-1)/2, p*p); row k-1 is frequency k. All rows are orthonormal
     and orthogonal to the constant. Equal to ``(F[2k-1]⊗F[2k-1] - F[2k]⊗F[2k]) / sqrt(2)`` and
-    ``(F[2k]⊗F[2k-1] + F[2k-1]⊗F[2k]) / sqrt(2)`` (REFERENCE.md section 2). Cached per (p, dtype).
+    ``(F[2k]⊗F[2k-1] + F[2k-1]⊗F[2k]) / sqrt(2)`` (docs/science.md, section 2). Cached per (p, dtype).
     """
     c, s = _sum_directions(_check_p(p), dtype)
     return c.to(device, copy=True), s.to(device, copy=True)

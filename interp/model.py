@@ -65,7 +65,7 @@ def model_from_kwargs(kwargs: dict[str, Any], device: str | None = None):
         kwargs["device"] = device
     with warnings.catch_warnings():
         # TransformerLens 3.9 deprecates HookedTransformer in favour of 4.x's TransformerBridge;
-        # we pin < 4 on purpose (see DESIGN.md), so that one warning is noise here.
+        # we pin < 4 on purpose (docs/architecture.md), so that one warning is noise here.
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=FutureWarning, module="transformer_lens")
         htc = HookedTransformerConfig(**kwargs)

@@ -110,7 +110,7 @@ def train(
             run, state = None, None
             if n_steps is not None:
                 cfg = cfg.replace(n_steps=n_steps)
-        return _Trainer(run.config if run else cfg, out, device, run, state).run(progress, on_step)
+        return _Trainer(run.config if run is not None else cfg, out, device, run, state).run(progress, on_step)
 
 
 def _open_for_resume(out: Path, cfg: RunConfig | None, n_steps: int | None) -> tuple[Run, dict | None]:

@@ -109,7 +109,7 @@ def test_metrics_with_garbage(run_copy):
 
 def test_split_json_damage(run_copy):
     (run_copy / "split.json").write_text(json.dumps({"train": [0, 0, 1]}))
-    with pytest.raises(RunFormatError, match="split.json: field 'train' must list"):
+    with pytest.raises(RunFormatError, match="split.json: Task.explicit_train must be 317 distinct pair indices"):
         Run(run_copy).task
 
 
@@ -155,8 +155,7 @@ def test_every_command_reports_a_damaged_run_in_one_line(run_copy, tmp_path):
 
 def test_every_command_reports_a_non_run_in_one_line(tmp_path):
     for args in (["measure", str(tmp_path)], ["report", str(tmp_path)],
-                 ["attention", str(tmp_path), "--out", str(tmp_path / "a.html")],
-                 ]):
+                 ["attention", str(tmp_path), "--out", str(tmp_path / "a.html")]):
         _assert_clean_error(_cli(*args), str(tmp_path), "not a run directory")
     _assert_clean_error(_cli("train", "--out", str(tmp_path), "--resume"), str(tmp_path), "no run to resume")
 

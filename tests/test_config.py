@@ -33,7 +33,7 @@ def test_presets_round_trip_through_json(name):
     [
         ("p", 91, "prime"),
         ("p", 3, "at least 5"),
-        ("p", -7, "positive"),
+        ("p", -7, "at least 5"),
         ("frac_train", 0.0, "strictly between"),
         ("frac_train", 1.0, "strictly between"),
         ("frac_train", 0.00001, "empty train"),

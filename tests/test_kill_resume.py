@@ -53,7 +53,8 @@ def start():
     for proc in children:
         if proc.poll() is None:
             proc.kill()
-        proc.communicate()  # reaps it: no defunct children, however the test ended
+        proc.wait()  # reaps it: no defunct children, however the test ended
+        proc.stderr.close()
 
 
 def _assert_nothing_partial(out):

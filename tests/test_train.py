@@ -100,11 +100,12 @@ def test_checkpoint_schedule_and_early_stop(tmp_path, tiny_reference):
     initial = float(evals.test_loss.iloc[0])
     run = train(preset("tiny", n_steps=250, stop_test_loss=initial * 1.001), tmp_path / "early", progress=False)
     assert run.steps == [0] and list(run.metrics.step) == [0]
-    assert json.loads((run.path / "run.json").read_text())["status"] == {"state": "stopped_early", "step": 0}
+    assert json.loads((run.path / "run.json").read_text())["status"] == {"state": "stopped_early", "step": 0,
+                                                                               "n_steps": 250}
     assert evals.test_loss.min() > initial * 0.99
     run = train(preset("tiny", n_steps=60, stop_test_loss=initial * 0.99), tmp_path / "never", progress=False)
     assert run.final_step == 60
-    assert json.loads((run.path / "run.json").read_text())["status"] == {"state": "complete", "step": 60}
+    assert json.loads((run.path / "run.json").read_text())["status"] == {"state": "complete", "step": 60, "n_steps": 60}
 
 
 def test_small_preset_groks(grokked_run):

@@ -21,7 +21,7 @@ def _between(x, x0, x1, y0, y1, ease=_smoothstep):
 
 
 def paper_curves(seed=0, end=20000, every=100, noise=0.03, grok=True):
-    """Synthetic progress measures with the shape REFERENCE.md section 4 describes for the paper's main run.
+    """Synthetic progress measures with the shape docs/science.md (section 5) describes for the paper's main run.
 
     memorisation 0 -> 1.4k: train loss 4.7 -> 1e-6, test loss rises to ~27; circuit formation 1.4k -> 9.4k:
     train/test loss flat-ish (test drifts 27 -> 18), excluded loss rises by orders of magnitude, restricted loss
