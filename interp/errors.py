@@ -14,6 +14,7 @@ __all__ = [
     "CheckpointError",
     "RunLockedError",
     "ProbeError",
+    "FigureError",
 ]
 
 
@@ -39,3 +40,7 @@ class RunLockedError(InterpError):
 
 class ProbeError(InterpError, ValueError):
     """A progress measure was asked for something it cannot compute (empty key set, bad split, ...)."""
+
+
+class FigureError(InterpError, ValueError):
+    """A figure was given data it cannot draw (a missing column, an array of the wrong shape; names both)."""
