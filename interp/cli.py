@@ -203,7 +203,7 @@ def _cmd_report(args) -> int:
         elif args.measures is not None:
             raise ConfigError(f"--measures {mdir}: no measures.csv there")
     _check_writable_dir(args.out, "--out")
-    index = write_report(run, args.out, measures=measures)
+    index = write_report(run, args.out, measures=measures, measures_file=mdir / "measures.csv" if measures is not None else None)
     print(f"{index}  ({time.perf_counter() - t0:.1f} s)")
     return 0
 
@@ -226,7 +226,7 @@ def _parse_pairs(text: str) -> list[tuple[int, int]]:
 
 def _cmd_attention(args) -> int:
     from .checkpoints import Run
-    from .viz.attention import write_attention_page
+    from .viz.attention import attention
 
     run = Run(args.run_dir)
     p = run.config.p
@@ -240,7 +240,7 @@ def _cmd_attention(args) -> int:
         raise ConfigError(f"--out {out}: is a directory; give a file name like attention.html")
     _check_writable_dir(out.parent if str(out.parent) else Path("."), "--out")
     model = run.load(step)
-    write_attention_page(model, pairs, out, title=f"{run.name} step {step}")
+    attention(model, pairs, step=step, title=f"{run.name}: attention at step {step}").save(out)
     print(out)
     return 0
 
