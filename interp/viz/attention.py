@@ -179,8 +179,11 @@ class AttentionView:
         return (f"Layer-{self.layer} attention ({heads}) on {', '.join(items)}, side by side as one sequence: "
                 "each input's 3x3 pattern sits on the diagonal; attention never crosses between inputs.")
 
-    def fragment(self, id_prefix: str | None = None) -> str:
-        """HTML for the view (needs a :func:`bundle_script` earlier in the page, or already run in a notebook)."""
+    def fragment(self, id_prefix: str | None = None, *, heading: bool = True) -> str:
+        """HTML for the view (needs a :func:`bundle_script` earlier in the page, or already run in a notebook).
+
+        heading: show the title as an ``<h3>`` (a saved page shows it as its ``<h1>`` instead).
+        """
         vid = id_prefix or f"cv-{uuid.uuid4().hex[:12]}"
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", vid):
             raise ConfigError(f"AttentionView.fragment: id_prefix must be a letter then letters, digits, '-' "
@@ -188,7 +191,7 @@ class AttentionView:
         component, props = self._props()
         missing = ("circuitsvis is not loaded in this page: it comes with the first attention view shown in a "
                    "kernel. Run interp.viz.attention.reset_bundle() and show the view again.")
-        title = f"<h3>{html.escape(self.title)}</h3>" if self.title else ""
+        title = f"<h3>{html.escape(self.title)}</h3>" if self.title and heading else ""
         return (f'<div class="interp-attention-view">{title}'
                 f'<p class="note">{html.escape(self.describe())}</p>'
                 f'<div id="{vid}" class="interp-attention" data-component="{component}"></div>'
@@ -207,7 +210,7 @@ class AttentionView:
         from ..checkpoints import atomic_write_text
 
         title = (self.title or "attention patterns") if title is None else title
-        body = f"<h1>{html.escape(title)}</h1>\n{self.fragment('attention')}"
+        body = f"<h1>{html.escape(title)}</h1>\n{self.fragment('attention', heading=False)}"
         out = Path(path)
         atomic_write_text(out, html_page(title, body))
         return out

@@ -176,7 +176,7 @@ def progress_figure(df, phases: Any = None) -> Figure:
                            "gini_W_E_freq": dict(color="#8c564b", ls=":", label="W_E, per frequency"),
                            "gini_W_L_freq": dict(color="#e377c2", ls=":", label="W_L, per frequency")},
                   logy=False)
-    ax.set_title("Gini coefficient of the Fourier-component norms (dotted: one norm per frequency)", fontsize=9)
+    ax.set_title("Gini of the Fourier-component norms (dotted: per frequency)", fontsize=9)
     ax.set_ylabel("Gini")
 
     ax = axes[1, 1]

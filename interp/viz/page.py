@@ -45,7 +45,10 @@ figure { margin: 1em 0; } img.figure { max-width: 100%; height: auto; border: 1p
 .story h3 { font-size: 1.02em; } .story p { margin: 0.35em 0; font-size: 0.93em; }
 .story .differs { color: #8a4b00; }
 .interp-attention-view { margin: 0.8em 0; }
-.interp-attention { min-height: 2em; max-width: 560px; }
+.interp-attention { min-height: 2em; }
+/* circuitsvis AttentionHeads: the head thumbnails take 1/12 of the width on wide screens, so the view keeps the
+   page width; only its zoomed pattern (the second row) is kept compact. */
+.interp-attention > div > div:nth-of-type(2) { max-width: 600px; }
 pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.85em; white-space: pre-wrap; }
 @media (max-width: 700px) { body { padding: 0 0.5em; } table.numbers th { white-space: normal; }
   table.numbers th, table.numbers td { padding: 0.2em 0.4em; } }
