@@ -18,8 +18,17 @@ from interp.errors import ConfigError, FigureError, InterpError
 from interp.fourier import basis_labels
 from interp.model import build_model
 from interp.train import train
-from interp.viz import (attention, attention_patterns, fourier_norms_figure, loss_curves_figure, measures_figure,
-                        neuron_clusters_figure, progress_figure, save_figure, write_report)
+from interp.viz import (
+    attention,
+    attention_patterns,
+    fourier_norms_figure,
+    loss_curves_figure,
+    measures_figure,
+    neuron_clusters_figure,
+    progress_figure,
+    save_figure,
+    write_report,
+)
 from interp.viz import attention as attention_module_function
 from interp.viz.attention import BUNDLE_MARKER, AttentionView, script_json
 from interp.viz.figures import PHASE_GID
@@ -312,7 +321,8 @@ def test_attention_view_in_a_notebook_sends_the_bundle_once_per_kernel(tiny_mode
 def test_attention_view_text_repr_is_one_line(tiny_model):
     view = attention(tiny_model, [(0, 0), (1, 2), (3, 4), (5, 6)], step=1200)
     assert repr(view) == "AttentionView(4 inputs, 2 heads, layer 0, step 1200)"
-    assert repr(attention(tiny_model, [(0, 0)], head=1, title="t")) == "AttentionView(1 input, head 1 of 2, layer 0, 't')"
+    one = attention(tiny_model, [(0, 0)], head=1, title="t")
+    assert repr(one) == "AttentionView(1 input, head 1 of 2, layer 0, 't')"
 
 
 @pytest.mark.parametrize("pairs, shown", [
@@ -491,7 +501,8 @@ def test_story_is_computed_from_the_numbers():
     assert any("50 % of neurons clustered" in d for d in fin.differs)
     land = curve_landmarks(df)
     peak = df.loc[df["test_loss"].idxmax()]
-    assert land["test_loss_peak_step"] == int(peak["step"]) and land["test_loss_peak"] == pytest.approx(peak["test_loss"])
+    assert land["test_loss_peak_step"] == int(peak["step"])
+    assert land["test_loss_peak"] == pytest.approx(peak["test_loss"])
     assert land["test_acc_099_step"] == int(df[df["test_acc"] >= 0.99]["step"].iloc[0])
     not_grokked = story(df, df, probes.Phases(None, None, None), [3], NF(), Cfg())
     assert "not found" in not_grokked[1].span and not_grokked[1].differs

@@ -22,8 +22,14 @@ import pytest
 import torch
 
 from interp.errors import ConfigError
-from interp.viz.mechanism import (all_inputs, attention_grid, neuron_frequencies, neuron_grids, representative_neurons,
-                                  spectra_over_time)
+from interp.viz.mechanism import (
+    all_inputs,
+    attention_grid,
+    neuron_frequencies,
+    neuron_grids,
+    representative_neurons,
+    spectra_over_time,
+)
 
 P, K1, K2, BETA, D_HEAD = 13, 2, 5, 3.0, 4
 

@@ -11,12 +11,30 @@ hooked forward, the ``*_figure`` functions draw arrays or DataFrames and return 
 """
 
 from .attention import AttentionView, attention, attention_patterns
-from .figures import (fourier_norms_figure, loss_curves_figure, measures_figure, neuron_clusters_figure,
-                      progress_figure, save_figure)
-from .mechanism import (NeuronFrequencies, Spectra, attention_grid, attention_grids, neuron_frequencies, neuron_grids,
-                        representative_neurons, spectra_over_time)
-from .mechanism_figures import (attention_grid_figure, neuron_frequency_figure, neuron_grids_figure,
-                                spectra_over_time_figure)
+from .figures import (
+                      fourier_norms_figure,
+                      loss_curves_figure,
+                      measures_figure,
+                      neuron_clusters_figure,
+                      progress_figure,
+                      save_figure,
+)
+from .mechanism import (
+                      NeuronFrequencies,
+                      Spectra,
+                      attention_grid,
+                      attention_grids,
+                      neuron_frequencies,
+                      neuron_grids,
+                      representative_neurons,
+                      spectra_over_time,
+)
+from .mechanism_figures import (
+                      attention_grid_figure,
+                      neuron_frequency_figure,
+                      neuron_grids_figure,
+                      spectra_over_time_figure,
+)
 from .report import write_report
 
 __all__ = [

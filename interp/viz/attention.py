@@ -206,7 +206,7 @@ class AttentionView:
         return head + self.fragment()
 
     def save(self, path: Path | str, title: str | None = None) -> Path:
-        """Write a standalone page (the report's styling, one inlined bundle, no network) atomically; returns the path."""
+        """Write a standalone page (the report's styling, one inlined bundle, no network) atomically; returns it."""
         from ..checkpoints import atomic_write_text
 
         title = (self.title or "attention patterns") if title is None else title
@@ -230,4 +230,5 @@ def attention(model, pairs: Iterable[Sequence[int]], *, head: int | None = None,
     return AttentionView(pattern, tokens, head=head, title=title, captions=list(captions), layer=layer, step=step)
 
 
-attention.reset_bundle = reset_bundle  # `viz.attention.reset_bundle()` reads naturally where `viz.attention` is this function
+# `viz.attention` is this function, so `viz.attention.reset_bundle()` is where a notebook user looks for it.
+attention.reset_bundle = reset_bundle

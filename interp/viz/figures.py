@@ -100,7 +100,8 @@ def _phase_label(ax, left: float, right: float, name: str, colour: str) -> None:
     span = (to_axes(right) - to_axes(max(left, lo))) / (to_axes(hi) - to_axes(lo))
     if span <= 0:
         return
-    centre = 10 ** ((to_axes(max(left, lo)) + to_axes(right)) / 2) if ax.get_xscale() == "log" else (max(left, lo) + right) / 2
+    mid = (to_axes(max(left, lo)) + to_axes(right)) / 2
+    centre = 10 ** mid if ax.get_xscale() == "log" else mid
     narrow = span < 0.14
     text = ax.text(centre, 0.985, name, transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=7,
                    color=colour, rotation=90 if narrow else 0, fontweight="bold", zorder=3,
@@ -141,7 +142,7 @@ def _check_df(df, needed: tuple[str, ...], where: str) -> None:
     missing = [c for c in needed if c not in getattr(df, "columns", ())]
     if missing:
         raise FigureError(f"{where}: the DataFrame lacks column(s) {missing}"
-                          + ("" if hasattr(df, "columns") else f" (got a {type(df).__name__}, expected a pandas DataFrame)"))
+                          + ("" if hasattr(df, "columns") else f" (got {type(df).__name__}, not a DataFrame)"))
 
 
 def progress_figure(df, phases: Any = None) -> Figure:
@@ -251,7 +252,8 @@ def measures_figure(df, phases: Any = None) -> Figure:
                    key=lambda c: int(c[15:]))
     palette = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
     columns = {"excluded_loss": dict(color="black", lw=2.0, label="all key frequencies removed")}
-    columns.update({c: dict(color=palette[i % len(palette)], label=f"k = {c[15:]} removed") for i, c in enumerate(per_k)})
+    columns.update({c: dict(color=palette[i % len(palette)], label=f"k = {c[15:]} removed")
+                    for i, c in enumerate(per_k)})
     columns["train_loss"] = dict(color="#1f77b4", ls=":", label="train loss (nothing removed)")
     panels = [
         ("Excluded loss, one key frequency at a time (training pairs)", "cross-entropy loss", True, columns),
@@ -345,7 +347,8 @@ def fourier_norms_figure(norms: Mapping[str, Any], p: int, *, annotate: int = 10
                if v[i] >= 0.25 * v.max() and v[i] >= 2 * np.median(v)]
         for i in top:
             not_key = keys and freq_of[i] not in keys and freq_of[i] != 0
-            ax.annotate(bar_labels[i] + (" (not key)" if not_key else ""), (x[i], v[i]), xytext=(0, 2), textcoords="offset points",
+            ax.annotate(bar_labels[i] + (" (not key)" if not_key else ""), (x[i], v[i]), xytext=(0, 2),
+                        textcoords="offset points",
                         ha="center", va="bottom", fontsize=7, rotation=90)  # upright: neighbours never overlap
         ax.set_xlim(x[0] - 1, x[-1] + 1)
         ax.margins(y=0.2)

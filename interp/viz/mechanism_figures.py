@@ -14,8 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..errors import FigureError
-from .figures import _boundaries, _np, _phase_legend, _step_ticks
-from .figures import PHASE_GID
+from .figures import PHASE_GID, _boundaries, _np, _phase_legend, _step_ticks
 
 __all__ = ["attention_grid_figure", "neuron_grids_figure", "neuron_frequency_figure", "spectra_over_time_figure"]
 

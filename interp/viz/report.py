@@ -22,10 +22,21 @@ from typing import Any, Sequence
 from ..errors import ConfigError
 from . import mechanism
 from .attention import AttentionView, attention
-from .figures import PHASE_NAMES, fourier_norms_figure, loss_curves_figure, measures_figure, neuron_clusters_figure
-from .figures import progress_figure, save_figure
-from .mechanism_figures import attention_grid_figure, neuron_frequency_figure, neuron_grids_figure
-from .mechanism_figures import spectra_over_time_figure
+from .figures import (
+    PHASE_NAMES,
+    fourier_norms_figure,
+    loss_curves_figure,
+    measures_figure,
+    neuron_clusters_figure,
+    progress_figure,
+    save_figure,
+)
+from .mechanism_figures import (
+    attention_grid_figure,
+    neuron_frequency_figure,
+    neuron_grids_figure,
+    spectra_over_time_figure,
+)
 from .page import html_page
 from .story import StoryPart, curve_landmarks, fmt, story
 
@@ -330,7 +341,7 @@ def _page(run, parts, rows, view: AttentionView, source: str, banner: str | None
         "<h2>Attention</h2>",
         _figure("attention_grid", "attention from = to a over the (a, b) grid per head at chosen checkpoints",
                 f"Attention paid by '=' to a, over every input, per head; rows: {grid_text}. One colour scale."),
-        f'<p class="note">Token-level view with circuitsvis: hover a head to see it, click to lock.</p>',
+        '<p class="note">Token-level view with circuitsvis: hover a head to see it, click to lock.</p>',
         view.fragment("att-final"),
         "<h2>Measurement protocol</h2>",
         f"<p><b>Splits.</b> {html.escape(SPLITS)}.</p>",

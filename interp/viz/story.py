@@ -4,7 +4,8 @@ Every sentence about the run is generated from its measures (one row per checkpo
 metrics, so the text cannot drift from the curves. The paper's numbers are those of its main run
 (Nanda et al. 2023: a + b mod 113, 30 % of pairs); step numbers are compared only for that setting.
 
->>> for part in story(df, run.metrics, phases, key_freqs, nf, run.config): print(part.name, part.observed)  # doctest: +SKIP
+>>> parts = story(df, run.metrics, phases, key_freqs, nf, run.config)   # doctest: +SKIP
+>>> parts[0].name, parts[0].observed                                     # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -132,7 +133,8 @@ def story(df, metrics, phases: Any, key_freqs: Sequence[int], nf: Any, config: A
         exc0, excm = _at(df, "excluded_loss", first), _at(df, "excluded_loss", m)
         res0, resm = _at(df, "restricted_loss", first), _at(df, "restricted_loss", m)
         if excm is not None:
-            mem.observed.append(f"Excluded loss {fmt(exc0)} -> {fmt(excm)}; restricted loss {fmt(res0)} -> {fmt(resm)}.")
+            mem.observed.append(f"Excluded loss {fmt(exc0)} -> {fmt(excm)}; "
+                                f"restricted loss {fmt(res0)} -> {fmt(resm)}.")
             if exc0 is not None and excm >= exc0:
                 mem.differs.append("The excluded loss did not fall with the train loss.")
             if res0 is not None and resm is not None and resm < 0.5 * res0:
@@ -172,8 +174,8 @@ def story(df, metrics, phases: Any, key_freqs: Sequence[int], nf: Any, config: A
 
     # cleanup
     cu = StoryPart("Cleanup", f"steps {_step(c)} to {_step(e)}" if c is not None else "not found", colours["cleanup"],
-                   "Test loss drops suddenly to about 1e-7 (grokking), after the restricted loss; the Gini coefficients "
-                   "of the Fourier norms rise and the sum of squared weights drops sharply.")
+                   "Test loss drops suddenly to about 1e-7 (grokking), after the restricted loss; the Gini "
+                   "coefficients of the Fourier norms rise and the sum of squared weights drops sharply.")
     if c is None:
         cu.observed.append("No cleanup yet: the test loss has not fallen.")
         cu.differs.append("Not found in this run" + ("" if finished else " (the run is unfinished)") + ".")
@@ -205,17 +207,17 @@ def story(df, metrics, phases: Any, key_freqs: Sequence[int], nf: Any, config: A
                     "cos(w(a+b-c)) terms explain about 95 % of the logits; loss about 2.4e-7.")
     sizes = nf.cluster_sizes() if nf is not None else {}
     frac = float(np.mean(nf.clustered)) if nf is not None else None
-    fin.observed.append(f"Key frequencies {', '.join(map(str, key_freqs)) or 'none'}; {fmt(100 * frac, 2) if frac is not None else 'n/a'} % "
-                        f"of {len(nf.clustered) if nf is not None else '?'} neurons clustered ("
+    ce = _at(df, "cos_explained", last)
+    n_neurons = len(nf.clustered) if nf is not None else "?"
+    fin.observed.append(f"Key frequencies {', '.join(map(str, key_freqs)) or 'none'}; "
+                        f"{fmt(100 * frac, 2) if frac is not None else 'n/a'} % of {n_neurons} neurons clustered ("
                         + ", ".join(f"k={k}: {n}" for k, n in sizes.items()) + ").")
-    fin.observed.append(f"Key cos terms explain {fmt(100 * _at(df, 'cos_explained', last), 3) if _at(df, 'cos_explained', last) is not None else 'n/a'} % "
-                        f"of the logits; test loss {fmt(_at(df, 'test_loss', last))}, train loss "
-                        f"{fmt(_at(df, 'train_loss', last))}.")
+    fin.observed.append(f"Key cos terms explain {fmt(100 * ce, 3) if ce is not None else 'n/a'} % of the logits; "
+                        f"test loss {fmt(_at(df, 'test_loss', last))}, train loss {fmt(_at(df, 'train_loss', last))}.")
     if comparable and len(key_freqs) != PAPER["n_key_frequencies"]:
         fin.differs.append(f"{len(key_freqs)} key frequencies rather than the paper's 5 (its other seeds find 3 to 4).")
     if frac is not None and comparable and abs(frac - PAPER["frac_clustered"]) > 0.05:
         fin.differs.append(f"{fmt(100 * frac, 2)} % of neurons clustered rather than about 85 %.")
-    ce = _at(df, "cos_explained", last)
     if ce is not None and ce < 0.8:
         fin.differs.append(f"The key cos terms explain only {fmt(100 * ce, 2)} % of the logits.")
     if not comparable:
