@@ -470,10 +470,19 @@ def test_report_banner_when_the_run_or_its_measures_are_unfinished(small_run, tm
 
     for marked in (df.assign(run_finished=False), df.copy()):
         marked.attrs = {**df.attrs, "run_finished": False} if "run_finished" not in marked.columns else marked.attrs
-        _, _, finished = _measures_table(marked)
+        _, _, finished, _ = _measures_table(marked)
         assert finished is False and "measured before the run finished" in _unfinished(small_run, finished)
     assert _measures_table(df.assign(run_finished=True))[2] is True
     assert _unfinished(small_run, True) is None
+    stopped = _Unfinished(small_run)
+    stopped.finished, stopped.state = True, "stopped_early"  # stopped by its own rule: finished, no banner
+    assert _unfinished(stopped, True) is None
+    # a Measures object (df, key_frequencies, run_finished, protocol) reads the same as a DataFrame with attrs
+    from types import SimpleNamespace
+
+    obj = SimpleNamespace(df=df, key_frequencies=[4, 11], run_finished=False, protocol={"x": 1})
+    got = _measures_table(obj)
+    assert got[0] is df and got[1:] == ([4, 11], False, {"x": 1})
 
 
 def test_story_is_computed_from_the_numbers():

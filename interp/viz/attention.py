@@ -207,7 +207,7 @@ class AttentionView:
 
     def save(self, path: Path | str, title: str | None = None) -> Path:
         """Write a standalone page (the report's styling, one inlined bundle, no network) atomically; returns it."""
-        from ..checkpoints import atomic_write_text
+        from ._io import atomic_write_text
 
         title = (self.title or "attention patterns") if title is None else title
         body = f"<h1>{html.escape(title)}</h1>\n{self.fragment('attention', heading=False)}"

@@ -401,7 +401,7 @@ def neuron_clusters_figure(clusters_df, threshold: float | None = None) -> Figur
 
 def save_figure(fig: Figure, path: Path | str, dpi: int = 110) -> Path:
     """Render ``fig`` as PNG (Agg) and write it atomically; returns the path."""
-    from ..checkpoints import atomic_write_bytes
+    from ._io import atomic_write_bytes
 
     path = Path(path)
     buf = io.BytesIO()

@@ -71,14 +71,16 @@ SPLITS = ("train loss: the training pairs of split.json; test loss: the held-out
 # choices the report makes (computations, kept apart from the page)
 
 
-def _measures_table(measures) -> tuple[Any, list[int], bool]:
-    """``(DataFrame, key frequencies, run finished)`` from what ``probes`` returns: today a DataFrame with
-    ``attrs["key_frequencies"]``; soon a ``Measures`` with ``.df`` and ``.key_frequencies``. The one place
-    that knows that shape."""
+def _measures_table(measures) -> tuple[Any, list[int], bool, Any]:
+    """``(DataFrame, key frequencies, run finished, protocol)`` from what ``probes`` returns: a ``Measures``
+    (``.df``, ``.key_frequencies``, ``.run_finished``, ``.protocol``) or a DataFrame carrying them in ``attrs``.
+    The one place that knows that shape."""
     if hasattr(measures, "df") and hasattr(measures, "key_frequencies"):
         df, keys, flag = measures.df, measures.key_frequencies, getattr(measures, "run_finished", None)
+        protocol = getattr(measures, "protocol", None) or df.attrs.get("protocol")
     elif hasattr(measures, "columns") and hasattr(measures, "attrs"):
         df, keys, flag = measures, measures.attrs.get("key_frequencies"), measures.attrs.get("run_finished")
+        protocol = measures.attrs.get("protocol")
     else:
         raise ConfigError(f"write_report: measures must be a measures table (probes.measure_run or "
                           f"probes.load_measures), got {type(measures).__name__}")
@@ -87,7 +89,7 @@ def _measures_table(measures) -> tuple[Any, list[int], bool]:
     finished = flag is not False
     if "run_finished" in df.columns:
         finished = finished and bool(df["run_finished"].astype(bool).all())
-    return df, [int(k) for k in (keys or [])], finished
+    return df, [int(k) for k in (keys or [])], finished, protocol
 
 
 def report_pairs(task, n: int = 2) -> list[tuple[tuple[int, int], str]]:
@@ -125,9 +127,8 @@ def _clusters_frame(nf):
 
 def _unfinished(run, finished_by_measures: bool) -> str | None:
     """The banner text when the run (or its measures) say it is not finished, else None."""
-    finished = getattr(run, "finished", True)
     state = getattr(run, "state", "complete")
-    if finished is not False and state in (None, "complete") and finished_by_measures:
+    if getattr(run, "finished", True) is not False and finished_by_measures:
         return None
     n_steps = getattr(getattr(run, "config", None), "n_steps", None)
     where = f"its last checkpoint is step {run.final_step:,}" + (f" of {n_steps:,} planned" if n_steps else "")
@@ -222,8 +223,7 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
     progress bars while measuring.
     """
     from .. import probes
-    from ..checkpoints import atomic_write_text
-    from ..train import prepare_out_dir
+    from ._io import atomic_write_text, prepare_out_dir
 
     out = Path(out_dir)
     prepare_out_dir(out, "report output")
@@ -232,7 +232,7 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
         source = "computed now with probes.measure_run (not saved)"
     else:
         source = f"read from {measures_file}" if measures_file else "a measures table given by the caller"
-    df, key_freqs, finished_by_measures = _measures_table(measures)
+    df, key_freqs, finished_by_measures, protocol = _measures_table(measures)
     phases = probes.phases(df)
     final_step = run.final_step
     final = run.load(final_step)
@@ -280,7 +280,7 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
     parts = story(df, metrics, phases, key_freqs, nf, run.config, finished=banner is None)
     rows = _key_rows(df, metrics, phases, key_freqs, nf, bounds, land)
     peaks = _non_key_peaks(norms_final, key_freqs)
-    page = _page(run, parts, rows, view, source, banner, peaks, key_freqs, grid_steps, df.attrs.get("protocol"),
+    page = _page(run, parts, rows, view, source, banner, peaks, key_freqs, grid_steps, protocol,
                  getattr(phases, "rule", ""))
     index = out / "index.html"
     atomic_write_text(index, page)  # last: the page only ever points at figures already in place
