@@ -279,7 +279,7 @@ def _parse_pairs(text: str) -> list[tuple[int, int]]:
 
 def _cmd_attention(args) -> int:
     from .runs import Run
-    from .viz.attention import write_attention_page
+    from .viz.attention import attention
 
     run = Run(args.run_dir)
     p = run.config.p
@@ -290,7 +290,7 @@ def _cmd_attention(args) -> int:
         raise ConfigError(f"--out {out}: is a directory; give a file name like attention.html")
     prepare_out_dir(out.parent if str(out.parent) else Path("."), "--out")
     model = run.load(step)
-    write_attention_page(model, pairs, out, title=f"{run.name} step {step}")
+    attention(model, pairs, step=step, title=f"{run.name}: attention at step {step}").save(out)
     print(out)
     return 0
 

@@ -58,7 +58,11 @@ def hooked_config_kwargs(cfg: RunConfig, device: str = "cpu") -> dict[str, Any]:
 
 def model_from_kwargs(kwargs: dict[str, Any], device: str | None = None):
     """A HookedTransformer from ``HookedTransformerConfig`` keyword arguments (seeded init if ``seed`` is set)."""
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
+    with warnings.catch_warnings():
+        # transformers (imported by transformer_lens) imports tqdm.auto, which in a Jupyter kernel without
+        # ipywidgets warns "IProgress not found"; our own bars never need IProgress.
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        from transformer_lens import HookedTransformer, HookedTransformerConfig
 
     kwargs = dict(kwargs)
     if device is not None:

@@ -58,4 +58,6 @@ def test_notebook_runs_and_is_stripped(name):
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(EXAMPLES)}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
+    streams = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "TqdmWarning" not in streams and "IProgress" not in streams
     assert any("image/png" in o.get("data", {}) or "text/html" in o.get("data", {}) for o in outputs)

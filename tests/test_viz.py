@@ -14,14 +14,25 @@ import torch
 
 from interp import probes
 from interp.config import preset
-from interp.errors import ConfigError
+from interp.errors import ConfigError, FigureError, InterpError
 from interp.fourier import basis_labels
 from interp.model import build_model
 from interp.train import train
-from interp.viz import (attention, attention_html, attention_patterns, fourier_norms_figure, loss_curves_figure,
-                        neuron_clusters_figure, progress_figure, save_figure, write_attention_page, write_report)
-from interp.viz.attention import BUNDLE_MARKER, script_json
+from interp.viz import (
+    attention,
+    attention_patterns,
+    fourier_norms_figure,
+    loss_curves_figure,
+    measures_figure,
+    neuron_clusters_figure,
+    progress_figure,
+    save_figure,
+    write_report,
+)
+from interp.viz import attention as attention_module_function
+from interp.viz.attention import BUNDLE_MARKER, AttentionView, script_json
 from interp.viz.figures import PHASE_GID
+from interp.viz.report import FIGURES
 
 HOSTILE = "<script>alert(1)</script>"
 HOSTILE_DIR = "<b onmouseover=alert(1)>run & co"  # a directory name cannot hold "/", so no </script> here
@@ -102,7 +113,7 @@ def test_progress_figure_accepts_mapping_and_no_phases():
     assert _phase_lines(fig.axes[0]) == 1
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["train", "test"]
     assert all(_phase_lines(ax) == 0 for ax in progress_figure(df).axes)
-    with pytest.raises(ConfigError, match="step"):
+    with pytest.raises(FigureError, match="step"):
         progress_figure(pd.DataFrame({"x": [1]}))
 
 
@@ -137,7 +148,7 @@ def test_fourier_norms_figure_large_p_labels_the_peaks():
     assert ticks[0] == "cos 1" and all(t.startswith("cos ") for t in ticks)
     per_freq = fourier_norms_figure({"W_E": v[1::2]}, p)  # ((p-1)/2,) per-frequency norms
     assert len(per_freq.axes[0].patches) == (p - 1) // 2
-    with pytest.raises(ConfigError, match="shape"):
+    with pytest.raises(FigureError, match="shape"):
         fourier_norms_figure({"W_E": v[:10]}, p)
 
 
@@ -154,10 +165,65 @@ def test_neuron_clusters_figure(tmp_path):
 
 
 def test_loss_curves_figure(small_run, tmp_path):
-    fig = loss_curves_figure(small_run.metrics)
-    assert fig.axes[0].get_yscale() == "log"
-    assert len(fig.axes[0].lines) == 2
+    fig = loss_curves_figure(small_run.metrics, {"memorisation_end": 50})
+    assert len(fig.axes) == 4
+    loss, _, loss_log, acc_log = fig.axes
+    assert loss.get_yscale() == "log" and loss.get_xscale() == "linear"
+    assert loss_log.get_xscale() == acc_log.get_xscale() == "log"  # memorisation readable
+    assert {line.get_gid() for line in loss.lines} >= {"train_loss", "test_loss"}
+    assert min(loss_log.lines[0].get_xdata()) >= 1  # step 0 cannot sit on a log axis
+    assert [t.get_text() for t in loss.texts if t.get_gid() == "phase-label"] == ["memorisation"]
+    assert len(loss_curves_figure(small_run.metrics, log_steps=False).axes) == 2
     _png_ok(tmp_path / "curves.png", fig)
+
+
+def _drawn_columns(fig) -> set[str]:
+    return {line.get_gid() for ax in fig.axes for line in ax.lines if line.get_gid()} - {PHASE_GID}
+
+
+def test_every_measure_of_the_shipped_run_is_drawn():
+    """Each column the probes compute appears as a line in the progress or the more-measures figure."""
+    shipped = Path(__file__).resolve().parent.parent / "probes" / "nanda2023-p113-seed0"
+    df = probes.load_measures(shipped).df
+    drawn = _drawn_columns(progress_figure(df)) | _drawn_columns(measures_figure(df))
+    assert set(df.columns) - {"step"} <= drawn, set(df.columns) - {"step"} - drawn
+    per_k = [c for c in df.columns if c.startswith("excluded_loss_k")]
+    assert len(per_k) == 3 and set(per_k) <= drawn  # key frequencies 1, 21, 49
+
+
+def test_measures_figure_draws_new_columns_when_present():
+    df = _measures_frame().assign(excluded_loss_k3=1.0, excluded_loss_k7=2.0, frac_neurons_clustered=0.5,
+                                  test_prob_correct=0.9, test_brier=0.1)
+    fig = measures_figure(df, {"memorisation_end": 100})
+    assert len(fig.axes) == 6
+    assert {"excluded_loss_k3", "excluded_loss_k7", "test_prob_correct", "test_brier"} <= _drawn_columns(fig)
+    assert len(measures_figure(_measures_frame()).axes) == 4
+
+
+@pytest.mark.parametrize("call", [
+    lambda: progress_figure(pd.DataFrame({"x": [1]})),
+    lambda: measures_figure([1, 2, 3]),
+    lambda: loss_curves_figure(pd.DataFrame({"step": [0]})),
+    lambda: neuron_clusters_figure(pd.DataFrame({"frequency": [1]})),
+    lambda: fourier_norms_figure({}, 7),
+])
+def test_bad_data_for_a_figure_is_a_figure_error(call):
+    with pytest.raises(FigureError) as e:
+        call()
+    assert not isinstance(e.value, ConfigError) and isinstance(e.value, (InterpError, ValueError))
+
+
+def test_fourier_norms_figure_marks_key_frequencies():
+    p = 13
+    v = np.full(p, 0.1)
+    v[2 * 2 - 1], v[2 * 5] = 3.0, 2.5  # cos 2 (key), sin 5 (not key)
+    ax = fourier_norms_figure({"W_E": v}, p, key_frequencies=[2]).axes[0]
+    assert {t.get_text() for t in ax.texts} == {"cos 2", "sin 5 (not key)"}
+    spans = [pt for pt in ax.patches if pt.get_label() == "key frequency"]
+    assert len(spans) == 1
+    xs = spans[0].get_x(), spans[0].get_x() + spans[0].get_width()
+    assert xs[0] < 3 < 4 < xs[1]  # the cos 2 and sin 2 bars (indices 3, 4) are inside the shading
+    assert "key frequency" in [t.get_text() for t in ax.get_legend().get_texts()]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,25 +269,61 @@ def _check_page(page: str, n_views: int) -> None:
     assert HOSTILE not in page and "<script>alert" not in page
 
 
-def test_attention_html_one_bundle_offline_and_escaped(tiny_model):
-    page = attention_html(tiny_model, [(1, 2), (3, 4), (5, 6)], title=HOSTILE)
-    _check_page(page, n_views=3)
+def test_one_attention_api():
+    import interp.viz as viz
+    import interp.viz.attention as module
+
+    for gone in ("attention_html", "write_attention_page"):
+        assert not hasattr(viz, gone) and not hasattr(module, gone)
+    assert not hasattr(AttentionView, "to_html")
+    assert attention_module_function.reset_bundle is module.reset_bundle
+
+
+def test_saved_attention_page_is_one_offline_escaped_view(tiny_model, tmp_path):
+    view = attention(tiny_model, [(1, 2), (3, 4), (5, 6)], title=HOSTILE)
+    out = view.save(tmp_path / "att.html")
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["att.html"]  # atomic: nothing else left behind
+    page = out.read_text()
+    _check_page(page, n_views=1)  # three inputs, one circuitsvis view
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert page.count("CircuitsVis.AttentionHeads") == 3
-    one_head = attention_html(tiny_model, [(1, 2)], head=1)
+    assert page.count("CircuitsVis.AttentionHeads") == 1
+    assert "table.numbers" in page  # the report's stylesheet
+    one_head = attention(tiny_model, [(1, 2)], head=1).save(tmp_path / "head1.html").read_text()
     _check_page(one_head, n_views=1)
     assert "CircuitsVis.AttentionPattern," in one_head
 
 
-def test_attention_view_inline_in_a_notebook(tiny_model):
-    view = attention(tiny_model, [(0, 0), (22, 22)])
-    snippet = view._repr_html_()
-    assert snippet.count(BUNDLE_MARKER) == 1 and len(re.findall(r"CircuitsVis\.render\(", snippet)) == 2
-    assert _external_refs(snippet) == []
-    ids = re.findall(r'<div id="([^"]+)" class="interp-attention"', snippet)
-    other = re.findall(r'<div id="([^"]+)" class="interp-attention"', view._repr_html_())
-    assert len(ids) == 2 and not set(ids) & set(other)  # two outputs in one notebook never collide
+def test_attention_view_block_pattern_holds_each_input_on_the_diagonal(tiny_model):
+    pairs = [(1, 2), (12, 22)]
+    view = attention(tiny_model, pairs)
+    block = np.array(view.block_pattern())
+    assert block.shape == (tiny_model.cfg.n_heads, 6, 6)
+    pattern, _ = attention_patterns(tiny_model, pairs)
+    for i in range(2):
+        np.testing.assert_allclose(block[:, 3 * i:3 * i + 3, 3 * i:3 * i + 3], pattern[i].numpy(), rtol=1e-3, atol=1e-6)
+    assert (block[:, 3:, :3] == 0).all() and (block[:, :3, 3:] == 0).all()  # nothing crosses between inputs
+
+
+def test_attention_view_in_a_notebook_sends_the_bundle_once_per_kernel(tiny_model):
+    view = attention(tiny_model, [(0, 0), (22, 22)], step=100)
+    attention_module_function.reset_bundle()
+    first, second = view._repr_html_(), attention(tiny_model, [(1, 1)])._repr_html_()
+    assert first.count(BUNDLE_MARKER) == 1 and BUNDLE_MARKER not in second
+    assert len(second) < 20_000 < 1_000_000 < len(first)
+    assert _external_refs(first) == []
+    ids = [re.findall(r'<div id="([^"]+)" class="interp-attention"', s) for s in (first, second)]
+    assert len(ids[0]) == len(ids[1]) == 1 and ids[0] != ids[1]  # two outputs in one notebook never collide
+    assert "window.CircuitsVis" in second  # a fragment without the bundle says so instead of throwing
+    attention_module_function.reset_bundle()  # e.g. after clearing outputs and reloading the page
+    assert view._repr_html_().count(BUNDLE_MARKER) == 1
     assert BUNDLE_MARKER not in view.fragment("x")
+
+
+def test_attention_view_text_repr_is_one_line(tiny_model):
+    view = attention(tiny_model, [(0, 0), (1, 2), (3, 4), (5, 6)], step=1200)
+    assert repr(view) == "AttentionView(4 inputs, 2 heads, layer 0, step 1200)"
+    one = attention(tiny_model, [(0, 0)], head=1, title="t")
+    assert repr(one) == "AttentionView(1 input, head 1 of 2, layer 0, 't')"
 
 
 @pytest.mark.parametrize("pairs, shown", [
@@ -235,7 +337,7 @@ def test_attention_view_inline_in_a_notebook(tiny_model):
 ])
 def test_attention_rejects_bad_pairs(tiny_model, pairs, shown):
     with pytest.raises(ConfigError) as e:
-        attention_html(tiny_model, pairs)
+        attention(tiny_model, pairs)
     assert shown in str(e.value)
     if pairs and shown not in ("(1, 2, 3)", "('a', 1)", "(True, 1)"):
         assert "[0, 23)" in str(e.value)
@@ -244,12 +346,6 @@ def test_attention_rejects_bad_pairs(tiny_model, pairs, shown):
 def test_attention_rejects_bad_head(tiny_model):
     with pytest.raises(ConfigError, match="head"):
         attention(tiny_model, [(1, 2)], head=tiny_model.cfg.n_heads)
-
-
-def test_write_attention_page_is_atomic(tiny_model, tmp_path):
-    out = write_attention_page(tiny_model, [(1, 2)], tmp_path / "att.html", title="step 0")
-    _check_page(out.read_text(), n_views=1)
-    assert sorted(f.name for f in tmp_path.iterdir()) == ["att.html"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -292,53 +388,131 @@ def _parse(page: str) -> _Page:
     return parser
 
 
-def _check_report(index: Path, n_views: int) -> _Page:
+def _check_report(index: Path, n_views: int = 1) -> _Page:
     page = index.read_text()
     _check_page(page, n_views=n_views)
     assert "<b onmouseover" not in page
     parsed = _parse(page)
-    assert len(parsed.imgs) == 4
+    assert sorted(parsed.imgs) == sorted(FIGURES.values())
     for src in parsed.imgs:
         assert (index.parent / src).read_bytes()[:8] == PNG_MAGIC
     assert not [f for f in index.parent.iterdir() if f.name.endswith(".tmp")]
     assert HOSTILE_DIR in "".join(parsed.text)  # shown, as text
+    assert page.count('<section style="--phase') == 4  # the story: three phases and the final model
     return parsed
 
 
 def test_write_report_computes_measures(small_run, tmp_path):
     index = write_report(small_run, tmp_path / "report")
     assert index == tmp_path / "report" / "index.html"
-    parsed = _check_report(index, n_views=2)  # the final model on a train pair and a test pair
+    parsed = _check_report(index)
     keys = probes.key_frequencies(small_run.load(small_run.final_step), small_run.task)
     assert parsed.rows["key frequencies"] == (", ".join(map(str, keys)) or "none found")
     assert parsed.rows["clustered neurons (final model)"].endswith(")")
     assert "unclustered:" in parsed.rows["cluster sizes (neurons per frequency)"]
+    m = small_run.metrics.dropna()
+    peak = m.loc[m["test_loss"].idxmax()]
+    assert parsed.rows["test-loss peak"].endswith(f"at step {int(peak['step'])}")
+    hit = m[m["test_acc"] >= 0.99]
+    assert parsed.rows["test accuracy reaches 0.99"] == (f"step {int(hit['step'].iloc[0])}" if len(hit) else "never")
+    text = "".join(parsed.text)
+    assert "computed now with probes.measure_run" in text
+    assert 'id="unfinished"' not in index.read_text()
 
 
 def test_write_report_with_measures_and_phases(small_run, tmp_path, monkeypatch):
     measures = probes.measure_run(small_run, key_freqs=[4, 11], progress=False)
+    probes.save_measures(measures, tmp_path / "probes" / "x")
+    measures = probes.load_measures(tmp_path / "probes" / "x")
     df = measures.df
-    # The 200-step run has not grokked; fix the boundaries to test one attention view per phase.
+    # The 200-step run has not grokked; fix the boundaries to test one attention-grid row per phase.
     monkeypatch.setattr(probes, "phases", lambda d: probes.Phases(memorisation_end=50, circuit_formation_end=120,
                                                                    cleanup_end=190, grokked=True, rule="test rule"))
     index = write_report(small_run, tmp_path / "report", measures=measures)
-    parsed = _check_report(index, n_views=2 * 4)
+    parsed = _check_report(index)
     rows = parsed.rows
     assert rows["key frequencies"] == "4, 11"
     assert rows["memorisation ends"] == "step 50"
     assert rows["circuit formation ends"] == "step 120 (nearest checkpoint 100)"
     assert rows["cleanup ends"] == "step 190 (nearest checkpoint 200)"
-    assert rows["phase rule"] == "test rule"
+    assert "phase rule" not in rows  # it lives in the protocol section
+    text = "".join(parsed.text)
+    assert "Phase rule. test rule" in text.replace("\n", " ")
+    assert f"read from {tmp_path / 'probes' / 'x' / 'measures.csv'}" in text
     last = df.iloc[-1]
     for label, col in (("train loss", "train_loss"), ("test loss", "test_loss"),
                        ("restricted loss", "restricted_loss"), ("excluded loss", "excluded_loss"),
                        ("Gini of W_E Fourier norms", "gini_W_E"), ("Gini of W_L Fourier norms", "gini_W_L")):
         assert float(rows[f"final {label} (step 200)"]) == pytest.approx(last[col], rel=1e-3)
-    text = "".join(parsed.text)
-    for title in ("End of memorisation: checkpoint 50", "End of circuit formation: checkpoint 100",
-                  "End of cleanup: checkpoint 200", "Final model: checkpoint 200"):
-        assert title in text
+    for row in ("step 50: end of memorisation", "step 100: end of circuit formation",
+                "step 200: final (end of cleanup)"):
+        assert row in text
     # Writing again over the same directory replaces the files and leaves nothing else behind.
     write_report(small_run, tmp_path / "report", measures=measures)
-    assert sorted(f.name for f in (tmp_path / "report").iterdir()) == [
-        "fourier_norms.png", "index.html", "neuron_clusters.png", "progress.png", "training_curves.png"]
+    assert sorted(f.name for f in (tmp_path / "report").iterdir()) == sorted([*FIGURES.values(), "index.html"])
+
+
+class _Unfinished:
+    """A run that says it is still training (what Run.finished / Run.state report)."""
+
+    def __init__(self, run):
+        self._run = run
+        self.finished, self.state = False, "training"
+
+    def __getattr__(self, name):
+        return getattr(self._run, name)
+
+
+def test_report_banner_when_the_run_or_its_measures_are_unfinished(small_run, tmp_path):
+    measures = probes.measure_run(small_run, key_freqs=[4, 11], progress=False)
+    page = write_report(_Unfinished(small_run), tmp_path / "a", measures=measures).read_text()
+    banner = re.search(r'<div class="banner" id="unfinished"[^>]*>([^<]*)</div>', page)
+    assert banner and "unfinished (state: training)" in banner.group(1) and "step 200" in banner.group(1)
+    assert page.index('id="unfinished"') < page.index("<h2>")  # at the top
+    # measures taken before the run finished say so, and the page uses the same check
+    from dataclasses import replace
+
+    from interp.viz.report import _measures_table, _unfinished
+
+    early = replace(measures, run={**measures.run, "finished": False})
+    _, _, finished, _ = _measures_table(early)
+    assert finished is False and "measured before the run finished" in _unfinished(small_run, finished)
+    assert _measures_table(measures)[2] is True
+    assert _unfinished(small_run, True) is None
+    stopped = _Unfinished(small_run)
+    stopped.finished, stopped.state = True, "stopped_early"  # stopped by its own rule: finished, no banner
+    assert _unfinished(stopped, True) is None
+    with pytest.raises(ConfigError, match="must be a probes.Measures"):
+        _measures_table(measures.df)
+
+
+def test_story_is_computed_from_the_numbers():
+    from interp.viz.story import curve_landmarks, story
+
+    df = _measures_frame()
+    ph = probes.Phases(memorisation_end=150, circuit_formation_end=700, cleanup_end=1300, grokked=True)
+
+    class Cfg:
+        p, frac_train, op = 113, 0.3, "add"
+
+    class NF:
+        clustered = np.array([True, True, False, False])
+        def cluster_sizes(self):
+            return {3: 2}
+
+    parts = story(df, df, ph, [3], NF(), Cfg())
+    assert [p.name for p in parts] == ["Memorisation", "Circuit formation", "Cleanup", "Final model"]
+    mem, cf, cu, fin = parts
+    # the synthetic excluded loss grows from the start, so it did not fall with the train loss
+    assert any("did not fall with the train loss" in d for d in mem.differs)
+    assert any("0.11x the paper's 1,400" in d for d in mem.differs)  # step 150 against 1.4k
+    assert "Excluded loss" in cf.observed[0] and "decades" in cf.observed[0]
+    assert any("1 key frequencies rather than the paper's 5" in d for d in fin.differs)
+    assert any("50 % of neurons clustered" in d for d in fin.differs)
+    land = curve_landmarks(df)
+    peak = df.loc[df["test_loss"].idxmax()]
+    assert land["test_loss_peak_step"] == int(peak["step"])
+    assert land["test_loss_peak"] == pytest.approx(peak["test_loss"])
+    assert land["test_acc_099_step"] == int(df[df["test_acc"] >= 0.99]["step"].iloc[0])
+    not_grokked = story(df, df, probes.Phases(None, None, None), [3], NF(), Cfg())
+    assert "not found" in not_grokked[1].span and not_grokked[1].differs

@@ -144,6 +144,7 @@ class Measures:
     key_frequency_step: int | None
     protocol: dict[str, Any]
     run: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None  # the directory it was loaded from (None: computed in this process)
 
     @property
     def run_finished(self) -> bool:
@@ -271,7 +272,7 @@ def load_measures(directory: str | Path) -> Measures:
         raise RunFormatError(f"{csv_path}: its steps do not match {json_path.name} "
                              "(files from different measurements?)")
     return Measures(df, [int(k) for k in meta["key_frequencies"]], meta.get("rule"), meta.get("threshold"),
-                    meta.get("key_frequency_step"), meta.get("protocol", {}), meta.get("run") or {})
+                    meta.get("key_frequency_step"), meta.get("protocol", {}), meta.get("run") or {}, str(d))
 
 
 def measures_candidates(run) -> list[Path]:

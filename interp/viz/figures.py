@@ -14,18 +14,21 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from ..errors import ConfigError
+from ..errors import FigureError
 from ..files import atomic_write_bytes
+from ..fourier import basis_labels
 
 __all__ = [
     "PHASE_NAMES",
     "progress_figure",
     "loss_curves_figure",
+    "measures_figure",
     "fourier_norms_figure",
     "neuron_clusters_figure",
     "save_figure",
@@ -65,8 +68,13 @@ def _boundaries(phases: Any) -> list[tuple[str, str, str, int]]:
     return out
 
 
-def _draw_phases(ax, bounds, x_start: float) -> list:
-    """Shade each phase and draw a dashed vertical line at each boundary; returns the lines."""
+def _draw_phases(ax, bounds, x_start: float, label: bool = False) -> list:
+    """Shade each phase and draw a dashed vertical line at each boundary; returns the lines.
+
+    label: write each phase's name at the top of its shaded span (turned upright where the span is narrow).
+    """
+    if ax.get_xscale() == "linear":
+        _step_ticks(ax)
     left, lines = x_start, []
     for _, name, colour, step in bounds:
         ax.axvspan(left, step, color=colour, alpha=0.08, lw=0, zorder=0)
@@ -74,8 +82,33 @@ def _draw_phases(ax, bounds, x_start: float) -> list:
         line.set_gid(PHASE_GID)
         line.set_label(f"_{name} ends")  # underscore: kept out of the panels' own legends
         lines.append(line)
+        if label:
+            _phase_label(ax, left, step, name, colour)
         left = step
     return lines
+
+
+def _step_ticks(ax) -> None:
+    """At most ~6 step ticks, thousands written as 5k: readable on a narrow panel."""
+
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+    ax.xaxis.set_major_formatter(FuncFormatter(
+        lambda v, _: f"{v / 1000:g}k" if abs(v) >= 1000 and ax.get_xlim()[1] >= 5000 else f"{v:g}"))
+
+
+def _phase_label(ax, left: float, right: float, name: str, colour: str) -> None:
+    lo, hi = ax.get_xlim()
+    to_axes = (lambda v: math.log10(max(v, 1e-12))) if ax.get_xscale() == "log" else (lambda v: v)
+    span = (to_axes(right) - to_axes(max(left, lo))) / (to_axes(hi) - to_axes(lo))
+    if span <= 0:
+        return
+    mid = (to_axes(max(left, lo)) + to_axes(right)) / 2
+    centre = 10 ** mid if ax.get_xscale() == "log" else mid
+    narrow = span < 0.14
+    text = ax.text(centre, 0.985, name, transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=7,
+                   color=colour, rotation=90 if narrow else 0, fontweight="bold", zorder=3,
+                   bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.7))
+    text.set_gid("phase-label")
 
 
 def _phase_legend(fig, lines, bounds) -> None:
@@ -94,7 +127,9 @@ def _plot_columns(ax, df, columns: Mapping[str, dict], logy: bool) -> int:
         if logy:
             d = d[d[col] > 0]
         if len(d):
-            ax.plot(d["step"], d[col], lw=1.5, marker="." if len(df) <= 80 else None, ms=3, **style)
+            kw = dict(lw=1.5, marker="." if len(df) <= 80 else None, ms=3) | style
+            (line,) = ax.plot(d["step"], d[col], **kw)
+            line.set_gid(col)  # which measure this line draws (tests and tools find it by it)
             n += 1
     if logy:
         ax.set_yscale("log")
@@ -108,7 +143,8 @@ def _plot_columns(ax, df, columns: Mapping[str, dict], logy: bool) -> int:
 def _check_df(df, needed: tuple[str, ...], where: str) -> None:
     missing = [c for c in needed if c not in getattr(df, "columns", ())]
     if missing:
-        raise ConfigError(f"{where}: the DataFrame lacks column(s) {missing}")
+        raise FigureError(f"{where}: the DataFrame lacks column(s) {missing}"
+                          + ("" if hasattr(df, "columns") else f" (got {type(df).__name__}, not a DataFrame)"))
 
 
 def progress_figure(df, phases: Any = None) -> Figure:
@@ -121,7 +157,7 @@ def progress_figure(df, phases: Any = None) -> Figure:
     W_L, sum of squared weights; each boundary found is a dashed vertical line on every panel.
     """
     _check_df(df, ("step",), "progress_figure")
-    fig = Figure(figsize=(11, 7.5), layout="constrained")
+    fig = Figure(figsize=(9, 7.5), layout="constrained")
     axes = fig.subplots(2, 2, sharex=True)
     bounds = _boundaries(phases)
     x0 = float(df["step"].min()) if len(df) else 0.0
@@ -139,9 +175,11 @@ def progress_figure(df, phases: Any = None) -> Figure:
 
     ax = axes[1, 0]
     _plot_columns(ax, df, {"gini_W_E": dict(color="#8c564b", label="W_E (embedding)"),
-                           "gini_W_L": dict(color="#e377c2", label="W_L = W_out W_U (neuron-logit map)")},
+                           "gini_W_L": dict(color="#e377c2", label="W_L = W_out W_U (neuron-logit map)"),
+                           "gini_W_E_freq": dict(color="#8c564b", ls=":", label="W_E, per frequency"),
+                           "gini_W_L_freq": dict(color="#e377c2", ls=":", label="W_L, per frequency")},
                   logy=False)
-    ax.set_title("Gini coefficient of the Fourier-component norms", fontsize=9)
+    ax.set_title("Gini of the Fourier-component norms (dotted: per frequency)", fontsize=9)
     ax.set_ylabel("Gini")
 
     ax = axes[1, 1]
@@ -149,8 +187,8 @@ def progress_figure(df, phases: Any = None) -> Figure:
     ax.set_title("Sum of squared weights", fontsize=9)
     ax.set_ylabel("sum of squares")
 
-    for ax in axes.flat:
-        lines = _draw_phases(ax, bounds, x0)
+    for i, ax in enumerate(axes.flat):
+        lines = _draw_phases(ax, bounds, x0, label=i == 0)
         ax.grid(alpha=0.25)
     _phase_legend(fig, lines, bounds)
     for ax in axes[1]:
@@ -160,56 +198,130 @@ def progress_figure(df, phases: Any = None) -> Figure:
     return fig
 
 
-def loss_curves_figure(metrics_df, phases: Any = None) -> Figure:
+def loss_curves_figure(metrics_df, phases: Any = None, *, log_steps: bool = True) -> Figure:
     """Train and test loss (log y) and accuracy per step, from a run's ``metrics.csv``.
 
-    For runs that have not been measured; test values are only present every ``eval_every`` steps.
+    Test values are only present every ``eval_every`` steps. log_steps: add a second row with a
+    logarithmic step axis (from step 1), where memorisation, a few percent of a long run, is readable.
     """
     _check_df(metrics_df, ("step", "train_loss"), "loss_curves_figure")
-    fig = Figure(figsize=(11, 3.8), layout="constrained")
-    ax_loss, ax_acc = fig.subplots(1, 2, sharex=True)
+    rows = 2 if log_steps else 1
+    fig = Figure(figsize=(9, 3.6 * rows + 0.4), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(rows, 2))
     styles = {k: v for k, v in _SERIES_STYLE.items() if k in ("train", "test")}
-    _plot_columns(ax_loss, metrics_df, {f"{k}_loss": v for k, v in styles.items()}, logy=True)
-    ax_loss.set_title("Loss", fontsize=9)
-    ax_loss.set_ylabel("cross-entropy loss")
-    _plot_columns(ax_acc, metrics_df, {f"{k}_acc": v for k, v in styles.items()}, logy=False)
-    ax_acc.set_title("Accuracy", fontsize=9)
-    ax_acc.set_ylim(-0.03, 1.03)
     x0 = float(metrics_df["step"].min()) if len(metrics_df) else 0.0
     bounds = _boundaries(phases)
-    for ax in (ax_loss, ax_acc):
-        lines = _draw_phases(ax, bounds, x0)
-        ax.set_xlabel("step")
+    for r in range(rows):
+        logx = r == 1
+        data = metrics_df[metrics_df["step"] >= 1] if logx else metrics_df
+        ax_loss, ax_acc = axes[r]
+        _plot_columns(ax_loss, data, {f"{k}_loss": v for k, v in styles.items()}, logy=True)
+        _plot_columns(ax_acc, data, {f"{k}_acc": v for k, v in styles.items()}, logy=False)
+        ax_acc.set_ylim(-0.03, 1.03)
+        for ax, what in ((ax_loss, "Loss"), (ax_acc, "Accuracy")):
+            if logx:
+                ax.set_xscale("log")
+            ax.set_title(what + (" (log step axis: memorisation readable)" if logx else ""), fontsize=9)
+            lines = _draw_phases(ax, bounds, max(x0, 1.0) if logx else x0, label=ax is ax_loss)
+            ax.set_xlabel("step (log scale)" if logx else "step")
+            ax.grid(alpha=0.25)
+        ax_loss.set_ylabel("cross-entropy loss")
+        ax_acc.set_ylabel("accuracy")
+    _phase_legend(fig, lines, bounds)
+    fig.suptitle("Training curves at every step (metrics.csv; train: training pairs, test: held-out pairs)",
+                 fontsize=11)
+    return fig
+
+
+def measures_figure(df, phases: Any = None) -> Figure:
+    """The measures :func:`progress_figure` leaves out, over training, with phase boundaries.
+
+    Panels: excluded loss with each key frequency removed alone (columns ``excluded_loss_k{K}``, train
+    pairs) next to the whole excluded loss; the fraction of neurons clustered (``frac_neurons_clustered``,
+    ``frac_neurons_key``); the share of the logits explained by the key cos(w(a+b-c)) terms
+    (``cos_explained``); test loss over restricted loss (``test_over_restricted``); and, when present,
+    the probability of the correct class and the Brier score on train and test pairs (``train_prob_correct``,
+    ``test_prob_correct``, ``train_brier``, ``test_brier``).
+    Every line's gid is its column name.
+    """
+    _check_df(df, ("step",), "measures_figure")
+    extra = [c for c in ("train_prob_correct", "test_prob_correct", "train_brier", "test_brier") if c in df.columns]
+    rows = 3 if extra else 2
+    fig = Figure(figsize=(9, 3.3 * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, 2, sharex=True)
+    bounds = _boundaries(phases)
+    x0 = float(df["step"].min()) if len(df) else 0.0
+    per_k = sorted((c for c in df.columns if c.startswith("excluded_loss_k") and c[15:].isdigit()),
+                   key=lambda c: int(c[15:]))
+    palette = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
+    columns = {"excluded_loss": dict(color="black", lw=2.0, label="all key frequencies removed")}
+    columns.update({c: dict(color=palette[i % len(palette)], label=f"k = {c[15:]} removed")
+                    for i, c in enumerate(per_k)})
+    columns["train_loss"] = dict(color="#1f77b4", ls=":", label="train loss (nothing removed)")
+    panels = [
+        ("Excluded loss, one key frequency at a time (training pairs)", "cross-entropy loss", True, columns),
+        ("Neurons explained >= 0.85 by one frequency", "fraction of MLP neurons", False,
+         {"frac_neurons_clustered": dict(color="#1f77b4", label="any frequency"),
+          "frac_neurons_key": dict(color="#d62728", label="a key frequency")}),
+        ("Logits explained by the key cos(w(a+b-c)) terms", "explained fraction", False,
+         {"cos_explained": dict(color="#2ca02c", label="cos(w_k(a+b-c)), k key")}),
+        ("Test loss / restricted loss", "ratio", True,
+         {"test_over_restricted": dict(color="#9467bd", label="test / restricted")}),
+    ]
+    if extra:
+        panels += [("Probability of the correct class (continuous)", "mean p(correct)", False,
+                    {"train_prob_correct": dict(color="#1f77b4", label="train"),
+                     "test_prob_correct": dict(color="#d62728", label="test")}),
+                   ("Brier score: mean sum over classes of (p - one-hot)^2", "Brier score", True,
+                    {"train_brier": dict(color="#1f77b4", label="train"),
+                     "test_brier": dict(color="#d62728", label="test")})]
+    for i, (ax, (title, ylabel, logy, cols)) in enumerate(zip(axes.flat, panels)):
+        _plot_columns(ax, df, cols, logy=logy)
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel(ylabel)
+        if "test_over_restricted" in cols:
+            ax.axhline(1.0, color="gray", lw=0.8, ls=":")
+        if not logy:
+            ax.set_ylim(-0.03, 1.03)
+        lines = _draw_phases(ax, bounds, x0, label=i == 0)
         ax.grid(alpha=0.25)
     _phase_legend(fig, lines, bounds)
-    fig.suptitle("Training curves (every step)", fontsize=11)
+    for ax in axes[-1]:
+        ax.set_xlabel("step")
+    fig.suptitle("More progress measures", fontsize=11)
     return fig
 
 
 def _fourier_labels(p: int) -> list[str]:
-    from ..fourier import basis_labels
-
     return basis_labels(p)
 
 
-def fourier_norms_figure(norms: Mapping[str, Any], p: int, *, annotate: int = 10) -> Figure:
+def fourier_norms_figure(norms: Mapping[str, Any], p: int, *, annotate: int = 10,
+                         key_frequencies: Sequence[int] = ()) -> Figure:
     """Bar plots of the norms of the Fourier components of W_E and W_L (``probes.fourier_norms``).
 
     norms: name -> ``(p,)`` norms in the cos-first basis order (const, cos 1, sin 1, cos 2, ...),
     or ``((p-1)/2,)`` per-frequency norms. Cos and sin bars have their own colours and legend
     entries; the ``annotate`` largest bars of each panel that stand out (at least a quarter of
-    the tallest and twice the median) are labelled with their basis function (e.g. "cos 14").
+    the tallest and twice the median) are labelled with their basis function (e.g. "cos 14"), and
+    with "not key" when ``key_frequencies`` is given and their frequency is not in it. Key frequencies
+    are shaded (legend entry "key frequency").
     """
     if not norms:
-        raise ConfigError("fourier_norms_figure: norms is empty (expected e.g. {'W_E': ..., 'W_L': ...})")
+        raise FigureError("fourier_norms_figure: norms is empty (expected e.g. {'W_E': ..., 'W_L': ...})")
     n_freq = (p - 1) // 2
     labels = _fourier_labels(p)
-    fig = Figure(figsize=(11, 2.8 * len(norms) + 0.6), layout="constrained")
+    fig = Figure(figsize=(9, 2.8 * len(norms) + 0.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(len(norms), 1))
     for ax, (name, values) in zip(axes, norms.items()):
         v = _np(values)
+        keys = sorted({int(k) for k in key_frequencies})
         if v.shape == (p,):
             x = np.arange(p)
+            freq_of = np.concatenate([[0], np.repeat(np.arange(1, n_freq + 1), 2)])
+            for j, k in enumerate(keys):
+                ax.axvspan(2 * k - 1.6, 2 * k + 0.6, color="#ffd92f", alpha=0.45, lw=0, zorder=0,
+                           label="key frequency" if j == 0 else None)
             ax.bar(x[:1], v[:1], color="#7f7f7f", width=0.8, label="const")
             ax.bar(x[1::2], v[1::2], color="#1f77b4", width=0.8, label="cos k (index 2k-1)")
             ax.bar(x[2::2], v[2::2], color="#ff7f0e", width=0.8, label="sin k (index 2k)")
@@ -223,17 +335,23 @@ def fourier_norms_figure(norms: Mapping[str, Any], p: int, *, annotate: int = 10
             ax.set_xlabel("Fourier component (cos-first order)")
         elif v.shape == (n_freq,):
             x = np.arange(1, n_freq + 1)
+            freq_of = x
+            for j, k in enumerate(keys):
+                ax.axvspan(k - 0.6, k + 0.6, color="#ffd92f", alpha=0.45, lw=0, zorder=0,
+                           label="key frequency" if j == 0 else None)
             ax.bar(x, v, color="#2ca02c", width=0.8, label="sqrt(cos k² + sin k²)")
             bar_labels = [f"k={k}" for k in x]
             ax.set_xlabel("frequency k")
         else:
-            raise ConfigError(f"fourier_norms_figure: norms[{name!r}] has shape {v.shape}; expected ({p},) "
+            raise FigureError(f"fourier_norms_figure: norms[{name!r}] has shape {v.shape}; expected ({p},) "
                               f"(one norm per basis row) or ({n_freq},) (one per frequency) for p = {p}")
         # Only bars that stand out: a quarter of the tallest and twice the median (no labels on noise).
         top = [i for i in np.argsort(-v, kind="stable")[:max(0, annotate)]
                if v[i] >= 0.25 * v.max() and v[i] >= 2 * np.median(v)]
         for i in top:
-            ax.annotate(bar_labels[i], (x[i], v[i]), xytext=(0, 2), textcoords="offset points",
+            not_key = keys and freq_of[i] not in keys and freq_of[i] != 0
+            ax.annotate(bar_labels[i] + (" (not key)" if not_key else ""), (x[i], v[i]), xytext=(0, 2),
+                        textcoords="offset points",
                         ha="center", va="bottom", fontsize=7, rotation=90)  # upright: neighbours never overlap
         ax.set_xlim(x[0] - 1, x[-1] + 1)
         ax.margins(y=0.2)
@@ -258,7 +376,7 @@ def neuron_clusters_figure(clusters_df, threshold: float | None = None) -> Figur
     sizes = clustered.groupby("frequency").size().sort_index()
     n_unclustered = int(len(clusters_df) - len(clustered))
 
-    fig = Figure(figsize=(11, 3.8), layout="constrained")
+    fig = Figure(figsize=(9, 3.8), layout="constrained")
     ax_sizes, ax_hist = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.3]})
     names = [str(int(k)) for k in sizes.index] + ["unclustered"]
     counts = list(sizes.values) + [n_unclustered]

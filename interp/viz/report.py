@@ -1,4 +1,5 @@
-"""The HTML report of a run: progress measures, phases, Fourier spectra, neuron clusters, attention.
+"""The HTML report of a run: the story of its phases, the progress measures, and the mechanism
+(spectra over training, neurons and attention over the (a, b) grid, token-level attention).
 
 ``write_report(run, out_dir)`` writes ``index.html`` and its PNG figures into ``out_dir``. The page
 loads nothing from the network (a Content-Security-Policy forbids it; the circuitsvis bundle is
@@ -6,7 +7,7 @@ inlined once), escapes every string it shows (run names are directory names, and
 and every file is written atomically, ``index.html`` last, so a killed run never leaves a page that
 points at missing or half-written figures.
 
->>> index = write_report(Run("checkpoints/nanda2023-p113-seed0"), "report",
+>>> index = write_report(Run("checkpoints/nanda2023-p113-seed0"), "/tmp/report",
 ...                      measures=probes.load_measures("probes/nanda2023-p113-seed0"))  # doctest: +SKIP
 """
 
@@ -15,39 +16,45 @@ from __future__ import annotations
 import html
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from .. import probes
 from ..errors import ConfigError
 from ..files import atomic_write_text, prepare_out_dir
-from .attention import AttentionView, attention, html_page
-from .figures import PHASE_NAMES, fourier_norms_figure, loss_curves_figure, neuron_clusters_figure, progress_figure
-from .figures import save_figure
+from . import mechanism
+from .attention import AttentionView, attention
+from .figures import (
+    PHASE_NAMES,
+    fourier_norms_figure,
+    loss_curves_figure,
+    measures_figure,
+    neuron_clusters_figure,
+    progress_figure,
+    save_figure,
+)
+from .mechanism_figures import (
+    attention_grid_figure,
+    neuron_frequency_figure,
+    neuron_grids_figure,
+    spectra_over_time_figure,
+)
+from .page import html_page
+from .story import StoryPart, curve_landmarks, fmt, story
 
-__all__ = ["write_report", "report_pairs", "phase_checkpoints"]
+__all__ = ["write_report", "report_pairs", "phase_checkpoints", "FIGURES"]
 
 FIGURES = {
     "progress": "progress.png",
     "curves": "training_curves.png",
+    "measures": "more_measures.png",
+    "spectra_time": "spectra_over_time.png",
     "fourier": "fourier_norms.png",
+    "neuron_freqs": "neuron_frequencies.png",
+    "neuron_grids": "neuron_grids.png",
     "clusters": "neuron_clusters.png",
+    "attention_grid": "attention_grid.png",
 }
-
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1150px; margin: 1.5em auto;
-       padding: 0 1em; color: #222; line-height: 1.45; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ddd; }
-table.numbers { border-collapse: collapse; margin: 0.8em 0; }
-table.numbers th, table.numbers td { border: 1px solid #ddd; padding: 0.25em 0.7em; text-align: left;
-       vertical-align: top; }
-table.numbers th { background: #f5f5f5; font-weight: 600; white-space: nowrap; }
-img.figure { max-width: 100%; height: auto; border: 1px solid #eee; }
-.note { color: #555; font-size: 0.92em; }
-.interp-attention-group { border-top: 1px dashed #ccc; margin-top: 1.2em; }
-pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
-"""
 
 # Records on <body> whether every figure really loaded (read by tests in a headless browser).
 _IMAGE_CHECK = """<script>
@@ -58,17 +65,33 @@ window.addEventListener("load", function () {
 });
 </script>"""
 
+SPLITS = ("train loss: the training pairs of split.json; test loss: the held-out pairs; restricted loss: all p² "
+          "pairs, logits kept only on the key frequencies; excluded loss: the training pairs, key frequencies removed")
+
 
 # ---------------------------------------------------------------------------------------------
 # choices the report makes (computations, kept apart from the page)
 
 
-def report_pairs(task) -> list[tuple[tuple[int, int], str]]:
-    """The inputs whose attention the report shows: the middle training pair and the middle test pair."""
+def _measures_table(measures) -> tuple[Any, list[int], bool, Any]:
+    """``(DataFrame, key frequencies, run finished, protocol)`` of a :class:`interp.probes.Measures`."""
+    if not isinstance(measures, probes.Measures):
+        raise ConfigError(f"write_report: measures must be a probes.Measures (probes.measure_run or "
+                          f"probes.load_measures), got {type(measures).__name__}")
+    df = measures.df
+    if "step" not in df.columns or len(df) == 0:
+        raise ConfigError("write_report: the measures table is empty or has no 'step' column")
+    return df, list(measures.key_frequencies), measures.run_finished, measures.protocol
+
+
+def report_pairs(task, n: int = 2) -> list[tuple[tuple[int, int], str]]:
+    """The inputs whose token-level attention the report shows: ``n`` training pairs and ``n`` test pairs,
+    spread through each split."""
     out = []
     for split, idx in (("train pair", task.train_idx), ("test pair", task.test_idx)):
-        i = int(idx[len(idx) // 2])
-        out.append(((i // task.p, i % task.p), split))
+        for j in range(n):
+            i = int(idx[(len(idx) * (2 * j + 1)) // (2 * n)])
+            out.append(((i // task.p, i % task.p), split))
     return out
 
 
@@ -84,33 +107,32 @@ def phase_checkpoints(steps: Sequence[int], phases: Any) -> list[tuple[str, int,
     return out
 
 
-@dataclass
-class _Summary:
-    key_frequencies: list[int]
-    rows: list[tuple[str, str]]
+def _clusters_frame(nf):
+    """``probes.neuron_clusters``-shaped DataFrame from a NeuronFrequencies (no second forward)."""
+    import pandas as pd
+
+    df = pd.DataFrame({"neuron": range(len(nf.frac)), "frequency": nf.frequency.astype("int64"),
+                       "frac_explained": nf.frac, "clustered": nf.clustered})
+    df.attrs["threshold"] = nf.threshold
+    return df
 
 
-def _fmt(x: Any) -> str:
-    if x is None:
-        return "n/a"
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if math.isnan(v):
-        return "n/a"
-    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e4):
-        return f"{v:.3e}"
-    return f"{v:.4g}"
+def _unfinished(run, finished_by_measures: bool) -> str | None:
+    """The banner text when the run (or its measures) say it is not finished, else None."""
+    state = getattr(run, "state", "complete")
+    if getattr(run, "finished", True) is not False and finished_by_measures:
+        return None
+    n_steps = getattr(getattr(run, "config", None), "n_steps", None)
+    where = f"its last checkpoint is step {run.final_step:,}" + (f" of {n_steps:,} planned" if n_steps else "")
+    state_text = f" (state: {state})" if state not in (None, "complete") else ""
+    by = "" if finished_by_measures else " The measures table records that it was measured before the run finished."
+    return (f"This run is unfinished{state_text}: {where}. Phases, numbers and the story below describe only what has "
+            f"happened so far, and may change when it finishes.{by}")
 
 
-def _summary(run, df, phases, key_freqs: list[int], clusters, bounds) -> _Summary:
+def _key_rows(df, metrics, phases, key_freqs, nf, bounds, land) -> list[tuple[str, str]]:
     last = df.loc[df["step"].idxmax()]
     at = f" (step {int(last['step'])})"
-    clustered = clusters[clusters["clustered"].astype(bool)]
-    sizes = clustered.groupby("frequency").size().sort_index()
-    size_text = ", ".join(f"k={int(k)}: {int(n)}" for k, n in sizes.items())
-    size_text += (", " if size_text else "") + f"unclustered: {len(clusters) - len(clustered)}"
     rows = [("key frequencies", ", ".join(str(k) for k in key_freqs) or "none found")]
     found = {name: (b, c) for name, b, c in bounds}
     for _, name, _ in PHASE_NAMES:
@@ -122,20 +144,35 @@ def _summary(run, df, phases, key_freqs: list[int], clusters, bounds) -> _Summar
     notes = getattr(phases, "notes", ())
     if notes:
         rows.append(("phase notes", "; ".join(str(n) for n in notes)))
-    rule = getattr(phases, "rule", None)
-    if rule:
-        rows.append(("phase rule", str(rule)))
+    if land["test_loss_peak"] is not None:
+        rows.append(("test-loss peak", f"{fmt(land['test_loss_peak'])} at step {land['test_loss_peak_step']}"))
+    rows.append(("test accuracy reaches 0.99", f"step {land['test_acc_099_step']}"
+                 if land["test_acc_099_step"] is not None else "never"))
     for col, label in (("train_loss", "train loss"), ("test_loss", "test loss"),
                        ("restricted_loss", "restricted loss"), ("excluded_loss", "excluded loss"),
                        ("train_acc", "train accuracy"), ("test_acc", "test accuracy"),
                        ("gini_W_E", "Gini of W_E Fourier norms"), ("gini_W_L", "Gini of W_L Fourier norms"),
-                       ("sum_sq_weights", "sum of squared weights")):
+                       ("sum_sq_weights", "sum of squared weights"), ("cos_explained", "cos(w(a+b-c)) explained")):
         if col in df.columns:
-            rows.append((f"final {label}{at}", _fmt(last[col])))
-    frac = len(clustered) / len(clusters) if len(clusters) else float("nan")
-    rows.append(("clustered neurons (final model)", f"{len(clustered)} of {len(clusters)} ({_fmt(frac)})"))
-    rows.append(("cluster sizes (neurons per frequency)", size_text))
-    return _Summary(key_freqs, rows)
+            rows.append((f"final {label}{at}", fmt(last[col], 4)))
+    sizes = nf.cluster_sizes()
+    n, k = len(nf.clustered), int(nf.clustered.sum())
+    rows.append(("clustered neurons (final model)", f"{k} of {n} ({fmt(k / n if n else math.nan, 4)})"))
+    size_text = ", ".join(f"k={f}: {c}" for f, c in sizes.items())
+    rows.append(("cluster sizes (neurons per frequency)", (size_text + ", " if size_text else "") +
+                 f"unclustered: {n - k}"))
+    return rows
+
+
+def _non_key_peaks(norms, key_freqs: Sequence[int], share: float = 0.25) -> dict[str, list[tuple[int, float]]]:
+    """Per matrix, the non-key frequencies whose per-frequency norm is >= ``share`` of the largest."""
+    out = {}
+    for name, v in norms.items():
+        v = v.numpy() if hasattr(v, "numpy") else v
+        top = float(v.max()) if len(v) else 0.0
+        out[name] = [(k + 1, float(v[k]) / top) for k in range(len(v))
+                     if top > 0 and v[k] >= share * top and (k + 1) not in key_freqs]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,93 +187,157 @@ def _table(rows: list[tuple[str, str]], css_class: str = "numbers", row_id: str 
 
 def _figure(name: str, alt: str, caption: str) -> str:
     return (f'<figure><img class="figure" src="{html.escape(FIGURES[name])}" alt="{html.escape(alt)}">'
-            f'<figcaption class="note">{html.escape(caption)}</figcaption></figure>')
+            f'<figcaption>{html.escape(caption)}</figcaption></figure>')
 
 
-def _page(run, summary: _Summary, views: list[AttentionView], pairs_text: str, measured: str,
-          protocol: Any) -> str:
-    cfg = run.config
-    title = f"interp report: {run.name}"
-    config_rows = [(k, json.dumps(v) if isinstance(v, (list, tuple, dict)) else str(v))
-                   for k, v in cfg.to_dict().items()]
-    config_rows.insert(0, ("run directory", str(run.path)))
-    config_rows.insert(1, ("checkpoints", f"{len(run.steps)} (steps {run.steps[0]} to {run.steps[-1]})"))
-    parts = [
-        f"<h1>{html.escape(title)}</h1>",
-        f'<p class="note">{html.escape(f"{cfg.op} mod {cfg.p}, config {cfg.name!r}; measures {measured}.")}</p>',
-        "<h2>Key numbers</h2>",
-        _table(summary.rows, row_id="key-numbers"),
-        "<h2>Progress measures and phases</h2>",
-        _figure("progress", "progress measures over training with phase boundaries",
-                "Restricted loss keeps only the key frequencies of the logits; excluded loss removes them "
-                "(on the training pairs). Dashed lines: phase boundaries."),
-        _figure("curves", "train and test loss at every step",
-                "Train and test loss from metrics.csv (every step; test every eval_every steps)."),
-        "<h2>Fourier spectra of the final model</h2>",
-        _figure("fourier", "Fourier-component norms of W_E and W_L",
-                "Norms of the Fourier components, cos-first order: const, cos 1, sin 1, cos 2, sin 2, ..."),
-        "<h2>Neuron clusters of the final model</h2>",
-        _figure("clusters", "neurons per frequency cluster and variance explained",
-                "Each MLP neuron's best frequency and the share of its variance that frequency explains."),
-        "<h2>Attention patterns</h2>",
-        f'<p class="note">{html.escape(pairs_text)} Hover a head to view it, click to lock.</p>',
-    ]
-    parts += [v.fragment(f"att{i}") for i, v in enumerate(views)]
-    parts += ["<h2>Run configuration</h2>", _table(config_rows)]
-    if protocol:
-        parts += ["<details><summary>Measurement protocol</summary>",
-                  f"<pre>{html.escape(json.dumps(protocol, indent=2, default=str))}</pre></details>"]
-    parts.append(_IMAGE_CHECK)
-    return html_page(title, "\n".join(parts), head=f"<style>{_CSS}</style>\n")
+def _story_html(parts: list[StoryPart]) -> str:
+    out = ['<div class="story" id="story">']
+    for part in parts:
+        out.append(f'<section style="--phase: {html.escape(part.colour)}"><h3>{html.escape(part.name)} '
+                   f'<span class="note">({html.escape(part.span)})</span></h3>')
+        out.append(f"<p><b>The paper:</b> {html.escape(part.paper)}</p>")
+        out.append(f"<p><b>This run:</b> {html.escape(' '.join(part.observed))}</p>")
+        if part.differs:
+            out.append(f'<p class="differs"><b>Where it differs:</b> {html.escape(" ".join(part.differs))}</p>')
+        else:
+            out.append('<p class="differs"><b>Where it differs:</b> nothing in these numbers.</p>')
+        out.append("</section>")
+    out.append("</div>")
+    return "\n".join(out)
 
 
 def write_report(run, out_dir: Path | str, measures=None, progress: bool = False) -> Path:
     """Write ``out_dir/index.html`` and its figures for ``run``; returns the path of index.html.
 
     measures: the run's :class:`interp.probes.Measures` (``probes.find_measures(run)``); computed with
-    ``probes.measure_run(run)`` when None. progress: show progress while measuring.
+    ``probes.measure_run(run)`` when None (the captions name the file they were read from). progress: show
+    progress while measuring.
     """
+
     out = Path(out_dir)
     prepare_out_dir(out, "report output")
-    final_step = run.final_step
     if measures is None:
-        measures, measured = probes.measure_run(run, progress=progress), "computed now with probes.measure_run"
+        measures = probes.measure_run(run, progress=progress)
+        source = "computed now with probes.measure_run (not saved)"
     else:
-        measured = "read from a measures table"
-    df = measures.df
-    if "step" not in df.columns or len(df) == 0:
-        raise ConfigError("write_report: the measures table is empty or has no 'step' column")
+        source = (f"read from {Path(measures.source) / 'measures.csv'}" if getattr(measures, "source", None)
+                  else "a measures table given by the caller")
+    df, key_freqs, finished_by_measures, protocol = _measures_table(measures)
     phases = probes.phases(df)
+    final_step = run.final_step
     final = run.load(final_step)
     task = run.task
-    key_freqs = list(measures.key_frequencies)
-    norms = probes.fourier_norms(final)
-    clusters = probes.neuron_clusters(final, task)
     bounds = phase_checkpoints(run.steps, phases)
+    metrics = run.metrics
+    land = curve_landmarks(metrics)
+
+    # the mechanism's arrays, each from the models' own hooked forward
+    nf = mechanism.neuron_frequencies(final)
+    spectra = mechanism.spectra_over_time(run, progress=progress)
+    grid_steps = {}
+    for name, boundary, step in bounds:
+        grid_steps.setdefault(step, f"step {step:,}: end of {name}")
+    grid_steps[final_step] = f"step {final_step:,}: final" + (
+        f" (end of {grid_steps[final_step].split('end of ')[1]})" if final_step in grid_steps else "")
+    attention_grids = {grid_steps[s]: g for s, g in mechanism.attention_grids(run, sorted(grid_steps)).items()}
+    reps = mechanism.representative_neurons(nf, per_cluster=2 if len(nf.cluster_sizes()) <= 4 else 1)
+    if not reps:  # nothing clustered: show the best-explained neurons
+        reps = [(int(n), int(nf.frequency[n]), float(nf.frac[n])) for n in nf.order[:4]]
+    neuron_titles = [f"neuron {n}: k={k}, share {s:.2f}" for n, k, s in reps]
+    norms_final = {name: v[-1] for name, v in spectra.norms.items()}
 
     figures = {
         "progress": progress_figure(df, phases),
-        "curves": loss_curves_figure(run.metrics, phases),
-        "fourier": fourier_norms_figure(norms, run.config.p),
-        "clusters": neuron_clusters_figure(clusters),
+        "curves": loss_curves_figure(metrics, phases),
+        "measures": measures_figure(df, phases),
+        "spectra_time": spectra_over_time_figure(spectra, key_freqs, phases),
+        "fourier": fourier_norms_figure(probes.fourier_norms(final), run.config.p, key_frequencies=key_freqs),
+        "neuron_freqs": neuron_frequency_figure(nf, key_freqs),
+        "neuron_grids": neuron_grids_figure(mechanism.neuron_grids(final, [n for n, _, _ in reps]), neuron_titles),
+        "clusters": neuron_clusters_figure(_clusters_frame(nf)),
+        "attention_grid": attention_grid_figure(attention_grids),
     }
     for name, fig in figures.items():
         save_figure(fig, out / FIGURES[name])
+    del figures
 
     labelled = report_pairs(task)
-    pairs = [pr for pr, _ in labelled]
-    captions = [c for _, c in labelled]
-    views = []
-    for name, boundary, step in bounds:
-        views.append(attention(run.load(step), pairs, pair_captions=captions,
-                               title=f"End of {name}: checkpoint {step} (boundary at step {boundary})"))
-    views.append(attention(final, pairs, pair_captions=captions, title=f"Final model: checkpoint {final_step}"))
-    pairs_text = ("Layer-0 attention on the inputs [a, b, =] for " +
-                  " and ".join(f"({a}, {b}), a {c}" for (a, b), c in labelled) +
-                  ", at the checkpoint nearest each phase boundary found and at the final checkpoint.")
-
-    summary = _summary(run, df, phases, key_freqs, clusters, bounds)
-    page = _page(run, summary, views, pairs_text, measured, measures.protocol)
+    view = attention(final, [pr for pr, _ in labelled], captions=[c for _, c in labelled], step=final_step,
+                     title=f"Token-level attention of the final model (step {final_step:,})")
+    banner = _unfinished(run, finished_by_measures)
+    parts = story(df, metrics, phases, key_freqs, nf, run.config, finished=banner is None)
+    rows = _key_rows(df, metrics, phases, key_freqs, nf, bounds, land)
+    peaks = _non_key_peaks(norms_final, key_freqs)
+    page = _page(run, parts, rows, view, source, banner, peaks, key_freqs, grid_steps, protocol,
+                 getattr(phases, "rule", ""))
     index = out / "index.html"
     atomic_write_text(index, page)  # last: the page only ever points at figures already in place
     return index
+
+
+def _page(run, parts, rows, view: AttentionView, source: str, banner: str | None, peaks, key_freqs,
+          grid_steps: dict, protocol: Any, rule: str) -> str:
+    cfg = run.config
+    title = f"interp report: {run.name}"
+    keys = ", ".join(map(str, key_freqs)) or "none"
+    peak_text = "; ".join(
+        f"{name} also has large non-key components at " + ", ".join(f"k={k} ({share:.0%} of its largest)"
+                                                                    for k, share in ks)
+        for name, ks in peaks.items() if ks)
+    peak_text = (peak_text + ".") if peak_text else "Neither has a non-key frequency above a quarter of its largest."
+    config_rows = [(k, json.dumps(v) if isinstance(v, (list, tuple, dict)) else str(v))
+                   for k, v in cfg.to_dict().items()]
+    config_rows.insert(0, ("run directory", str(run.path)))
+    config_rows.insert(1, ("checkpoints", f"{len(run.steps)} (steps {run.steps[0]} to {run.steps[-1]})"))
+    grid_text = "; ".join(grid_steps.values())
+    parts_html = [
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="note">{html.escape(f"{cfg.op} mod {cfg.p}, config {cfg.name!r}; measures {source}.")}</p>',
+    ]
+    if banner:
+        parts_html.append(f'<div class="banner" id="unfinished" role="alert">{html.escape(banner)}</div>')
+    parts_html += [
+        "<h2>What happened</h2>", _story_html(parts),
+        "<h2>Key numbers</h2>", _table(rows, row_id="key-numbers"),
+        "<h2>Progress measures and phases</h2>",
+        _figure("progress", "progress measures over training with phase boundaries",
+                f"Measured at every checkpoint ({source}). {SPLITS}. Dashed lines and shading: phases "
+                "(the rule is in the protocol section)."),
+        _figure("curves", "train and test loss and accuracy at every step, linear and logarithmic step axes",
+                "Every step, from metrics.csv (test evaluated every eval_every steps). The lower row has a "
+                "logarithmic step axis, where memorisation is readable."),
+        _figure("measures", "per-frequency excluded loss, clustered neurons, cos terms explained, test/restricted",
+                f"The other measures of the same table ({source}): excluded loss with one key frequency removed at a "
+                "time (training pairs), the fraction of neurons clustered, the share of the logits explained by the "
+                "key cos(w(a+b-c)) terms (all pairs), and test loss / restricted loss."),
+        "<h2>Fourier spectra</h2>",
+        _figure("spectra_time", "Fourier norms of W_E and W_L per frequency at every checkpoint",
+                f"Each column is one checkpoint, each row one frequency; key frequencies ({keys}) are marked in red. "
+                "The spectrum sharpens onto the key frequencies as the circuit forms and is cleaned up."),
+        _figure("fourier", "Fourier-component norms of W_E and W_L of the final model",
+                f"Final model, cos-first order (const, cos 1, sin 1, ...); key frequencies ({keys}) shaded. "
+                + peak_text),
+        "<h2>Neurons</h2>",
+        _figure("neuron_freqs", "neuron by frequency share of variance, sorted by cluster",
+                "Final model, every MLP neuron: the share of its variance over all p² inputs in each frequency's "
+                "block {const, cos k, sin k}² (the paper's clustering)."),
+        _figure("neuron_grids", "activations of representative neurons over the (a, b) grid",
+                "The best-explained neurons of each cluster over every input (a, b): periodic in a and b with "
+                "their frequency."),
+        _figure("clusters", "neurons per frequency cluster and variance explained",
+                "Cluster sizes, and how well one frequency explains each neuron."),
+        "<h2>Attention</h2>",
+        _figure("attention_grid", "attention from = to a over the (a, b) grid per head at chosen checkpoints",
+                f"Attention paid by '=' to a, over every input, per head; rows: {grid_text}. One colour scale."),
+        '<p class="note">Token-level view with circuitsvis: hover a head to see it, click to lock.</p>',
+        view.fragment("att-final"),
+        "<h2>Measurement protocol</h2>",
+        f"<p><b>Splits.</b> {html.escape(SPLITS)}.</p>",
+        f"<p><b>Phase rule.</b> {html.escape(str(rule) or 'not recorded')}</p>",
+        f"<p><b>Measures.</b> {html.escape(source)}.</p>",
+    ]
+    if protocol:
+        parts_html += ["<details><summary>Every protocol choice (JSON)</summary>",
+                       f"<pre>{html.escape(json.dumps(protocol, indent=2, default=str))}</pre></details>"]
+    parts_html += ["<h2>Run configuration</h2>", _table(config_rows), _IMAGE_CHECK]
+    return html_page(title, "\n".join(parts_html))

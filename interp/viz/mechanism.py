@@ -1,0 +1,230 @@
+"""The arrays behind the mechanism figures: attention and neurons over the (a, b) grid, spectra over time.
+
+Everything here runs the model's own hooked forward (``model.run_with_cache`` on all p² inputs
+``[a, b, =]``), so a hook a user attached (an ablation, a patch) shows in the result. Nothing here
+plots; :mod:`interp.viz.mechanism_figures` draws these arrays.
+
+>>> grid = attention_grid(model)                  # (n_heads, p, p): attention from '=' to a   # doctest: +SKIP
+>>> acts = neuron_grids(model)                    # (d_mlp, p, p): blocks.0.mlp.hook_post at '='  # doctest: +SKIP
+>>> nf = neuron_frequencies(model)                # neuron x frequency shares, sorted by cluster  # doctest: +SKIP
+>>> sp = spectra_over_time(run)                   # Fourier norms of W_E and W_L at every checkpoint  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from .. import probes
+from ..errors import ConfigError
+from ..progress import Progress
+
+__all__ = [
+    "POSITIONS",
+    "model_p",
+    "all_inputs",
+    "attention_grid",
+    "attention_grids",
+    "neuron_grids",
+    "NeuronFrequencies",
+    "neuron_frequencies",
+    "representative_neurons",
+    "Spectra",
+    "spectra_over_time",
+]
+
+POSITIONS = {"a": 0, "b": 1, "=": 2}  # the input is [a, b, =]; logits are read at '='
+
+
+def model_p(model) -> int:
+    """p of a modular-arithmetic model: inputs are the p residues and '=' (token id p), n_ctx = 3."""
+    cfg = getattr(model, "cfg", None)
+    if cfg is None:
+        raise ConfigError(f"expected a HookedTransformer, got {type(model).__name__}")
+    if cfg.d_vocab_out != cfg.d_vocab - 1 or cfg.n_ctx != 3:
+        raise ConfigError(f"the model has d_vocab={cfg.d_vocab}, d_vocab_out={cfg.d_vocab_out}, n_ctx={cfg.n_ctx}; "
+                          "expected a modular-arithmetic model ([a, b, =] inputs, d_vocab = p + 1)")
+    return cfg.d_vocab_out
+
+
+def all_inputs(p: int, device: Any = "cpu"):
+    """``(p*p, 3)`` long tensor of every input ``[a, b, =]``, row a*p + b (the task's pair order)."""
+
+    a = torch.arange(p, device=device).repeat_interleave(p)
+    b = torch.arange(p, device=device).repeat(p)
+    return torch.stack([a, b, torch.full_like(a, p)], dim=1)
+
+
+def _check_layer(model, layer: int) -> int:
+    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < model.cfg.n_layers:
+        raise ConfigError(f"layer must be an integer in [0, {model.cfg.n_layers}), got {layer!r}")
+    return layer
+
+
+def _hooked(model, names: Sequence[str]) -> dict[str, Any]:
+    """One ``run_with_cache`` on all p² inputs; the named activations, on the CPU (float32)."""
+
+    p = model_p(model)
+    device = next(model.parameters()).device
+    wanted = set(names)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(all_inputs(p, device), names_filter=lambda n: n in wanted)
+    return {n: cache[n].detach().to("cpu", torch.float32) for n in names}
+
+
+def attention_grid(model, *, layer: int = 0, source: str = "a") -> np.ndarray:
+    """Attention paid by '=' (the last position) to ``source`` ('a', 'b' or '='), over every input.
+
+    Returns ``(n_heads, p, p)`` float32: ``grid[h, a, b]`` is ``blocks.{layer}.attn.hook_pattern``
+    of head h, destination '=', source position of ``source``, on the input ``[a, b, =]``.
+    """
+    if source not in POSITIONS:
+        raise ConfigError(f"attention_grid: source must be one of {list(POSITIONS)}, got {source!r}")
+    p = model_p(model)
+    name = f"blocks.{_check_layer(model, layer)}.attn.hook_pattern"
+    pattern = _hooked(model, [name])[name]  # (p*p, n_heads, 3, 3): destination x source
+    grid = pattern[:, :, POSITIONS["="], POSITIONS[source]]  # (p*p, n_heads)
+    return grid.T.reshape(-1, p, p).numpy()
+
+
+def attention_grids(run, steps: Iterable[int], *, layer: int = 0, source: str = "a") -> dict[int, np.ndarray]:
+    """:func:`attention_grid` of ``run.load(step)`` for each step: step -> ``(n_heads, p, p)``."""
+    out = {}
+    for step in steps:
+        model = run.load(int(step))
+        out[int(step)] = attention_grid(model, layer=layer, source=source)
+        del model
+    return out
+
+
+def neuron_grids(model, neurons: Sequence[int] | None = None, *, layer: int = 0) -> np.ndarray:
+    """MLP activations (``blocks.{layer}.mlp.hook_post``) at '=' over every input.
+
+    Returns ``(n, p, p)`` float32, ``out[i, a, b]`` the activation of neuron ``neurons[i]`` (all
+    d_mlp neurons when None) on ``[a, b, =]``.
+    """
+    p = model_p(model)
+    name = f"blocks.{_check_layer(model, layer)}.mlp.hook_post"
+    acts = _hooked(model, [name])[name][:, POSITIONS["="]]  # (p*p, d_mlp)
+    if neurons is not None:
+        idx = _check_neurons(neurons, acts.shape[1])
+        acts = acts[:, idx]
+    return acts.T.reshape(-1, p, p).numpy()
+
+
+def _check_neurons(neurons: Sequence[int], d_mlp: int) -> list[int]:
+    try:
+        idx = [int(n) for n in neurons]
+    except (TypeError, ValueError):
+        raise ConfigError(f"neurons must be integers, got {neurons!r}") from None
+    bad = [n for n in idx if not 0 <= n < d_mlp]
+    if bad or not idx:
+        raise ConfigError(f"neurons {bad or '[]'}: expected a non-empty list of indices in [0, {d_mlp})")
+    return idx
+
+
+@dataclass(frozen=True)
+class NeuronFrequencies:
+    """How much of each MLP neuron's variance over (a, b) each frequency explains.
+
+    shares: ``(d_mlp, K)`` with K = (p-1)/2, column k-1 for frequency k (the share of the neuron's
+    centred variance in the block {const, cos k, sin k}², as ``probes.neuron_frequency_shares``).
+    frequency: ``(d_mlp,)`` best k; frac: ``(d_mlp,)`` its share; clustered: frac >= threshold;
+    order: neuron indices sorted by cluster (clustered neurons by frequency, then unclustered), and
+    within a cluster by decreasing share.
+    """
+
+    shares: np.ndarray
+    frequency: np.ndarray
+    frac: np.ndarray
+    clustered: np.ndarray
+    order: np.ndarray
+    threshold: float
+    variance: np.ndarray = field(repr=False, default=None)
+
+    @property
+    def p(self) -> int:
+        return 2 * self.shares.shape[1] + 1
+
+    def cluster_sizes(self) -> dict[int, int]:
+        """Frequency -> number of clustered neurons, by frequency."""
+        ks, counts = np.unique(self.frequency[self.clustered], return_counts=True)
+        return {int(k): int(c) for k, c in zip(ks, counts)}
+
+
+def neuron_frequencies(model, *, layer: int = 0, threshold: float = 0.85) -> NeuronFrequencies:
+    """The neuron x frequency matrix of ``model``'s MLP (``blocks.{layer}.mlp.hook_post`` at '=')."""
+
+
+    if not 0 < float(threshold) <= 1:
+        raise ConfigError(f"neuron_frequencies: threshold must be in (0, 1], got {threshold!r}")
+    p = model_p(model)
+    acts = torch.from_numpy(neuron_grids(model, layer=layer)).reshape(-1, p * p).T  # (p*p, d_mlp)
+    shares_t, variance_t = probes.neuron_frequency_shares(acts.to(torch.float64), p)
+    shares, variance = shares_t.numpy(), variance_t.numpy()
+    best = shares.argmax(axis=1)
+    frac = shares[np.arange(len(best)), best]
+    frequency = best + 1
+    clustered = frac >= threshold
+    # clustered first (by frequency), unclustered last; within a group by decreasing share
+    group = np.where(clustered, frequency, shares.shape[1] + 1)
+    order = np.lexsort((-frac, group))
+    return NeuronFrequencies(shares, frequency, frac, clustered, order, float(threshold), variance)
+
+
+def representative_neurons(nf: NeuronFrequencies, per_cluster: int = 1) -> list[tuple[int, int, float]]:
+    """``(neuron, frequency, share)`` of the ``per_cluster`` best-explained neurons of each cluster, by frequency."""
+    out = []
+    for k in sorted(nf.cluster_sizes()):
+        members = [int(n) for n in nf.order if nf.clustered[n] and nf.frequency[n] == k]
+        out += [(n, k, float(nf.frac[n])) for n in members[:per_cluster]]
+    return out
+
+
+@dataclass(frozen=True)
+class Spectra:
+    """Per-frequency Fourier norms over training: ``norms[name]`` is ``(n_steps, K)``, row i at ``steps[i]``,
+    column k-1 for frequency k (``probes.fourier_norms(model, per_frequency=True)``)."""
+
+    steps: np.ndarray
+    norms: dict[str, np.ndarray]
+
+    @property
+    def frequencies(self) -> np.ndarray:
+        return np.arange(1, next(iter(self.norms.values())).shape[1] + 1)
+
+    def peak_frequency(self, name: str) -> np.ndarray:
+        """``(n_steps,)``: the frequency with the largest norm at each step."""
+        return self.norms[name].argmax(axis=1) + 1
+
+
+def spectra_over_time(run_or_models, steps: Iterable[int] | None = None, *, progress: bool = False) -> Spectra:
+    """Fourier norms of W_E and W_L at every checkpoint.
+
+    run_or_models: an :class:`interp.Run` (checkpoints loaded one at a time; ``steps`` picks some of
+    them) or any iterable of ``(step, model)``. Returns a :class:`Spectra`.
+    """
+
+    if hasattr(run_or_models, "load") and hasattr(run_or_models, "steps"):
+        run = run_or_models
+        chosen = run.steps if steps is None else [int(s) for s in steps]
+        items: Iterable = ((s, run.load(s)) for s in chosen)
+        total = len(chosen)
+    else:
+        items, total = run_or_models, None
+    bar = Progress(total or 0, "spectra", "checkpoint", enabled=progress and total is not None)
+    got_steps, rows = [], {"W_E": [], "W_L": []}
+    for i, (step, model) in enumerate(items, start=1):
+        bar.update(i)
+        norms = probes.fourier_norms(model, per_frequency=True)
+        got_steps.append(int(step))
+        for name in rows:
+            rows[name].append(norms[name].numpy())
+    bar.close()
+    if not got_steps:
+        raise ConfigError("spectra_over_time: no checkpoints (empty steps or models)")
+    order = np.argsort(got_steps, kind="stable")
+    return Spectra(np.asarray(got_steps)[order], {n: np.stack(v)[order] for n, v in rows.items()})
