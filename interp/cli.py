@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "patterns of a run in one offline page. Uses the committed measures in "
                                    "probes/<run-name>/ when they exist, else computes them.")
     r.add_argument("run_dir", type=Path, nargs="?", default=DEFAULT_RUN, metavar="RUN_DIR",
-                   help=f"run directory (default: {DEFAULT_RUN})")
+                   help=f"run directory (default: {DEFAULT_RUN}), or a sweep directory (holds sweep.json): "
+                        "then the sweep's emergence report")
     r.add_argument("--out", type=Path, default=Path("report"), help="output directory (default: report/)")
     r.add_argument("--measures", type=Path, metavar="DIR",
                    help="directory with measures.csv (default: probes/<run-name> if present)")
@@ -83,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--pairs", metavar="A,B;A,B",
                    help="input pairs a,b separated by ';' (default: four pairs spread over 0..p-1)")
     a.add_argument("--out", type=Path, required=True, metavar="FILE.html")
+
+    from .emergence.cli import add_parser as add_emergence_parser
+
+    add_emergence_parser(sub)
     return parser
 
 
@@ -186,6 +191,10 @@ def _cmd_report(args) -> int:
     from .checkpoints import Run
     from .viz.report import write_report
 
+    from .emergence.cli import is_sweep_dir, report_command
+
+    if is_sweep_dir(args.run_dir):
+        return report_command(args)
     t0 = time.perf_counter()
     if not args.run_dir.exists() and args.run_dir == DEFAULT_RUN:
         raise ConfigError(f"{DEFAULT_RUN}: the shipped run is not here; run `interp report` from the repository "
@@ -245,12 +254,19 @@ def _cmd_attention(args) -> int:
     return 0
 
 
+def _cmd_emergence(args) -> int:
+    from .emergence.cli import command
+
+    return command(args)
+
+
 _COMMANDS = {
     "train": _cmd_train,
     "presets": _cmd_presets,
     "measure": _cmd_measure,
     "report": _cmd_report,
     "attention": _cmd_attention,
+    "emergence": _cmd_emergence,
 }
 
 
