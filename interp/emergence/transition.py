@@ -27,7 +27,7 @@ measured alike):
 5. The 10 %, 50 % and 90 % steps are where the envelope first reaches ``first + q * change``,
    linearly interpolated between checkpoints. ``width_steps`` = step(90 %) - step(10 %);
    ``width_frac`` divides it by the span of the run (last step - first step, or ``span``).
-6. ``complete`` is False when the envelope still moved by more than 10 % of the change over the last
+6. ``complete`` is False when the envelope still moved by more than 5 % of the change over the last
    10 % of the run: the curve had not settled, so its end level, and with it every step, is provisional.
 
 The *emergence step* is a different, absolute rule (the one of the question asked): the first
@@ -49,7 +49,8 @@ __all__ = ["Transition", "transition", "emergence_step", "rise_steps", "running_
 
 LOG_FLOOR = 1e-30  # a loss of exactly 0 is read as 1e-30 in log space
 NOISE_FACTOR = 4.0  # a change must exceed this many noise standard deviations
-SETTLED_FRAC = 0.1  # "complete": moved < 10 % of the change over the last 10 % of the run
+SETTLED_SPAN = 0.1  # "complete": over the last 10 % of the run ...
+SETTLED_MOVE = 0.05  # ... the envelope moved by at most 5 % of the change
 
 
 @dataclass(frozen=True)
@@ -180,13 +181,13 @@ def transition(steps, values, log: bool = False, *, min_change: float | None = N
         return Transition(False, f"flat: change {abs(change):.3g} {unit} is below the threshold {threshold:.3g} "
                                  f"({why})", **base)
     at = {q: _crossing(seg, f, f[0] + q * change, rising) for q in (0.1, 0.5, 0.9)}
-    tail = seg >= s[-1] - SETTLED_FRAC * span
+    tail = seg >= s[-1] - SETTLED_SPAN * span
     j = int(np.argmax(tail))
     moved = abs(float(f[-1] - (f[j - 1] if j > 0 else f[0])))
     width = at[0.9] - at[0.1]
     return Transition(True, "", step=at[0.5], step_10=at[0.1], step_90=at[0.9], width_steps=width,
                       width_frac=width / span if span > 0 else math.nan, direction=1 if rising else -1,
-                      complete=moved <= SETTLED_FRAC * abs(change), **base)
+                      complete=moved <= SETTLED_MOVE * abs(change), **base)
 
 
 def _first_at_least(s: np.ndarray, v: np.ndarray, level: float) -> tuple[float, int]:
