@@ -155,3 +155,14 @@ def test_bad_levels():
         emergence_step([0, 1], [0, 1], level=0)
     with pytest.raises(ConfigError, match="low"):
         rise_steps([0, 1], [0, 1], low=0.9, high=0.1)
+
+
+def test_docstring_examples_hold():
+    import doctest
+
+    from interp.emergence import scale, synthetic
+    from interp.emergence import transition as transition_module
+
+    for module in (transition_module, scale, synthetic):
+        result = doctest.testmod(module, extraglobs={"np": np}, optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0 and result.attempted > 0, module.__name__
