@@ -17,6 +17,7 @@ Pure functions of DataFrames and arrays: nothing here trains or loads a model.
 """
 
 from ._load import SweepTables, load_sweep
+from .analysis import Analysis, analyse
 from .metrics import EMERGENCE_METRIC, METRICS, OUTCOME, PROGRESS, Metric, metric_info
 from .predict import Prediction, predict_emergence, prediction_table
 from .scale import Scale, discontinuity, scale_table, sharpness
@@ -28,6 +29,6 @@ __all__ = [
     "run_transitions", "emergence_table", "leads", "lead_summary",
     "scale_table", "Scale", "sharpness", "discontinuity",
     "predict_emergence", "prediction_table", "Prediction",
-    "load_sweep", "SweepTables",
+    "load_sweep", "SweepTables", "analyse", "Analysis",
     "METRICS", "OUTCOME", "PROGRESS", "EMERGENCE_METRIC", "Metric", "metric_info",
 ]

@@ -66,7 +66,8 @@ def predict_emergence(transitions: pd.DataFrame, measure: str) -> Prediction:
     transitions: :func:`run_transitions` (one row per run x metric).
     """
     if not isinstance(transitions, pd.DataFrame):
-        raise ConfigError(f"predict_emergence: expected the run_transitions DataFrame, got {type(transitions).__name__}")
+        raise ConfigError("predict_emergence: expected the run_transitions DataFrame, got "
+                          f"{type(transitions).__name__}")
     missing = [c for c in _NEEDED if c not in transitions.columns]
     if missing:
         raise ConfigError(f"predict_emergence: the transitions table lacks column(s) {missing}")

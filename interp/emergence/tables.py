@@ -100,8 +100,8 @@ def run_transitions(sweep, metrics: Sequence[str] | None = None, *, level: float
         common = {"run": run, **_axis_values(tables, rows)}
         for m in cols:
             info = metric_info(m)
-            t = transition(s, rows[m].to_numpy(float), log=info.log, min_change=info.min_change, window=window, span=span,
-                           where=f"run {run!r}, metric {m!r}")
+            t = transition(s, rows[m].to_numpy(float), log=info.log, min_change=info.min_change, window=window,
+                           span=span, where=f"run {run!r}, metric {m!r}")
             out.append({**common, "metric": m, "label": info.label, "kind": info.kind, "role": info.role,
                         "space": info.space, **t.to_dict(), "emergence_step": math.nan if e is None else e,
                         "emerged": e is not None, "final_step": int(s[-1])})
