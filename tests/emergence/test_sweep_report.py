@@ -89,19 +89,28 @@ def test_cli_emergence_prints_tables_and_writes_them(sweep_dir, tmp_path, capsys
 @pytest.mark.parametrize("args,match", [
     (["--axis", "d_mlp"], "scale axis 'd_mlp' is not a varied field"),
     (["--axis", "data_seed"], "is a seed"),
-    (["--budget", "-3"], "--budget must be >= 0"),
 ])
-def test_cli_errors_are_one_line(sweep_dir, args, match):
-    r = _cli("emergence", str(sweep_dir), *args)
-    assert r.returncode != 0 and match in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+def test_cli_errors_are_one_line(sweep_dir, args, match, capsys):
+    assert main(["emergence", str(sweep_dir), *args]) == 1
+    err = capsys.readouterr().err
+    assert match in err and len(err.strip().splitlines()) == 1
 
 
-def test_cli_missing_sweep_and_report_dispatch(sweep_dir, tmp_path):
+def test_cli_missing_sweep_and_bad_budget_in_a_real_process(tmp_path):
     r = _cli("emergence", str(tmp_path / "none"))
-    assert r.returncode == 1 and "not a directory" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    r = _cli("report", str(sweep_dir), "--out", str(tmp_path / "rep"))
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1 and "not a directory" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    r = _cli("emergence", str(tmp_path), "--budget", "-3")
+    assert r.returncode == 2 and "--budget must be >= 0" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_report_dispatches_on_sweep_json(tmp_path, capsys):
+    results, _ = synthetic_sweep(frac_train=(0.3, 0.5), seeds=(0,), n_steps=4000, every=200)
+    d = tmp_path / "small sweep"
+    d.mkdir()
+    results.to_csv(d / "results.csv", index=False)
+    (d / "sweep.json").write_text(json.dumps({"axes": ["frac_train", "data_seed"]}))
+    assert main(["report", str(d), "--out", str(tmp_path / "rep")]) == 0
     assert (tmp_path / "rep" / "index.html").exists() and (tmp_path / "rep" / "scale.png").exists()
-    r = _cli("report", str(sweep_dir), "--recompute", "--out", str(tmp_path / "rep2"))
-    assert r.returncode == 1 and "apply to a run" in r.stderr
+    assert main(["report", str(d), "--recompute", "--out", str(tmp_path / "rep2")]) == 1
+    assert "apply to a run" in capsys.readouterr().err
