@@ -16,7 +16,9 @@ from typing import Sequence
 import torch
 
 from . import __version__
+from .cli_types import int_at_least
 from .config import PRESETS, parse_steps, preset
+from .emergence import cli as emergence_cli
 from .errors import ConfigError, InterpError
 from .files import prepare_out_dir
 from .fourier import check_frequencies
@@ -38,22 +40,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _int_at_least(name: str, minimum: int):
-    """argparse type: an integer >= minimum, with an error that names the option."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(
-                f"{name} must be positive, got {value}" if minimum == 1 else f"{name} must be >= {minimum}, got {value}")
-        return value
-    return parse
-
-
 def _threads_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=_int_at_least("--threads", 1), default=DEFAULT_THREADS, metavar="N",
+    p.add_argument("--threads", type=int_at_least("--threads", 1), default=DEFAULT_THREADS, metavar="N",
                    help=f"torch CPU threads (default {DEFAULT_THREADS}: on a small or busy machine one thread per "
                         "process is fastest; a resumed run is bit-identical only with the same N)")
 
@@ -68,13 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and step_XXXXXX.safetensors checkpoints into --out.")
     p.add_argument("--preset", help="preset name (see `interp presets`); not needed with --resume")
     p.add_argument("--out", required=True, type=Path, help="run directory to create (or resume)")
-    p.add_argument("--steps", type=_int_at_least("--steps", 1), help="number of training steps (default: the preset's)")
-    p.add_argument("--save-every", type=_int_at_least("--save-every", 0),
+    p.add_argument("--steps", type=int_at_least("--steps", 1), help="number of training steps (default: the preset's)")
+    p.add_argument("--save-every", type=int_at_least("--save-every", 0),
                    help="checkpoint every N steps (0: only --save-steps, step 0 and the last step)")
     p.add_argument("--save-steps", metavar="LIST",
                    help="extra checkpoint steps: comma-separated steps and ranges START-END:EVERY, "
                         "e.g. 0-2000:100,2500,3000-20000:500 (thins a long run to what you keep)")
-    p.add_argument("--seed", type=_int_at_least("--seed", 0), help="seed for both the data split and the model init")
+    p.add_argument("--seed", type=int_at_least("--seed", 0), help="seed for both the data split and the model init")
     p.add_argument("--stop-test-loss", type=float, metavar="X", help="stop early once test loss < X")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
@@ -98,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(probes/<run-name>/ beside the run's folder or in the current directory) when "
                                    "they belong to this run, else computes them.")
     r.add_argument("run_dir", type=Path, nargs="?", default=DEFAULT_RUN, metavar="RUN_DIR",
-                   help=f"run directory (default: {DEFAULT_RUN})")
+                   help=f"run directory (default: {DEFAULT_RUN}), or a sweep directory (holds sweep.json): "
+                        "then the sweep's emergence report")
     r.add_argument("--out", type=Path, help="output directory (default: report/<run-name>/); refused if it holds "
                                             "anything but an earlier report")
     r.add_argument("--measures", type=Path, metavar="DIR",
@@ -109,10 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("attention", help="write an attention-pattern page for one checkpoint",
                        description="Renders blocks.0.attn.hook_pattern with circuitsvis, offline.")
     a.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory (made by `interp train`)")
-    a.add_argument("--step", type=_int_at_least("--step", 0), help="checkpoint step (default: the final one)")
+    a.add_argument("--step", type=int_at_least("--step", 0), help="checkpoint step (default: the final one)")
     a.add_argument("--pairs", metavar="A,B;A,B",
                    help="input pairs a,b separated by ';' (default: four pairs spread over 0..p-1)")
     a.add_argument("--out", type=Path, required=True, metavar="FILE.html", help="the page to write")
+
+    emergence_cli.add_parser(sub)
     return parser
 
 
@@ -238,6 +229,8 @@ def _cmd_report(args) -> int:
     from .runs import Run
     from .viz.report import write_report
 
+    if emergence_cli.is_sweep_dir(args.run_dir):
+        return emergence_cli.report_command(args, _report_dir(args.out or Path("report") / args.run_dir.resolve().name))
     t0 = time.perf_counter()
     if not args.run_dir.exists() and args.run_dir == DEFAULT_RUN:
         raise ConfigError(f"{DEFAULT_RUN}: the shipped run is not here; run `interp report` from the repository "
@@ -296,6 +289,7 @@ def _cmd_attention(args) -> int:
 
 
 _COMMANDS = {
+    "emergence": emergence_cli.command,
     "train": _cmd_train,
     "presets": _cmd_presets,
     "measure": _cmd_measure,

@@ -153,3 +153,28 @@ def test_a_view_without_the_bundle_explains_instead_of_throwing(tiny_run, tmp_pa
     dom, log = _dump_dom(page, tmp_path / "profile")
     _assert_clean_console(log)
     assert "reset_bundle()" in re.search(r'<div id="lonely"[^>]*>([^<]*)</div>', dom).group(1)
+
+
+def test_sweep_report_renders_in_chromium(tmp_path):
+    """The emergence report of a sweep directory (written by hand, one hostile run name): every figure
+    loads, the console is clean, and the hostile name stays text."""
+    import pandas as pd
+
+    from interp.emergence.synthetic import synthetic_sweep
+    from interp.viz.sweep_report import write_sweep_report
+
+    results, _ = synthetic_sweep(frac_train=(0.1, 0.3, 0.5), seeds=(0, 1), n_steps=6000, every=200)
+    results["run"] = results["run"].replace({"frac0.3-seed1": HOSTILE})
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    results.to_csv(sweep / "results.csv", index=False)
+    pd.DataFrame({"run": results["run"].unique(), "status": "done"}).to_csv(sweep / "summary.csv", index=False)
+    (sweep / "sweep.json").write_text('{"axes": ["frac_train", "data_seed"]}')
+    index = write_sweep_report(sweep, tmp_path / "report")
+    static = index.read_text()
+    dom, log = _dump_dom(index, tmp_path / "profile")
+    _assert_clean_console(log)
+    n_imgs = len(re.findall(r"<img\b", static))
+    assert n_imgs >= 4
+    assert _views(dom).body.get("data-images-loaded") == f"{n_imgs}/{n_imgs}"
+    assert "<script>alert" not in dom and "&lt;script&gt;alert(1)&lt;/script&gt;" in dom

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import InterpError
 
-__all__ = ["CSP", "CSS", "BUNDLE_MARKER", "script_json", "bundle_path", "bundle_script", "html_page"]
+__all__ = ["CSP", "CSS", "IMAGE_CHECK", "BUNDLE_MARKER", "script_json", "bundle_path", "bundle_script", "html_page"]
 
 # Marks the one inlined bundle of a page (tests count it; a page must hold exactly one).
 BUNDLE_MARKER = "interp: circuitsvis bundle"
@@ -106,3 +106,13 @@ def html_page(title: str, body: str, *, bundle: bool = True, head: str = "") -> 
         f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>\n{head}"
         f"{bundle_script() if bundle else ''}\n</head>\n<body>\n{body}\n</body>\n</html>\n"
     )
+
+
+# Records on <body> whether every figure really loaded (read by tests in a headless browser).
+IMAGE_CHECK = """<script>
+window.addEventListener("load", function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  document.body.setAttribute("data-images-loaded", ok + "/" + imgs.length);
+});
+</script>"""

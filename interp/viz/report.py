@@ -39,7 +39,7 @@ from .mechanism_figures import (
     neuron_grids_figure,
     spectra_over_time_figure,
 )
-from .page import html_page
+from .page import IMAGE_CHECK, html_page
 from .story import StoryPart, curve_landmarks, fmt, story
 
 __all__ = ["write_report", "report_pairs", "phase_checkpoints", "FIGURES"]
@@ -56,14 +56,7 @@ FIGURES = {
     "attention_grid": "attention_grid.png",
 }
 
-# Records on <body> whether every figure really loaded (read by tests in a headless browser).
-_IMAGE_CHECK = """<script>
-window.addEventListener("load", function () {
-  var imgs = Array.prototype.slice.call(document.images);
-  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
-  document.body.setAttribute("data-images-loaded", ok + "/" + imgs.length);
-});
-</script>"""
+
 
 SPLITS = ("train loss: the training pairs of split.json; test loss: the held-out pairs; restricted loss: all p² "
           "pairs, logits kept only on the key frequencies; excluded loss: the training pairs, key frequencies removed")
@@ -339,5 +332,5 @@ def _page(run, parts, rows, view: AttentionView, source: str, banner: str | None
     if protocol:
         parts_html += ["<details><summary>Every protocol choice (JSON)</summary>",
                        f"<pre>{html.escape(json.dumps(protocol, indent=2, default=str))}</pre></details>"]
-    parts_html += ["<h2>Run configuration</h2>", _table(config_rows), _IMAGE_CHECK]
+    parts_html += ["<h2>Run configuration</h2>", _table(config_rows), IMAGE_CHECK]
     return html_page(title, "\n".join(parts_html))

@@ -1,0 +1,175 @@
+"""The HTML report of a sweep: when each run's accuracy emerged, how the other metrics moved, how far
+ahead the progress measures were, how sharp each metric is across a scale axis, and how well the
+emergence step can be predicted.
+
+``write_sweep_report(sweep_dir, out_dir)`` writes ``index.html`` and its PNG figures. Like the run
+report: nothing loads from the network, every string shown is escaped (run names and field values
+come from files), every file is written atomically and ``index.html`` last.
+
+>>> write_sweep_report("sweeps/data-width", "report-sweep")      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from ..emergence.analysis import Analysis, analyse
+from ..files import atomic_write_text, prepare_out_dir
+from .page import IMAGE_CHECK, html_page
+from .emergence_figures import lead_figure, prediction_figure, run_curves_figure, scale_figure
+from .figures import save_figure
+from .story import fmt as fmt_number
+
+__all__ = ["write_sweep_report", "RUNS_PER_FIGURE"]
+
+RUNS_PER_FIGURE = 6  # small multiples: one PNG per this many runs
+
+_RULES = [
+    ("emergence step", "first step where test accuracy is at least 0.5, interpolated from the checkpoint before"),
+    ("rise", "from the last step below 10 % test accuracy to the first step at or above 90 %, as a share of the run"),
+    ("transition of a metric", "the move from the checkpoint farthest from where the curve ends (after a 5-point "
+                               "running median) to its end, fitted by a monotone envelope (isotonic regression); "
+                               "losses in log10 space"),
+    ("half-way step, width", "where the envelope has made 50 % of the change; width from 10 % to 90 %, as a share "
+                             "of the run"),
+    ("no transition", "the change is below 0.05 (bounded scores), 0.1 decades (losses), 5 % of the largest value "
+                      "(weight norm), or four times the noise"),
+    ("lead", "emergence step minus the metric's half-way step (positive: ahead of accuracy)"),
+    ("sharpness", "largest change between adjacent scale values as a share of the metric's range over the axis"),
+    ("discontinuity", "value at the largest scale minus the straight line through the two scale values before it "
+                      "(log scale axis), as for PaLM's BIG-bench tasks"),
+    ("prediction", "leave one run out: a line fitted from the measure's half-way step to the emergence step on the "
+                   "other runs, against the mean emergence step of the other runs"),
+]
+
+
+def _cell(v: Any, fmt: str | None = None) -> str:
+    if isinstance(v, (bool,)) or fmt == "bool":
+        return "yes" if bool(v) else "no"
+    if fmt == "int":
+        try:
+            return "n/a" if pd.isna(v) else f"{float(v):.0f}"
+        except (TypeError, ValueError):
+            return str(v)
+    if fmt == "pct":
+        return "n/a" if pd.isna(v) else f"{100 * float(v):.1f} %"
+    return fmt_number(v)
+
+
+def _df_table(df: pd.DataFrame, columns: Sequence[tuple[str, str, str | None]], table_id: str) -> str:
+    """An escaped HTML table of ``df``: columns are (column, header, format)."""
+    cols = [(c, h, f) for c, h, f in columns if c in df.columns]
+    head = "".join(f"<th>{html.escape(h)}</th>" for _, h, f in cols)
+    body = "\n".join("<tr>" + "".join(f"<td>{html.escape(_cell(r[c], f))}</td>" for c, _, f in cols) + "</tr>"
+                     for _, r in df.iterrows())
+    return f'<table class="numbers" id="{html.escape(table_id)}">\n<tr>{head}</tr>\n{body}\n</table>'
+
+
+def _img(src: str, alt: str, caption: str) -> str:
+    return (f'<figure><img class="figure" src="{html.escape(src)}" alt="{html.escape(alt)}">'
+            f'<figcaption class="note">{html.escape(caption)}</figcaption></figure>')
+
+
+def _figures(a: Analysis) -> dict[str, Any]:
+    """file name -> Figure."""
+    figs: dict[str, Any] = {}
+    order = a.runs.sort_values([*a.tables.axes, "run"] if a.tables.axes else ["run"])["run"].tolist()
+    for i in range(0, len(order), RUNS_PER_FIGURE):
+        figs[f"runs_{i // RUNS_PER_FIGURE + 1:02d}.png"] = run_curves_figure(
+            a.tables.results, a.transitions, order[i:i + RUNS_PER_FIGURE])
+    if len(a.leads):
+        figs["leads.png"] = lead_figure(a.leads)
+    if a.scale is not None:
+        figs["scale.png"] = scale_figure(a.scale)
+    if any(p.n_scored for p in a.predictions):
+        figs["prediction.png"] = prediction_figure(a.predictions)
+    return figs
+
+
+def _page(a: Analysis, name: str, figure_names: list[str]) -> str:
+    axes = a.tables.axes
+    title = f"interp sweep report: {name}"
+    fields = ", ".join(axes) or "none"
+    run_cols = [("run", "run", None), *[(x, x, None) for x in axes], ("status", "status", None),
+                ("final_step", "final step", "int"), ("final_test_acc", "final test acc", None),
+                ("emergence_step", "emergence step", "int"), ("rise_steps", "rise 10→90 % (steps)", "int"),
+                ("rise_frac", "rise (share of run)", "pct")]
+    parts = [
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="note">{html.escape(f"{len(a.runs)} runs; varied fields: {fields}.")}</p>',
+        "<h2>The answer</h2>",
+        '<ul id="headline">' + "".join(f"<li>{html.escape(s)}</li>" for s in a.headline()) + "</ul>",
+        "<h2>Runs</h2>",
+        _df_table(a.runs, run_cols, "runs"),
+        "<h2>Each run over training</h2>",
+        *[_img(f, "test accuracy, continuous metrics and progress measures of each run over training",
+               "Left: test accuracy. Middle and right: each metric as the share of its own transition done "
+               "(0 at its start level, 1 at its end level; log10 space for losses); dots mark half-way steps "
+               "(hollow: the curve had not settled by the end of the run). "
+               "Dashed line: the emergence step.") for f in figure_names if f.startswith("runs_")],
+        "<h2>Leads of the progress measures</h2>",
+        _df_table(a.lead_summary, [("label", "metric", None), ("role", "role", None),
+                                   ("n_leading", "runs leading", "int"), ("n_measured", "runs measured", "int"),
+                                   ("median_lead", "median lead (steps)", "int"), ("q25_lead", "q25", "int"),
+                                   ("q75_lead", "q75", "int"), ("median_lead_frac", "median lead (share)", None),
+                                   ("n_never_emerged", "never emerged", "int"),
+                                   ("n_no_transition", "no transition", "int")], "leads"),
+    ]
+    if "leads.png" in figure_names:
+        parts.append(_img("leads.png", "lead of each metric over emergence, per run",
+                          "Each dot is a run: lead as a share of its time to emergence; bar: median."))
+    parts.append("<h2>Across the scale axis</h2>")
+    if a.scale is not None:
+        budget = "" if a.scale.budget_step is None else f" at step {a.scale.budget_step}"
+        what = f"Each metric against {a.scale.axis}{budget}; means over seeds."
+        parts += [f'<p class="note">{html.escape(what)}</p>',
+                  _df_table(a.scale.table, [("group", "group", None), ("label", "metric", None),
+                                            ("kind", "kind", None), ("space", "space", None),
+                                            ("n_scales", "scale values", "int"), ("smallest", "at smallest", None),
+                                            ("largest", "at largest", None), ("sharpness", "sharpness", None),
+                                            ("jump_from", "largest jump from", None), ("jump_to", "to", None),
+                                            ("discontinuity", "discontinuity", None),
+                                            ("discontinuity_rel", "discontinuity / range", None)], "scale"),
+                  _img("scale.png", "each metric against the scale axis",
+                       "Dashed: the straight line (log scale) through the two scale values before the largest; "
+                       "the gap at the largest is the discontinuity.")]
+    else:
+        parts.append(f'<p class="note">{html.escape(a.scale_note)}</p>')
+    parts += ["<h2>Predicting the emergence step</h2>",
+              _df_table(a.prediction_table, [("measure", "measure", None), ("n_scored", "runs scored", "int"),
+                                             ("mae", "MAE (steps)", "int"), ("mae_baseline", "baseline MAE", "int"),
+                                             ("mae_ratio", "MAE / baseline", None),
+                                             ("n_never_emerged", "never emerged", "int"),
+                                             ("n_beyond_end", "of those, predicted beyond the run's end", "int"),
+                                             ("n_no_transition", "no transition", "int")], "prediction")]
+    if "prediction.png" in figure_names:
+        parts.append(_img("prediction.png", "predicted against actual emergence step",
+                          "Leave one run out; grey: the baseline; dotted: perfect prediction."))
+    parts += ["<h2>How it is measured</h2>",
+              '<table class="numbers" id="rules">' + "".join(
+                  f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in _RULES) + "</table>",
+              IMAGE_CHECK]
+    return html_page(title, "\n".join(parts), bundle=False)
+
+
+def write_sweep_report(sweep, out_dir: Path | str, *, axis: str | None = None, budget_step: int | None = None) -> Path:
+    """Write ``out_dir/index.html`` and its figures for a sweep; returns the path of index.html.
+
+    sweep: a sweep directory (results.csv, summary.csv, sweep.json) or its loaded tables. axis: the scale
+    axis (default the first varied non-seed field; ``"step"`` for the training budget). budget_step: the
+    step the scale analysis reads each run at (default the largest step every run reached).
+    """
+    a = analyse(sweep, axis=axis, budget_step=budget_step)
+    out = Path(out_dir)
+    prepare_out_dir(out, "sweep report output")
+    figs = _figures(a)
+    for fname, fig in figs.items():
+        save_figure(fig, out / fname)
+    name = a.tables.path.name if a.tables.path is not None else "results table"
+    index = out / "index.html"
+    atomic_write_text(index, _page(a, name, list(figs)))  # last: it only points at figures already written
+    return index

@@ -1,0 +1,116 @@
+"""The sweep report page, its figures and the CLI, on a sweep directory written by hand."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from interp.cli import main
+from interp.emergence import run_transitions, scale_table
+from interp.emergence.synthetic import synthetic_sweep
+from interp.viz.emergence_figures import EMERGENCE_GID, EXTRAPOLATION_GID, run_curves_figure, scale_figure
+from interp.viz.sweep_report import write_sweep_report
+
+HOSTILE = "<script>alert(1)</script>"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write_sweep(d: Path) -> Path:
+    """A sweep directory as the sweep runner writes it: results.csv, summary.csv, sweep.json."""
+    results, _ = synthetic_sweep(frac_train=(0.1, 0.3, 0.5), seeds=(0, 1), n_steps=6000, every=200)
+    results["run"] = results["run"].replace({"frac0.3-seed0": HOSTILE})
+    d.mkdir(parents=True, exist_ok=True)
+    results.to_csv(d / "results.csv", index=False)
+    runs = results.groupby("run", sort=False).first().reset_index()
+    summary = runs[["run", "frac_train", "data_seed"]].assign(status="done", grokked=runs["frac_train"] > 0.2)
+    summary.to_csv(d / "summary.csv", index=False)
+    (d / "sweep.json").write_text(json.dumps({"spec": {"preset": "small"}, "axes": ["frac_train", "data_seed"]}))
+    return d
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory):
+    return write_sweep(tmp_path_factory.mktemp("sweep") / "a <b> sweep")
+
+
+def test_report_page_is_complete_and_escaped(sweep_dir, tmp_path):
+    index = write_sweep_report(sweep_dir, tmp_path / "report")
+    page = index.read_text()
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "a &lt;b&gt; sweep" in page
+    srcs = re.findall(r'<img class="figure" src="([^"]+)"', page)
+    assert srcs and all((index.parent / s).stat().st_size > 1000 for s in srcs)
+    assert {"runs_01.png", "leads.png", "scale.png", "prediction.png"} <= set(srcs)
+    for table in ("headline", "runs", "leads", "scale", "prediction", "rules"):
+        assert f'id="{table}"' in page
+    assert "4 of 6 runs emerged" in page  # frac 0.1 never emerges in 6000 steps
+    assert "http://" not in page and "https://" not in page  # offline
+    assert not list(index.parent.glob("*.tmp"))  # atomic writes leave no temporaries
+
+
+def test_figures_mark_what_they_claim(sweep_dir):
+    results = pd.read_csv(sweep_dir / "results.csv")
+    tr = run_transitions(results)
+    runs = list(dict.fromkeys(results["run"]))
+    fig = run_curves_figure(results, tr, runs)
+    emerged = tr.groupby("run")["emerged"].first()
+    lines = [ln for ax in fig.axes for ln in ax.lines if ln.get_gid() == EMERGENCE_GID]
+    assert len(lines) == 3 * int(emerged.sum())  # one per panel of each run that emerged
+    sc = scale_table(results, "frac_train", metrics=["test_acc", "test_prob_correct"])
+    fig = scale_figure(sc)
+    assert len([ln for ax in fig.axes for ln in ax.lines if ln.get_gid() == EXTRAPOLATION_GID]) == 2
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "interp.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
+
+
+def test_cli_emergence_prints_tables_and_writes_them(sweep_dir, tmp_path, capsys):
+    assert main(["emergence", str(sweep_dir), "--out", str(tmp_path / "tables")]) == 0
+    out = capsys.readouterr().out
+    for heading in ("== runs", "== leads", "== across frac_train at step 6000", "== predicting"):
+        assert heading in out
+    assert "4 of 6 runs emerged" in out
+    written = {p.name for p in (tmp_path / "tables").iterdir()}
+    assert {"runs.csv", "transitions.csv", "leads.csv", "lead_summary.csv", "scale.csv", "prediction.csv"} <= written
+    assert len(pd.read_csv(tmp_path / "tables" / "runs.csv")) == 6
+    assert main(["emergence", str(sweep_dir), "--axis", "step", "--out", str(tmp_path / "t.csv")]) == 0
+    assert "== across step" in capsys.readouterr().out
+    assert set(pd.read_csv(tmp_path / "t.csv")["metric"]) >= {"test_acc", "restricted_loss"}
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--axis", "d_mlp"], "scale axis 'd_mlp' is not a varied field"),
+    (["--axis", "data_seed"], "is a seed"),
+])
+def test_cli_errors_are_one_line(sweep_dir, args, match, capsys):
+    assert main(["emergence", str(sweep_dir), *args]) == 1
+    err = capsys.readouterr().err
+    assert match in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_missing_sweep_and_bad_budget_in_a_real_process(tmp_path):
+    r = _cli("emergence", str(tmp_path / "none"))
+    assert r.returncode == 1 and "not a directory" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    r = _cli("emergence", str(tmp_path), "--budget", "-3")
+    assert r.returncode == 2 and "--budget must be >= 0" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_report_dispatches_on_sweep_json(tmp_path, capsys):
+    results, _ = synthetic_sweep(frac_train=(0.3, 0.5), seeds=(0,), n_steps=4000, every=200)
+    d = tmp_path / "small sweep"
+    d.mkdir()
+    results.to_csv(d / "results.csv", index=False)
+    (d / "sweep.json").write_text(json.dumps({"axes": ["frac_train", "data_seed"]}))
+    assert main(["report", str(d), "--out", str(tmp_path / "rep")]) == 0
+    assert (tmp_path / "rep" / "index.html").exists() and (tmp_path / "rep" / "scale.png").exists()
+    assert main(["report", str(d), "--recompute", "--out", str(tmp_path / "rep2")]) == 1
+    assert "apply to a run" in capsys.readouterr().err
