@@ -4,12 +4,17 @@ Train a model (``interp.train.train`` or ``interp train``), open the run (``inte
 (``from interp import probes``), and show it (``interp.viz``).
 """
 
+from importlib import metadata as _metadata
+
 from .config import RunConfig, preset, preset_names
 from .errors import (CheckpointError, ConfigError, FigureError, InterpError, ProbeError, RunFormatError,
                      RunLockedError, TrainingError)
 from .tasks import Task
 
-__version__ = "0.2.0"
+try:
+    __version__ = _metadata.version("interp")  # one source of truth: pyproject.toml
+except _metadata.PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 _SUBMODULES = ("probes", "viz", "fourier", "model", "train", "runs", "files")
 

@@ -15,13 +15,17 @@ from typing import Sequence
 
 import torch
 
-from . import __version__
+from . import __version__, probes
 from .cli_types import int_at_least
 from .config import PRESETS, parse_steps, preset
 from .emergence import cli as emergence_cli
 from .errors import ConfigError, InterpError
 from .files import prepare_out_dir
 from .fourier import check_frequencies
+from .runs import Run
+from .train import train
+from .viz.attention import attention
+from .viz.report import write_report
 
 DEFAULT_RUN = Path("checkpoints") / "nanda2023-p113-seed0"
 DEFAULT_THREADS = 1  # measured: see README "Threads"
@@ -136,7 +140,6 @@ def _in_flags(e: InterpError, command: str) -> str:
 def _continue_hint(args) -> str:
     if args.command != "train":
         return ""
-    from .runs import Run
 
     try:
         status = Run(args.out).meta.get("status", {})
@@ -154,8 +157,6 @@ def _cmd_presets(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from .train import train
-
     overrides: dict = {}
     if args.save_every is not None:
         overrides["save_every"] = args.save_every
@@ -200,9 +201,6 @@ def _parse_freqs(text: str, p: int) -> list[int]:
 
 
 def _cmd_measure(args) -> int:
-    from . import probes
-    from .runs import Run
-
     run = Run(args.run_dir)
     run.final_step  # fails early on a run without checkpoints
     _warn_unfinished(run)
@@ -225,10 +223,6 @@ def _report_dir(out: Path) -> Path:
 
 
 def _cmd_report(args) -> int:
-    from . import probes
-    from .runs import Run
-    from .viz.report import write_report
-
     if emergence_cli.is_sweep_dir(args.run_dir):
         return emergence_cli.report_command(args, _report_dir(args.out or Path("report") / args.run_dir.resolve().name))
     t0 = time.perf_counter()
@@ -271,9 +265,6 @@ def _parse_pairs(text: str) -> list[tuple[int, int]]:
 
 
 def _cmd_attention(args) -> int:
-    from .runs import Run
-    from .viz.attention import attention
-
     run = Run(args.run_dir)
     p = run.config.p
     pairs = _parse_pairs(args.pairs) if args.pairs is not None else [(0, 0), (1, 2), (p // 3, p // 2), (p - 1, p // 5)]

@@ -183,7 +183,7 @@ def _drawn_columns(fig) -> set[str]:
 
 def test_every_measure_of_the_shipped_run_is_drawn():
     """Each column the probes compute appears as a line in the progress or the more-measures figure."""
-    shipped = Path(__file__).resolve().parent.parent / "probes" / "nanda2023-p113-seed0"
+    shipped = Path(__file__).resolve().parents[2] / "probes" / "nanda2023-p113-seed0"
     df = probes.load_measures(shipped).df
     drawn = _drawn_columns(progress_figure(df)) | _drawn_columns(measures_figure(df))
     assert set(df.columns) - {"step"} <= drawn, set(df.columns) - {"step"} - drawn
