@@ -131,7 +131,7 @@ def test_errors_share_one_family():
 
 def _cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "interp.cli", *args], capture_output=True, text=True,
-                          timeout=300, cwd=cwd)
+                          cwd=cwd)
 
 
 def _assert_clean_error(result, *fragments):

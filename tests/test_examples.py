@@ -41,7 +41,7 @@ def test_quickstart_prints_the_shipped_runs_numbers():
 
 def test_training_example_groks(tmp_path):
     r = subprocess.run([sys.executable, str(EXAMPLES / "train_small.py"), str(tmp_path / "run"), "--steps", "1800"],
-                       capture_output=True, text=True, timeout=600, cwd=ROOT)
+                       capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     acc = float(r.stdout.split("test accuracy ")[1].split(",")[0])
     assert acc >= 0.99
@@ -55,7 +55,7 @@ def test_notebook_runs_and_is_stripped(name):
     # outputs stay out of git: the committed notebook is small and has none
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
     assert path.stat().st_size < 20_000
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(EXAMPLES)}}).execute()
+    NotebookClient(nb, timeout=None, kernel_name="python3", resources={"metadata": {"path": str(EXAMPLES)}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     streams = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")

@@ -40,7 +40,7 @@ def _dump_dom(page: Path, profile: Path) -> tuple[str, str]:
            "--enable-logging=stderr", "--v=0",  # console messages (errors, CSP violations) go to stderr
            f"--user-data-dir={profile}", "--virtual-time-budget=5000",
            "--dump-dom", page.resolve().as_uri()]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)  # a hung browser, not a slow one
     assert proc.returncode == 0, f"chromium exited {proc.returncode}: {proc.stderr[-2000:]}"
     return proc.stdout, proc.stderr
 
