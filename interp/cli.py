@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import ConfigError, InterpError
+from .sweep import cli as _sweep_cli
 
 DEFAULT_RUN = Path("checkpoints") / "nanda2023-p113-seed0"
 
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--pairs", metavar="A,B;A,B",
                    help="input pairs a,b separated by ';' (default: four pairs spread over 0..p-1)")
     a.add_argument("--out", type=Path, required=True, metavar="FILE.html")
+    _sweep_cli.add_parser(sub)
     return parser
 
 
@@ -251,6 +253,7 @@ _COMMANDS = {
     "measure": _cmd_measure,
     "report": _cmd_report,
     "attention": _cmd_attention,
+    "sweep": _sweep_cli.command,
 }
 
 
