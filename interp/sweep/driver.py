@@ -22,7 +22,7 @@ from ._compat import RunLock
 from .progress import Display
 from .results import RUNS_DIR, Sweep, assemble, load, run_tables, write_tables
 from .spec import SweepSpec, as_spec
-from .state import SWEEP_JSON, SweepState, read_sweep_json
+from .state import SWEEP_JSON, SweepState, check_dir, read_sweep_json
 from .worker import disk_state
 
 __all__ = ["run", "default_workers", "BACKENDS"]
@@ -86,6 +86,8 @@ def run(spec: SweepSpec | Mapping[str, Any] | str | Path | None, out: str | Path
         from .ray_backend import check_available
 
         check_available()
+    if not (out.exists() and not out.is_dir()):
+        check_dir(out, resume)  # before anything is created (checked again under the lock)
     _prepare_dir(out)
 
     lock = RunLock(out)

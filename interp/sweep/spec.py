@@ -160,7 +160,12 @@ class SweepSpec:
                 continue
             if k in fixed:
                 raise ConfigError(f"{src}: {k} is given both in [sweep] and in [base]; give it once")
-            fixed[k] = parse_steps(v) if k == "save_steps" and isinstance(v, str) else v
+            if k == "save_steps" and isinstance(v, str):
+                try:
+                    v = parse_steps(v)
+                except ConfigError as e:
+                    raise ConfigError(f"{src}: [sweep] save_steps: {e}") from None
+            fixed[k] = v
         try:
             cfg = get_preset(self.preset)
         except ConfigError as e:
@@ -191,12 +196,14 @@ class SweepSpec:
             columns = []
             for name, values in group.items():
                 claim(name, where)
-                columns.append(_values(values, f"{where} {name}", src))
+                columns.append(_values(values, f"{where} {name}", src, distinct=False))
             lengths = {len(c) for c in columns}
             if len(lengths) != 1:
                 raise ConfigError(f"{src}: {where}: lists must have one length to be zipped, got "
                                   + ", ".join(f"{n}: {len(c)}" for n, c in zip(group, columns)))
-            axes.append((tuple(group), list(zip(*columns)), ""))
+            points = list(zip(*columns))
+            _values(points, f"{where} ({', '.join(group)})", src)  # the zipped points must be distinct
+            axes.append((tuple(group), points, ""))
         bad = sorted(set(self.seeds) - set(SEED_KEYS))
         if bad:
             raise ConfigError(f"{src}: [seeds] has unknown key(s) {bad}; use data, model, or both")
@@ -279,12 +286,12 @@ def _check_field(name: str, where: str, src: str) -> None:
         raise ConfigError(f"{src}: {where}: {name!r} is not a RunConfig field; fields: {list(CONFIG_FIELDS)}")
 
 
-def _values(values: Any, where: str, src: str) -> list[Any]:
+def _values(values: Any, where: str, src: str, distinct: bool = True) -> list[Any]:
     if not isinstance(values, (list, tuple)) or not values:
         raise ConfigError(f"{src}: {where} must be a non-empty list of values, got {values!r}")
     plain = [_plain(v) for v in values]
     dup = [v for i, v in enumerate(plain) if v in plain[:i]]
-    if dup:
+    if dup and distinct:
         raise ConfigError(f"{src}: {where} lists {dup[0]!r} twice")
     return list(values)
 

@@ -23,7 +23,7 @@ from .. import RunConfig
 from ..errors import ConfigError, RunFormatError
 from ._compat import atomic_write_text
 
-__all__ = ["SweepState", "read_sweep_json", "SWEEP_JSON", "STATUSES"]
+__all__ = ["SweepState", "check_dir", "read_sweep_json", "SWEEP_JSON", "STATUSES"]
 
 SWEEP_JSON = "sweep.json"
 FORMAT = "interp-sweep"
@@ -55,6 +55,22 @@ def read_sweep_json(out: Path) -> dict[str, Any]:
     return data
 
 
+def check_dir(out: Path, resume: bool) -> None:
+    """A new sweep needs a new or empty directory; ``resume`` needs one that holds a sweep."""
+    out = Path(out)
+    if (out / SWEEP_JSON).exists():
+        if not resume:
+            raise ConfigError(f"--out {out}: already holds a sweep ({SWEEP_JSON}); pass --resume to continue "
+                              "it, or choose another directory")
+        return
+    if resume:
+        raise ConfigError(f"--out {out}: no sweep to resume here (no {SWEEP_JSON})")
+    stray = sorted(p.name for p in out.iterdir() if p.name != ".lock") if out.is_dir() else []
+    if stray:
+        raise ConfigError(f"--out {out}: is not empty ({', '.join(stray[:3])}{' ...' if len(stray) > 3 else ''}) "
+                          "and holds no sweep; choose a new or empty directory")
+
+
 class SweepState:
     """The statuses of a sweep's runs, mirrored to sweep.json on every change."""
 
@@ -68,10 +84,9 @@ class SweepState:
         out = Path(out)
         path = out / SWEEP_JSON
         spec_dict = spec.to_dict()
+        check_dir(out, resume)
+        old: dict[str, Any] = {}
         if path.exists():
-            if not resume:
-                raise ConfigError(f"--out {out}: already holds a sweep ({SWEEP_JSON}); pass --resume to continue "
-                                  "it, or choose another directory")
             recorded = read_sweep_json(out)
             if recorded["spec"] != spec_dict:
                 diff = sorted(k for k in set(spec_dict) | set(recorded["spec"])
@@ -79,14 +94,6 @@ class SweepState:
                 raise ConfigError(f"{path}: the sweep was started with a different spec (tables {diff} differ); "
                                   "resume continues the recorded spec (omit SPEC to use it)")
             old = recorded["runs"]
-        else:
-            if resume:
-                raise ConfigError(f"--out {out}: no sweep to resume here (no {SWEEP_JSON})")
-            stray = sorted(p.name for p in out.iterdir() if p.name != ".lock") if out.is_dir() else []
-            if stray:
-                raise ConfigError(f"--out {out}: is not empty ({', '.join(stray[:3])}{' ...' if len(stray) > 3 else ''}) "
-                                  "and holds no sweep; choose a new or empty directory")
-            old = {}
         data = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "spec": spec_dict, "axes": list(axes),
             "threads_per_worker": threads, "backend": backend,
