@@ -122,4 +122,4 @@ def test_out_must_be_new_or_a_sweep(tmp_path):
         sweep.run(TINY_SPEC, tmp_path, progress=False)
     with pytest.raises(ConfigError, match="no sweep to resume"):
         sweep.run(TINY_SPEC, tmp_path / "new", resume=True, progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # nothing created, not even a lock
