@@ -161,6 +161,10 @@ class _Events:
         self.state.set(name, "running", error=None)
         self.display.event(self.state.counts(), name, f"started ({where})")
 
+    def requeued(self, name: str) -> None:
+        """Its worker died before starting it: back in the queue."""
+        self.state.set(name, "pending")
+
     def progress(self, name: str, row: dict[str, Any]) -> None:
         if self.state.status(name) != "running":  # a late message of a run that has finished
             return

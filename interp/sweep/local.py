@@ -19,9 +19,12 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
+from ..errors import InterpError
 from .worker import run_job
 
 __all__ = ["execute"]
+
+STARTUP_FAILURES = 3  # workers dying before they are ready this many times stop the sweep with an error
 
 
 def execute(jobs: list[dict[str, Any]], events, *, workers: int, threads: int, runs_dir: Path) -> None:
@@ -29,6 +32,7 @@ def execute(jobs: list[dict[str, Any]], events, *, workers: int, threads: int, r
     ctx = mp.get_context("spawn")
     pending = deque(jobs)
     pool: list[_Worker] = []
+    startup_failures = 0
     try:
         while pending or any(w.job is not None for w in pool):
             # keep every worker busy; start workers (or replace dead ones) while there is work for them
@@ -44,7 +48,16 @@ def execute(jobs: list[dict[str, Any]], events, *, workers: int, threads: int, r
             ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=1.0)
             for w in busy:
                 if w.conn in ready or w.process.sentinel in ready:
-                    w.drain(events)
+                    unstarted = w.drain(events)
+                    if unstarted is not None:  # the process died before it could run anything: not the run's fault
+                        startup_failures += 1
+                        if startup_failures >= STARTUP_FAILURES:
+                            raise InterpError(
+                                f"sweep worker processes die as they start (one {_death(w.process.exitcode)}); "
+                                "if a script calls interp.sweep.run, it must do so under "
+                                "`if __name__ == \"__main__\":` (workers are started with 'spawn')")
+                        pending.appendleft(unstarted)
+                        events.requeued(unstarted["name"])
     finally:
         for w in pool:
             w.stop()
@@ -58,6 +71,7 @@ class _Worker:
         self.process.start()
         child.close()
         self.job: dict[str, Any] | None = None
+        self.ready = False  # set when the process has imported everything and can run jobs
 
     def alive(self) -> bool:
         return self.process.is_alive()
@@ -70,12 +84,15 @@ class _Worker:
         except (BrokenPipeError, OSError):
             pass  # died before it could take the job: drain() records it
 
-    def drain(self, events) -> None:
-        """Handle every message waiting from this worker; if it has died, fail its job."""
+    def drain(self, events) -> dict[str, Any] | None:
+        """Handle every message waiting from this worker; if it has died, fail its job -- or, if it died
+        before it was ready to run anything, return the job to be given to another worker."""
         try:
             while self.conn.poll():
                 kind, name, payload = self.conn.recv()
-                if kind == "progress":
+                if kind == "ready":
+                    self.ready = True
+                elif kind == "progress":
                     events.progress(name, payload)
                 elif kind == "finished":
                     self.job = None
@@ -84,9 +101,13 @@ class _Worker:
             pass
         if self.job is not None and not self.process.is_alive():
             self.process.join()
-            events.finished(self.job["name"], {"status": "failed", "error": _death(self.process.exitcode),
-                                               "final": None, "seconds": None})
-            self.job = None
+            job, self.job = self.job, None
+            if not self.ready:
+                return job
+            error = f"worker process {_death(self.process.exitcode)} while running this run"
+            events.finished(job["name"], {"status": "failed", "error": error,
+                                          "final": None, "seconds": None})
+        return None
 
     def stop(self) -> None:
         if self.process.is_alive():
@@ -105,13 +126,13 @@ class _Worker:
 
 
 def _death(code: int | None) -> str:
+    """How a process ended: "died (SIGKILL)" or "exited with code N"."""
     if code is not None and code < 0:
         try:
-            sig = signal.Signals(-code).name
+            return f"died ({signal.Signals(-code).name})"
         except ValueError:
-            sig = f"signal {-code}"
-        return f"worker process died ({sig}) while running this run"
-    return f"worker process exited with code {code} while running this run"
+            return f"died (signal {-code})"
+    return f"exited with code {code}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,6 +151,7 @@ def _worker_main(conn, threads: int, runs_dir: str, parent: int) -> None:
     from .. import probes, train  # noqa: F401  (imported before the first job, not inside its timing)
 
     torch.set_num_threads(threads)
+    conn.send(("ready", "", None))
     while True:
         try:
             job = conn.recv()

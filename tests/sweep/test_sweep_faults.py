@@ -78,6 +78,7 @@ FAULTY_TOML = """\
 [sweep]
 preset = "tiny"
 save_every = 50
+measures = "none"             # training metrics at each checkpoint only
 
 [[zip]]
 lr = [0.003, 0.003, 10.0]     # lr 10 diverges within a few steps
@@ -106,6 +107,11 @@ def test_failing_runs_are_recorded_while_the_others_finish(tmp_path):
     assert "worker process died" in summ.loc[KILLED, "error"] and "train loss is nan" in summ.loc[DIVERGED, "error"]
     assert pd.isna(summ.loc[OK, "error"])
     assert set(s.results["run"]) == {OK} and list(s.results["step"]) == [0, 50, 100]
+    # measures = "none": the run's own training metrics at its checkpoints, nothing else
+    assert list(s.results.columns) == ["run", "lr", "n_steps", "step", "train_loss", "train_acc", "test_loss",
+                                       "test_acc"]
+    metrics = s.run(OK).metrics.set_index("step").loc[[0, 50, 100]]
+    assert s.results["test_loss"].tolist() == metrics["test_loss"].tolist()
     recorded = json.loads((out / "sweep.json").read_text())["runs"]
     assert recorded[KILLED]["status"] == "failed" and "SIGKILL" in recorded[KILLED]["error"]
     on_disk = pd.read_csv(out / "summary.csv").set_index("run")

@@ -56,7 +56,7 @@ def _stop(temp: str, mark: str) -> None:
             except psutil.NoSuchProcess:
                 pass
         t0 = time.time()
-        while time.time() - t0 < 5 and any(_running(p) for p in procs):
+        while time.time() - t0 < 3 and any(_running(p) for p in procs):
             time.sleep(0.05)
         procs = {p for p in procs if _running(p)}
         if not procs:

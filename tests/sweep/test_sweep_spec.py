@@ -7,6 +7,7 @@ import pytest
 from interp import preset
 from interp.errors import ConfigError
 from interp.sweep import SweepSpec, as_spec
+from interp.sweep.spec import select_measures
 from sweep_helpers import ROOT, TINY_NAMES, TINY_SPEC, TINY_TOML, cli
 
 
@@ -68,6 +69,14 @@ def test_shipped_example_spec_expands():
     assert len(runs) == 2 * 2 * 3
     assert {(c.d_model, c.d_mlp) for _, c in runs} == {(64, 256), (96, 384)}
     assert all(c.n_steps == 1500 and 25 in c.save_steps and c.p == 53 for _, c in runs)
+
+
+def test_measure_selection_keeps_training_metrics_and_per_key_columns():
+    cols = ["step", "train_loss", "train_acc", "test_loss", "test_acc", "restricted_loss", "excluded_loss",
+            "excluded_loss_k3", "excluded_loss_k17", "gini_W_E", "test_brier"]
+    assert select_measures("all", cols) == cols
+    assert select_measures("none", cols) == cols[:5]
+    assert select_measures(["gini_W_E", "excluded_loss_k"], cols) == cols[:5] + cols[7:10]
 
 
 @pytest.mark.parametrize("spec, words", [
