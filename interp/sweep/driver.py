@@ -34,8 +34,9 @@ TABLES_EVERY_S = 10.0  # the tables are rewritten at most this often while runs 
 def default_workers(n_runs: int, threads: int = 1) -> int:
     """One worker per usable CPU core (for one thread each), never more than there are runs.
 
-    Measured on 2 cores (benchmarks/sweep.py): 2 one-thread workers beat 1 worker on a grid of
-    `small` runs; see README-sweep.md for the numbers."""
+    Measured with benchmarks/sweep.py on 2 shared cores: 2 one-thread workers were 1.41x faster than 1
+    while the cores were free, and ~0.87x while other jobs held them; one per core is the default for a
+    machine the sweep has to itself (``workers=1`` on a busy one)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
