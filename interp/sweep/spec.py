@@ -343,7 +343,7 @@ def _fmt(v: Any, exact: bool) -> str:
 def _formatter(fields: tuple[str, ...], values: list[tuple[Any, ...]], label: str, src: str):
     """name part of one axis point: ``field=value`` (``seed=S`` for seeds.both, every field for a zip group).
     Floats are written short (``g``) unless that would make two values look alike."""
-    shown = [i for i in range(len(fields))] if not label else [0]
+    shown = list(range(len(fields))) if not label else [0]
     labels = [label] if label else list(fields)
 
     def make(exact: bool):

@@ -10,7 +10,7 @@ import pytest
 
 from interp import sweep
 from interp.errors import RunLockedError
-from sweep_helpers import TINY_NAMES, TINY_SPEC, TINY_TOML, cli, start_cli, sweep_statuses, wait_until
+from sweep_helpers import TINY_NAMES, TINY_TOML, cli, start_cli, sweep_statuses, wait_until
 
 
 def _metric_rows(run_dir) -> int:

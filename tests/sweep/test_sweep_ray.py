@@ -116,8 +116,7 @@ def test_ray_sweep_survives_a_killed_worker_and_matches_local(ray_head, referenc
             return None
 
         victim = wait_until(busy_worker, timeout=180, what="a Ray worker running a sweep task", proc=proc)
-        time.sleep(0.3)  # into its training
-        victim.kill()
+        victim.kill()  # mid-task: its title is ray::sweep_run only while it executes one
         victim.wait(timeout=30)
         stdout, stderr = proc.communicate(timeout=300)
     finally:

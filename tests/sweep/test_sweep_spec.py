@@ -1,6 +1,5 @@
 """Sweep specs: expansion (counts, names, seeds, order) and every validation error, before any training."""
 
-from pathlib import Path
 
 import pytest
 
