@@ -4,6 +4,7 @@ process is killed mid-sweep and the sweep still completes with the local backend
 import io
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -79,7 +80,11 @@ def ray_head(request):
     env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",  # bind to 127.0.0.1 only
                RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16), INTERP_TEST_RAY_CLUSTER=mark,
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    request.addfinalizer(lambda: _stop(temp, mark))  # registered first: runs even if the start fails
+    def stop() -> None:
+        _stop(temp, mark)
+        shutil.rmtree(temp, ignore_errors=True)
+
+    request.addfinalizer(stop)  # registered first: runs even if the start fails
     subprocess.run([*RAY_CLI, "start", "--head", "--port", str(port), "--num-cpus", "2", "--temp-dir", temp,
                     "--include-dashboard", "false", "--disable-usage-stats"],
                    env=env, check=True, capture_output=True, timeout=180)
