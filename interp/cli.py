@@ -23,6 +23,7 @@ from .errors import ConfigError, InterpError
 from .files import prepare_out_dir
 from .fourier import check_frequencies
 from .runs import Run
+from .sweep import cli as sweep_cli
 from .train import train
 from .viz.attention import attention
 from .viz.report import write_report
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="input pairs a,b separated by ';' (default: four pairs spread over 0..p-1)")
     a.add_argument("--out", type=Path, required=True, metavar="FILE.html", help="the page to write")
 
+    sweep_cli.add_parser(sub)
     emergence_cli.add_parser(sub)
     return parser
 
@@ -286,6 +288,7 @@ _COMMANDS = {
     "measure": _cmd_measure,
     "report": _cmd_report,
     "attention": _cmd_attention,
+    "sweep": sweep_cli.command,
 }
 
 

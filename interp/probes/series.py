@@ -276,10 +276,11 @@ def load_measures(directory: str | Path) -> Measures:
 
 
 def measures_candidates(run) -> list[Path]:
-    """Where the measures of ``run`` may be, in order: ``probes/<name>`` beside the run's parent folder
-    (the repository layout: checkpoints/NAME -> probes/NAME), then ``probes/<name>`` in the current directory."""
+    """Where the measures of ``run`` may be, in order: ``RUN/measures`` (where a sweep puts them), ``probes/<name>``
+    beside the run's parent folder (the repository layout: checkpoints/NAME -> probes/NAME), then ``probes/<name>``
+    in the current directory."""
     path = Path(run.path).resolve()
-    out = [path.parent.parent / "probes" / run.name, Path.cwd() / "probes" / run.name]
+    out = [path / "measures", path.parent.parent / "probes" / run.name, Path.cwd() / "probes" / run.name]
     return list(dict.fromkeys(out))
 
 

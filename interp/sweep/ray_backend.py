@@ -1,0 +1,200 @@
+"""The Ray backend: each run is a Ray task (retried if its worker or node dies); artifacts come back through Ray.
+
+``pip install "interp[ray]"``. With ``address`` ("auto", "HOST:PORT", "ray://HOST:PORT") the sweep joins a
+running cluster (``ray start --head`` on one machine, ``ray start --address HEAD:PORT`` on the others; every
+node needs the same interp, torch and transformer-lens). Without it a single-node Ray is started for the
+sweep, listening on 127.0.0.1 only, and stopped at the end.
+
+Workers need not share the driver's filesystem: a task trains and measures in a temporary directory on
+its node and returns the run directory as one tar archive of bytes (only the run's own safetensors,
+JSON and CSV files; nothing is pickled), which the driver unpacks into ``DIR/runs/<name>/``. A run that
+is resumed ships its saved state to the task the same way. Live losses travel through a small Ray queue.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .worker import MEASURES_DIR, disk_state, run_job
+
+__all__ = ["execute", "check_available", "pack", "unpack", "MAX_RETRIES"]
+
+MAX_RETRIES = 2  # a task whose worker process or node dies is run again this many times
+_RUN_FILE = re.compile(r"^(run\.json|split\.json|metrics\.csv|resume\.safetensors|step_\d+\.safetensors|"
+                       rf"{MEASURES_DIR}/(measures\.csv|measures\.json))$")
+
+
+def check_available() -> None:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise ConfigError('--backend ray needs Ray: pip install "interp[ray]" (Ray 2.x)') from None
+
+
+# ---------------------------------------------------------------------------------------------
+# artifacts: a run directory as bytes and back
+
+
+def pack(run_dir: Path, include_measures: bool = True) -> bytes:
+    """The run's own files (run.json, split.json, metrics.csv, checkpoints, resume state, measures) as an
+    uncompressed tar archive."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for path in sorted(run_dir.rglob("*")):
+            rel = path.relative_to(run_dir).as_posix()
+            if path.is_file() and _RUN_FILE.match(rel) and (include_measures or not rel.startswith(MEASURES_DIR)):
+                tar.add(path, arcname=rel, recursive=False)
+    return buf.getvalue()
+
+
+def unpack(data: bytes, run_dir: Path) -> None:
+    """Replace ``run_dir`` with the archive's files. Only the run's own file names are accepted (no links,
+    no paths outside the run); the new directory is complete on disk before it takes the old one's place."""
+    run_dir = Path(run_dir)
+    staging = run_dir.with_name(f".{run_dir.name}.incoming")
+    old = run_dir.with_name(f".{run_dir.name}.old")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
+        for member in tar.getmembers():
+            if not member.isfile() or not _RUN_FILE.match(member.name):
+                shutil.rmtree(staging, ignore_errors=True)
+                raise ConfigError(f"artifacts of run {run_dir.name}: unexpected entry {member.name!r} in the archive")
+            target = staging / member.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tar.extractfile(member) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+                dst.flush()
+                os.fsync(dst.fileno())
+    shutil.rmtree(old, ignore_errors=True)
+    if run_dir.exists():
+        os.replace(run_dir, old)
+    os.replace(staging, run_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover(runs_dir: Path) -> None:
+    """Finish or undo an unpack cut short by a kill (a run directory is never left half-replaced)."""
+    if not runs_dir.is_dir():
+        return
+    for p in runs_dir.iterdir():
+        if p.name.startswith(".") and p.name.endswith(".incoming"):
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.name.startswith(".") and p.name.endswith(".old"):
+            live = runs_dir / p.name[1:-len(".old")]
+            if live.exists():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                os.replace(p, live)
+
+
+# ---------------------------------------------------------------------------------------------
+# the task
+
+
+def sweep_run(job: dict[str, Any], state: bytes | None, threads: int, queue) -> dict[str, Any]:
+    """One run on a Ray worker: unpack any saved state, train/resume, measure, and return the result
+    with the run directory packed as ``artifacts`` (bytes)."""
+    import socket
+
+    def send(item) -> None:
+        try:
+            queue.put_nowait(item)
+        except Exception:  # the queue is only for the display; a full or lost queue never fails a run
+            pass
+
+    send(("started", job["name"], f"pid {os.getpid()} on {socket.gethostname()}"))
+    with tempfile.TemporaryDirectory(prefix="interp-sweep-") as tmp:
+        run_dir = Path(tmp) / "run"
+        if state is not None:
+            unpack(state, run_dir)
+        result = run_job(job, run_dir, threads, on_progress=lambda row: send(("progress", job["name"], row)))
+        result["artifacts"] = pack(run_dir) if run_dir.is_dir() else None
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# the driver side
+
+
+def execute(jobs: list[dict[str, Any]], events, *, workers: int | None, threads: int, runs_dir: Path,
+            address: str | None) -> None:
+    """Submit every job as a Ray task (at most ``workers`` at a time) and collect the results."""
+    import ray
+    from ray.util.queue import Queue
+
+    recover(runs_dir)
+    started_here = _connect(address, workers, threads)
+    try:
+        if workers is None:
+            workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
+        queue = Queue(maxsize=10_000, actor_options={"num_cpus": 0})
+        task = ray.remote(num_cpus=threads, max_retries=MAX_RETRIES)(sweep_run)
+        pending = list(jobs)
+        in_flight: dict[Any, str] = {}
+        while pending or in_flight:
+            while pending and len(in_flight) < workers:
+                job = pending.pop(0)
+                run_dir = runs_dir / job["name"]
+                state = pack(run_dir, include_measures=False) if disk_state(run_dir) in ("resume", "measure") else None
+                in_flight[task.remote(job, state, threads, queue)] = job["name"]
+            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
+            _drain(queue, events)
+            for ref in ready:
+                name = in_flight.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except Exception as e:  # the task's worker or node died more than MAX_RETRIES times, ...
+                    result = {"status": "failed", "error": f"Ray task failed: {_one_line(e)}", "final": None,
+                              "seconds": None}
+                artifacts = result.pop("artifacts", None)
+                if artifacts:
+                    unpack(artifacts, runs_dir / name)
+                events.finished(name, result)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _connect(address: str | None, workers: int | None, threads: int) -> bool:
+    """Join the cluster at ``address``, or start a single-node one on 127.0.0.1. True if started here."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    quiet = {"log_to_driver": False, "logging_level": "ERROR", "configure_logging": True}
+    if address is not None:
+        try:
+            ray.init(address=address, **quiet)
+        except Exception as e:
+            raise ConfigError(f"--address {address}: cannot connect to a Ray cluster ({_one_line(e)})") from None
+        return True
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback only, for what Ray reads later
+    ray.init(num_cpus=(workers or 1) * threads, include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
+    return True
+
+
+def _drain(queue, events) -> None:
+    try:
+        items = queue.get_nowait_batch(queue.qsize())
+    except Exception:
+        return
+    for kind, name, payload in items:
+        if kind == "started":
+            events.started(name, payload)
+        elif kind == "progress":
+            events.progress(name, payload)
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return (text[:300] + " ...") if len(text) > 300 else text or type(e).__name__
+

@@ -1,0 +1,65 @@
+"""Helpers and the reference spec shared by the sweep tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# 2 data fractions x 2 seeds (data_seed = model_seed), 200 steps, checkpoints at 0, 50, ..., 200.
+TINY_SPEC = {
+    "sweep": {"preset": "tiny", "n_steps": 200, "save_every": 50},
+    "grid": {"frac_train": [0.5, 0.6]},
+    "seeds": {"both": [0, 1]},
+}
+TINY_TOML = """\
+[sweep]
+preset = "tiny"
+n_steps = 200
+save_every = 50
+
+[grid]
+frac_train = [0.5, 0.6]
+
+[seeds]
+both = [0, 1]
+"""
+TINY_NAMES = ["frac_train=0.5,seed=0", "frac_train=0.5,seed=1", "frac_train=0.6,seed=0", "frac_train=0.6,seed=1"]
+
+
+def cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    """`interp ...` in a child process, with this tree first on the path."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "interp.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=kw.pop("timeout", 300), **kw)
+
+
+def start_cli(*args: str, env_extra: dict | None = None) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env_extra or {}))
+    return subprocess.Popen([sys.executable, "-m", "interp.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def sweep_statuses(out: Path) -> dict[str, str]:
+    try:
+        return {n: r["status"] for n, r in json.loads((out / "sweep.json").read_text())["runs"].items()}
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return {}
+
+
+def wait_until(predicate, timeout: float = 120, what: str = "condition", proc: subprocess.Popen | None = None):
+    t0 = time.time()
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"process ended (rc {proc.returncode}) before {what}: {err[-2000:]}")
+        assert time.time() - t0 < timeout, f"timed out waiting for {what}"
+        time.sleep(0.01)

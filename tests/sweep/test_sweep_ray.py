@@ -1,0 +1,157 @@
+"""The Ray backend against a real local cluster (`ray start --head` on 127.0.0.1, token auth): a worker
+process is killed mid-sweep and the sweep still completes with the local backend's results, bit for bit."""
+
+import io
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+
+import psutil
+import pytest
+
+from interp.errors import ConfigError
+from interp.sweep.ray_backend import pack, unpack
+from tests.sweep.sweep_helpers import ROOT, TINY_NAMES, TINY_TOML, sweep_statuses, wait_until
+
+RAY_CLI = [sys.executable, "-c", "import sys; from ray.scripts.scripts import main; sys.exit(main())"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cluster(temp: str, mark: str) -> set[psutil.Process]:
+    """Every process of the cluster started for this test: those naming its temp dir or carrying its marker
+    in their environment, and all their descendants. Nothing else on the machine is touched."""
+    roots = []
+    for p in psutil.process_iter(["cmdline", "environ"]):
+        if p.pid == os.getpid():
+            continue
+        cmd = " ".join(p.info["cmdline"] or [])
+        if temp in cmd or (p.info["environ"] or {}).get("INTERP_TEST_RAY_CLUSTER") == mark:
+            roots.append(p)
+    procs = set(roots)
+    for r in roots:
+        try:
+            procs.update(r.children(recursive=True))
+        except psutil.NoSuchProcess:
+            pass
+    return procs
+
+
+def _stop(temp: str, mark: str) -> None:
+    """`ray stop`, limited to this cluster's processes (other Ray clusters on the machine keep running)."""
+    procs = _cluster(temp, mark)
+    for sig in ("terminate", "kill"):
+        for p in procs:
+            try:
+                getattr(p, sig)()
+            except psutil.NoSuchProcess:
+                pass
+        t0 = time.time()
+        while time.time() - t0 < 3 and any(_running(p) for p in procs):
+            time.sleep(0.05)
+        procs = {p for p in procs if _running(p)}
+        if not procs:
+            return
+
+
+def _running(p: psutil.Process) -> bool:
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE  # a zombie has exited; its parent (or init) reaps it
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.fixture(scope="module")
+def ray_head(request):
+    pytest.importorskip("ray")
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths live under it
+    mark = secrets.token_hex(8)
+    port = _free_port()
+    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",  # bind to 127.0.0.1 only
+               RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16), INTERP_TEST_RAY_CLUSTER=mark,
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    def stop() -> None:
+        _stop(temp, mark)
+        shutil.rmtree(temp, ignore_errors=True)
+
+    request.addfinalizer(stop)  # registered first: runs even if the start fails
+    subprocess.run([*RAY_CLI, "start", "--head", "--port", str(port), "--num-cpus", "2", "--temp-dir", temp,
+                    "--include-dashboard", "false", "--disable-usage-stats"],
+                   env=env, check=True, capture_output=True, timeout=180)
+    return {"address": f"127.0.0.1:{port}", "env": env, "temp": temp, "mark": mark}
+
+
+def test_cluster_listens_on_loopback_only(ray_head):
+    listening = []
+    for p in _cluster(ray_head["temp"], ray_head["mark"]):
+        try:
+            listening += [c.laddr.ip for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    assert listening and all(ip in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for ip in listening), listening
+
+
+def test_ray_sweep_survives_a_killed_worker_and_matches_local(ray_head, reference_sweep, tmp_path):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY_TOML)
+    out = tmp_path / "ray"
+    proc = subprocess.Popen([sys.executable, "-m", "interp.cli", "sweep", str(spec), "--out", str(out),
+                             "--backend", "ray", "--address", ray_head["address"], "--quiet"],
+                            env=ray_head["env"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def busy_worker():
+            if "running" not in sweep_statuses(out).values():
+                return None
+            for p in _cluster(ray_head["temp"], ray_head["mark"]):
+                try:
+                    if p.name().startswith("ray::sweep_run") or " ".join(p.cmdline()).startswith("ray::sweep_run"):
+                        return p
+                except psutil.NoSuchProcess:
+                    pass
+            return None
+
+        victim = wait_until(busy_worker, timeout=180, what="a Ray worker running a sweep task", proc=proc)
+        victim.kill()  # mid-task: its title is ray::sweep_run only while it executes one
+        victim.wait(timeout=30)
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "4 runs: 4 complete" in stdout
+    # the killed task was run again; everything came back through Ray into --out, equal to the local sweep
+    ref = reference_sweep.path
+    for n in TINY_NAMES:
+        for f in sorted((ref / "runs" / n).glob("step_*.safetensors")) + [ref / "runs" / n / "metrics.csv"]:
+            assert (out / "runs" / n / f.name).read_bytes() == f.read_bytes(), (n, f.name)
+    assert (out / "results.csv").read_bytes() == (ref / "results.csv").read_bytes()
+    assert (out / "summary.csv").read_bytes() == (ref / "summary.csv").read_bytes()
+
+
+def test_artifacts_round_trip_and_foreign_entries_are_refused(reference_sweep, tmp_path):
+    src = reference_sweep.path / "runs" / TINY_NAMES[0]
+    data = pack(src)
+    unpack(data, tmp_path / "copy")
+    names = sorted(p.relative_to(tmp_path / "copy").as_posix() for p in (tmp_path / "copy").rglob("*") if p.is_file())
+    assert "measures/measures.csv" in names and "step_000200.safetensors" in names and ".lock" not in names
+    for n in names:
+        assert (tmp_path / "copy" / n).read_bytes() == (src / n).read_bytes()
+    for evil in ("../escape.json", "notes.txt", "step_1.safetensors/../../x.csv"):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(evil)
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"{}"))
+        with pytest.raises(ConfigError, match="unexpected entry"):
+            unpack(buf.getvalue(), tmp_path / "evil")
+        assert not (tmp_path / "escape.json").exists() and not (tmp_path / "evil").exists()
