@@ -35,6 +35,8 @@ table.numbers th, table.numbers td { border: 1px solid #ddd; padding: 0.25em 0.7
        vertical-align: top; }
 table.numbers th { background: #f5f5f5; font-weight: 600; white-space: nowrap; }
 table.numbers td { overflow-wrap: anywhere; }
+div.wide { overflow-x: auto; max-width: 100%; }
+table.sweep td { overflow-wrap: normal; white-space: nowrap; }
 figure { margin: 1em 0; } img.figure { max-width: 100%; height: auto; border: 1px solid #eee; }
 .note, figcaption { color: #555; font-size: 0.92em; }
 .banner { background: #fff4d6; border: 2px solid #e0a800; border-radius: 6px; padding: 0.7em 1em; margin: 1em 0;

@@ -66,7 +66,9 @@ def _df_table(df: pd.DataFrame, columns: Sequence[tuple[str, str, str | None]], 
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h, f in cols)
     body = "\n".join("<tr>" + "".join(f"<td>{html.escape(_cell(r[c], f))}</td>" for c, _, f in cols) + "</tr>"
                      for _, r in df.iterrows())
-    return f'<table class="numbers" id="{html.escape(table_id)}">\n<tr>{head}</tr>\n{body}\n</table>'
+    # wide tables scroll sideways instead of breaking run names letter by letter
+    return (f'<div class="wide"><table class="numbers sweep" id="{html.escape(table_id)}">\n<tr>{head}</tr>\n'
+            f'{body}\n</table></div>')
 
 
 def _img(src: str, alt: str, caption: str) -> str:

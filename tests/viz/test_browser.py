@@ -178,3 +178,16 @@ def test_sweep_report_renders_in_chromium(tmp_path):
     assert n_imgs >= 4
     assert _views(dom).body.get("data-images-loaded") == f"{n_imgs}/{n_imgs}"
     assert "<script>alert" not in dom and "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
+
+
+def test_shipped_sweep_report_renders_in_chromium(tmp_path):
+    """The report of the shipped sweep (sweeps/emergence-small): every figure loads and the console is clean."""
+    from interp.viz.sweep_report import write_sweep_report
+
+    index = write_sweep_report(Path(__file__).resolve().parents[2] / "sweeps" / "emergence-small", tmp_path / "r",
+                               axis="frac_train")
+    static = index.read_text()
+    dom, log = _dump_dom(index, tmp_path / "profile")
+    _assert_clean_console(log)
+    n_imgs = len(re.findall(r"<img\b", static))
+    assert n_imgs >= 4 and _views(dom).body.get("data-images-loaded") == f"{n_imgs}/{n_imgs}"
