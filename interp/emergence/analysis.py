@@ -14,7 +14,7 @@ import pandas as pd
 from ._load import SweepTables, as_tables
 from .metrics import EMERGENCE_METRIC, PROGRESS
 from .predict import Prediction, predict_emergence
-from .scale import STEP_AXIS, Scale, scale_table
+from .scale import Scale, scale_table
 from .tables import emergence_table, lead_summary, leads, run_transitions
 
 __all__ = ["Analysis", "analyse", "default_axis"]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ConfigError, RunLockedError
+from ..files import prepare_out_dir
 from ..runs import RunLock
 from .progress import Display
 from .results import RUNS_DIR, Sweep, assemble, load, run_tables, write_tables
@@ -89,7 +90,7 @@ def run(spec: SweepSpec | Mapping[str, Any] | str | Path | None, out: str | Path
         check_available()
     if not (out.exists() and not out.is_dir()):
         check_dir(out, resume)  # before anything is created (checked again under the lock)
-    _prepare_dir(out)
+    prepare_out_dir(out, "--out")
 
     lock = RunLock(out)
     try:
@@ -136,17 +137,6 @@ def run(spec: SweepSpec | Mapping[str, Any] | str | Path | None, out: str | Path
         finally:
             lock.release()
     return load(out)
-
-
-def _prepare_dir(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"--out {out}: cannot create directory ({e.strerror})") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {out}: directory is not writable")
 
 
 class _Events:

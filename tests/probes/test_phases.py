@@ -15,6 +15,10 @@ def _smoothstep(t):
     return t * t * (3 - 2 * t)
 
 
+def _linear(t):
+    return np.clip(t, 0, 1)
+
+
 def _between(x, x0, x1, y0, y1, ease=_smoothstep):
     """log-space interpolation from y0 at x0 to y1 at x1 (values are decades)."""
     return y0 + (y1 - y0) * ease((x - x0) / (x1 - x0))
@@ -30,15 +34,14 @@ def paper_curves(seed=0, end=20000, every=100, noise=0.03, grok=True):
     """
     rng = np.random.default_rng(seed)
     x = np.arange(0, end + 1, every, dtype=float)
-    lin = lambda t: np.clip(t, 0, 1)  # noqa: E731
-    train = np.where(x <= 1400, _between(x, 0, 1400, np.log10(4.7), -6, lin),
+    train = np.where(x <= 1400, _between(x, 0, 1400, np.log10(4.7), -6, _linear),
                      _between(x, 9400, 14000, -6, -7.2))
-    test = np.where(x <= 1400, _between(x, 0, 1400, np.log10(4.7), np.log10(27), lin),
-                    _between(x, 1400, 9400, np.log10(27), np.log10(18), lin))
+    test = np.where(x <= 1400, _between(x, 0, 1400, np.log10(4.7), np.log10(27), _linear),
+                    _between(x, 1400, 9400, np.log10(27), np.log10(18), _linear))
     if grok:
         test = np.where(x <= 9400, test, _between(x, 9400, 14000, np.log10(18), -7))
     restricted = np.where(x <= 1400, np.log10(4.6), _between(x, 1400, 13000, np.log10(4.6), -6.5))
-    excluded = np.where(x <= 1400, _between(x, 0, 1400, np.log10(4.7), -6, lin),
+    excluded = np.where(x <= 1400, _between(x, 0, 1400, np.log10(4.7), -6, _linear),
                         _between(x, 1400, 9400, -6, 1.3))
     gini = 0.1 + (0.7 * _smoothstep((x - 9400) / 4600) if grok else 0 * x)
     weights = 1500 - 400 * _smoothstep((x - 1400) / 8000) - (500 * _smoothstep((x - 9400) / 4600) if grok else 0)

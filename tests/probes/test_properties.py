@@ -8,8 +8,6 @@ from hypothesis import strategies as st
 
 from interp import probes
 from interp.config import RunConfig
-from interp.model import build_model
-from interp.tasks import Task
 from tests.helpers import perturbed_model
 
 PRIMES = [5, 7, 11, 13, 17, 19, 23, 29]
