@@ -133,7 +133,7 @@ def test_neuron_frequency_matrix_recovers_the_frequencies(model):
     assert nf.cluster_sizes() == {K1: 1, K2: 2}
     assert nf.order[0] == 0 and set(nf.order[1:3]) == {1, 2} and nf.order[3] == 3  # sorted by cluster
     reps = representative_neurons(nf)
-    assert [(n, k) for n, k, _ in reps][0] == (0, K1) and reps[1][1] == K2 and len(reps) == 2
+    assert reps[0][:2] == (0, K1) and reps[1][1] == K2 and len(reps) == 2
 
 
 def test_spectra_over_time_peaks_where_the_weights_put_them():
