@@ -81,13 +81,15 @@ def default_axis(tables: SweepTables) -> str | None:
     return axes[0] if axes else None
 
 
-def analyse(sweep, axis: str | None = None, budget_step: int | None = None, level: float = 0.5) -> Analysis:
+def analyse(sweep, axis: str | None = None, budget_step: int | None = None, level: float = 0.5,
+            loss_space: str = "log10") -> Analysis:
     """Every table for ``sweep`` (a directory, loaded tables, or a results DataFrame); ``axis`` defaults
     to the first varied non-seed field (``"step"`` for the training budget); with none, the scale
-    analysis is skipped and ``scale_note`` says why."""
+    analysis is skipped and ``scale_note`` says why. ``loss_space``: where the transitions of losses are
+    measured, ``"log10"`` (default) or ``"linear"`` (see :func:`run_transitions`)."""
     tables = as_tables(sweep, needed=(EMERGENCE_METRIC,))
     runs = emergence_table(tables, level)
-    tr = run_transitions(tables, level=level)
+    tr = run_transitions(tables, level=level, loss_space=loss_space)
     lt = leads(tr)
     scale, note = None, ""
     if axis is None and default_axis(tables) is None:

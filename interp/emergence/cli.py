@@ -47,6 +47,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     e.add_argument("--budget", type=int_at_least("--budget", 0), metavar="STEP",
                    help="training step at which runs are compared along the axis (default: the largest step "
                         "every run reached)")
+    e.add_argument("--loss-space", choices=["log10", "linear"], default="log10",
+                   help="measure the transitions of losses in log10 (default) or linear space")
     e.add_argument("--out", type=Path, metavar="FILE.csv|DIR",
                    help="also write the tables: FILE.csv gets the per-run x metric transitions; a directory gets "
                         "every table as CSV")
@@ -88,7 +90,7 @@ def _write_tables(a, out: Path) -> list[Path]:
 
 def command(args) -> int:
     """Run ``interp emergence``."""
-    a = analyse(args.sweep_dir, axis=args.axis, budget_step=args.budget)
+    a = analyse(args.sweep_dir, axis=args.axis, budget_step=args.budget, loss_space=args.loss_space)
     print(f"{args.sweep_dir}: {len(a.runs)} runs, varied fields {a.tables.axes}")
     for line in a.headline():
         print(f"- {line}")

@@ -81,15 +81,24 @@ def emergence_table(sweep, level: float = 0.5) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+LOSS_SPACES = ("log10", "linear")
+
+
 def run_transitions(sweep, metrics: Sequence[str] | None = None, *, level: float = 0.5,
-                    window: int = 5) -> pd.DataFrame:
+                    window: int = 5, loss_space: str = "log10") -> pd.DataFrame:
     """One row per run x metric: the metric's transition over training (:func:`transition`).
+
+    ``loss_space``: losses are analysed as log10 (the default: the space in which they change steadily) or,
+    with ``"linear"``, as values (their half-way point is then where half of the absolute fall is done, which
+    for a loss falling over decades comes much earlier). Every other metric is linear either way.
 
     Columns: run, the varied fields, metric, label, kind (discontinuous/continuous), role
     (outcome/progress), space (log10/linear), every :class:`Transition` field (found, reason, step,
     step_10, step_90, width_steps, width_frac, direction, start_value, end_value, change, start_step,
     complete, n_points), and the run's emergence_step, emerged and final_step.
     """
+    if loss_space not in LOSS_SPACES:
+        raise ConfigError(f"run_transitions: loss_space must be one of {list(LOSS_SPACES)}, got {loss_space!r}")
     tables = as_tables(sweep, needed=(EMERGENCE_METRIC,))
     cols = metric_columns(tables.results, metrics)
     out = []
@@ -100,10 +109,11 @@ def run_transitions(sweep, metrics: Sequence[str] | None = None, *, level: float
         common = {"run": run, **_axis_values(tables, rows)}
         for m in cols:
             info = metric_info(m)
-            t = transition(s, rows[m].to_numpy(float), log=info.log, min_change=info.min_change, window=window,
-                           span=span, where=f"run {run!r}, metric {m!r}")
+            log = info.log and loss_space == "log10"
+            t = transition(s, rows[m].to_numpy(float), log=log, min_change=info.min_change if log == info.log
+                           else None, window=window, span=span, where=f"run {run!r}, metric {m!r}")
             out.append({**common, "metric": m, "label": info.label, "kind": info.kind, "role": info.role,
-                        "space": info.space, **t.to_dict(), "emergence_step": math.nan if e is None else e,
+                        "space": "log10" if log else "linear", **t.to_dict(), "emergence_step": math.nan if e is None else e,
                         "emerged": e is not None, "final_step": int(s[-1])})
     return pd.DataFrame(out)
 

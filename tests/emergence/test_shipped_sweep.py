@@ -25,6 +25,22 @@ def test_every_headline_line_is_in_the_readme(analysis):
         assert f"- {line}\n" in readme, line
 
 
+def test_the_linear_space_lead_lines_are_in_the_readme():
+    """The README's second reading of the leads (losses in linear space) is what the tables give."""
+    linear = emergence.analyse(SWEEP, axis="frac_train", loss_space="linear")
+    readme = (ROOT / "README.md").read_text()
+    lines = [line for line in linear.headline() if "made half its change" in line]
+    assert len(lines) == 6
+    for line in lines:
+        assert f"  - {line}\n" in readme, line
+    summary = linear.lead_summary.set_index("metric")
+    assert summary.loc["restricted_loss", "n_leading"] == 21 and summary.loc["test_loss", "n_leading"] == 2
+    late = linear.runs[linear.runs["emergence_step"] > 1000]["run"]
+    leads = linear.leads[linear.leads["run"].isin(late) & (linear.leads["metric"] == "restricted_loss")]["lead"]
+    assert len(leads) == 4 and 900 < leads.min() and leads.max() < 2300
+    assert linear.prediction_table.set_index("measure").loc["restricted_loss", "mae"] == pytest.approx(281, abs=1)
+
+
 def test_the_readme_reading_of_the_tables(analysis):
     results = pd.read_csv(SWEEP / "results.csv")
     assert results["run"].nunique() == 36 and len(results) == 36 * 57

@@ -165,3 +165,23 @@ def test_docstring_examples_hold():
         module = importlib.import_module(f"interp.emergence.{name}")  # the package exports a function `transition`
         result = doctest.testmod(module, extraglobs={"np": np}, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0 and result.attempted > 0, name
+
+
+def test_loss_space_moves_the_half_way_point_of_a_loss():
+    """A loss falling 6 decades log-linearly from step 0 to 1000: half-way at step 500 in log10, but half of the
+    absolute fall is done almost at once in linear space."""
+    import pandas as pd
+
+    from interp.emergence import run_transitions
+
+    steps = np.arange(0, 2001, 50)
+    loss = 10 ** (-6 * np.clip(steps / 1000, 0, 1))
+    acc = np.clip((steps - 1200) / 200, 0, 1) * 0.99 + 0.01
+    table = pd.DataFrame({"run": "r", "step": steps, "test_acc": acc, "restricted_loss": loss})
+    log = run_transitions(table, ["restricted_loss"]).iloc[0]
+    linear = run_transitions(table, ["restricted_loss"], loss_space="linear").iloc[0]
+    assert log["space"] == "log10" and linear["space"] == "linear"
+    assert log["step"] == pytest.approx(500, rel=0.05)
+    assert linear["step"] < 100  # 1 -> 0.5 happens within the first 50 steps (10**-6t = 0.5 at t ~ 0.05)
+    with pytest.raises(ConfigError, match="loss_space must be one of"):
+        run_transitions(table, ["restricted_loss"], loss_space="decibel")
