@@ -129,15 +129,7 @@ def neuron_frequency_figure(nf: Any, key_frequencies: Sequence[int] = ()) -> Fig
         name = f"k={group[s]}" if group[s] else "unclustered"
         ax.text((s + e - 1) / 2, 1.01, f"{name}\n({e - s})", transform=ax.get_xaxis_transform(), ha="center",
                 va="bottom", fontsize=7)
-    keys = sorted({int(k) for k in key_frequencies if 1 <= int(k) <= K})
-    every = max(1, math.ceil(K / 12))
-    ticks = sorted(set([1] + [k for k in range(1, K + 1) if k % every == 0] + keys))
-    ticks = [t for t in ticks if t in keys or all(abs(t - k) > max(1, every // 3) for k in keys)]
-    ax.set_yticks(ticks, [str(t) for t in ticks], fontsize=7)
-    for label in ax.get_yticklabels():
-        if int(label.get_text()) in keys:
-            label.set_color(KEY_COLOUR)
-            label.set_fontweight("bold")
+    _frequency_ticks(ax, K, key_frequencies, n_ticks=12)
     ax.set_ylabel("frequency k (key in red)")
     ax.set_xlabel(f"MLP neuron ({n}), sorted by cluster, then by share within a cluster")
     bar = fig.colorbar(image, ax=ax, pad=0.01)
@@ -181,17 +173,9 @@ def spectra_over_time_figure(spectra: Any, key_frequencies: Sequence[int] = (), 
         top = v.max(axis=1, keepdims=True)
         rel = np.divide(v, top, out=np.zeros_like(v), where=top > 0)
         mesh = ax.pcolormesh(edges, np.arange(0.5, K + 1), rel.T, cmap="viridis", vmin=0, vmax=1, shading="flat")
-        keys = sorted({int(k) for k in key_frequencies if 1 <= int(k) <= K})
+        keys = _frequency_ticks(ax, K, key_frequencies, n_ticks=10)
         for k in keys:
             ax.plot([edges[0]], [k], marker=">", color=KEY_COLOUR, ms=6, clip_on=False, zorder=4)
-        every = max(1, math.ceil(K / 10))
-        ticks = sorted(set([1] + [k for k in range(1, K + 1) if k % every == 0] + keys))
-        ticks = [t for t in ticks if t in keys or all(abs(t - k) > max(1, every // 3) for k in keys)]
-        ax.set_yticks(ticks, [str(t) for t in ticks], fontsize=7)
-        for label in ax.get_yticklabels():
-            if int(label.get_text()) in keys:
-                label.set_color(KEY_COLOUR)
-                label.set_fontweight("bold")
         lines = []
         for _, phase, colour, step in bounds:
             ax.axvline(step, color="white", lw=2.2, alpha=0.6)  # keeps the dashes visible on any colour
@@ -209,3 +193,18 @@ def spectra_over_time_figure(spectra: Any, key_frequencies: Sequence[int] = (), 
     _phase_legend(fig, lines, bounds)
     fig.suptitle("Spectra over training: per-frequency norms sqrt(cos k² + sin k²) at every checkpoint", fontsize=11)
     return fig
+
+
+def _frequency_ticks(ax, K: int, key_frequencies: Sequence[int], n_ticks: int) -> list[int]:
+    """Tick about ``n_ticks`` frequencies 1..K on the y axis plus every key frequency (in bold red; plain
+    ticks too close to a key one are dropped); returns the key frequencies in range."""
+    keys = sorted({int(k) for k in key_frequencies if 1 <= int(k) <= K})
+    every = max(1, math.ceil(K / n_ticks))
+    ticks = sorted(set([1] + [k for k in range(1, K + 1) if k % every == 0] + keys))
+    ticks = [t for t in ticks if t in keys or all(abs(t - k) > max(1, every // 3) for k in keys)]
+    ax.set_yticks(ticks, [str(t) for t in ticks], fontsize=7)
+    for label in ax.get_yticklabels():
+        if int(label.get_text()) in keys:
+            label.set_color(KEY_COLOUR)
+            label.set_fontweight("bold")
+    return keys

@@ -502,7 +502,7 @@ def test_story_is_computed_from_the_numbers():
 
     parts = story(df, df, ph, [3], NF(), Cfg())
     assert [p.name for p in parts] == ["Memorisation", "Circuit formation", "Cleanup", "Final model"]
-    mem, cf, cu, fin = parts
+    mem, cf, _cleanup, fin = parts
     # the synthetic excluded loss grows from the start, so it did not fall with the train loss
     assert any("did not fall with the train loss" in d for d in mem.differs)
     assert any("0.11x the paper's 1,400" in d for d in mem.differs)  # step 150 against 1.4k
