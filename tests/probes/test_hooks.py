@@ -153,7 +153,7 @@ def test_probes_on_the_cache_of_a_hooked_run(setting, name):
 
 def test_zero_ablated_mlp_is_measured_as_such(setting):
     """The issue's example: with the MLP zero-ablated the model is far from its clean loss, and every probe says so."""
-    model, task, keys, hooks = setting
+    model, task, _keys, hooks = setting
     clean_loss = probes.loss_and_accuracy(model, task, "train").loss
     with model.hooks(fwd_hooks=hooks["zero-ablate MLP"]):
         ablated = probes.loss_and_accuracy(model, task, "train").loss

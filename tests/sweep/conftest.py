@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.sweep.sweep_helpers import TINY_SPEC
+from tests.sweep.sweep_helpers import TINY_SPEC, reap_children
 
 
 @pytest.fixture(scope="session")
@@ -12,3 +12,10 @@ def reference_sweep(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("sweep") / "reference"
     return sweep.run(TINY_SPEC, out, workers=2, progress=False)
+
+
+@pytest.fixture(autouse=True)
+def _reap_children():
+    """Every process a test started with start_cli is killed and reaped, however the test ended."""
+    yield
+    reap_children()

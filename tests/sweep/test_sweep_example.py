@@ -10,7 +10,7 @@ from tests.sweep.sweep_helpers import ROOT
 def test_sweep_example_runs(tmp_path):
     out = tmp_path / "example"
     cmd = [sys.executable, str(ROOT / "examples" / "sweep_small.py"), str(out)]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     s = sweep.load(out)
     assert s.statuses == {f"frac_train={f},seed={k}": "complete" for f in (0.5, 0.7) for k in (0, 1)}
