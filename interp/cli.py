@@ -18,7 +18,7 @@ import torch
 from . import __version__, probes
 from .cli_types import int_at_least
 from .config import PRESETS, parse_steps, preset
-from .emergence import cli as emergence_cli
+from .commands import emergence as emergence_cli
 from .errors import ConfigError, InterpError
 from .files import prepare_out_dir
 from .fourier import check_frequencies

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from ._load import SweepTables, as_tables
+from ..sweep.tables import SweepTables, as_tables
 from .metrics import EMERGENCE_METRIC, METRICS, metric_info
 from .transition import emergence_step, rise_steps, transition
 

@@ -25,12 +25,11 @@ from ..errors import RunFormatError
 from ..files import atomic_write_text
 from ..runs import RunLock
 from .state import read_sweep_json
+from .tables import RESULTS_CSV, SUMMARY_CSV
 from .worker import MEASURES_DIR, disk_state
 
 __all__ = ["Sweep", "load", "RunTables", "run_tables", "assemble", "write_tables", "SUMMARY_COLUMNS"]
 
-RESULTS_CSV = "results.csv"
-SUMMARY_CSV = "summary.csv"
 RUNS_DIR = "runs"
 SUMMARY_COLUMNS = ("status", "error", "grokked", "step_test_loss_below_1", "step_test_acc_0_99",
                    "memorisation_end", "circuit_formation_end", "cleanup_end", "key_frequencies")

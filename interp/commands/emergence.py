@@ -13,10 +13,10 @@ from pathlib import Path
 import pandas as pd
 
 from ..cli_types import int_at_least
+from ..emergence.analysis import analyse
 from ..errors import ConfigError
 from ..files import atomic_write_text, prepare_out_dir
 from ..viz.sweep_report import write_sweep_report
-from .analysis import analyse
 
 __all__ = ["add_parser", "command", "report_command", "is_sweep_dir"]
 
