@@ -11,6 +11,8 @@ keeps its size. Statistics are computed on all resamples at once (weighted media
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .protocol import BOOT_SEED, CI, N_BOOT
@@ -19,13 +21,20 @@ __all__ = ["cluster_weights", "weighted_median", "interval", "boot_median", "boo
 
 
 def cluster_weights(cells, n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> np.ndarray:
-    """``(n_boot, n_runs)`` integer counts: each cell's runs resampled with replacement, the cell's size kept."""
+    """``(n_boot, n_runs)`` integer counts: each cell's runs resampled with replacement, the cell's size kept
+    (the same cells and seed give the same resamples: paired statistics share them). Read-only."""
+    return _weights(tuple(np.asarray(cells).tolist()), int(n_boot), int(seed))
+
+
+@functools.lru_cache(maxsize=64)
+def _weights(cells: tuple, n_boot: int, seed: int) -> np.ndarray:
     cells = np.asarray(cells)
     rng = np.random.default_rng(seed)
     w = np.zeros((n_boot, len(cells)), dtype=np.int64)
     for c in dict.fromkeys(cells.tolist()):
         idx = np.nonzero(cells == c)[0]
         w[:, idx] = rng.multinomial(len(idx), np.full(len(idx), 1.0 / len(idx)), size=n_boot)
+    w.flags.writeable = False
     return w
 
 

@@ -10,7 +10,8 @@ runs, each seed in turn.
 - baseline (knows the config): the Kaplan-Meier median t90 of the other seeds of the same cell still
   without the event at T (the held-out seed never enters a training run's baseline); B when not reached.
 - forecast of t90: OLS of ``log10(t90 - T)`` on ``[1, log10(baseline - T), value, slope]`` over the training
-  runs that reach t90; forecast ``T + 10^fit``. The controls (train loss, test loss, the clock ``T - t_mem``)
+  runs that reach t90; forecast ``T + 10^fit`` (the exponent capped at 10 budgets, so one wild
+  extrapolation of a short training set cannot swamp an MAE). The controls (train loss, test loss, the clock ``T - t_mem``)
   are forecasters in the same model.
 - reaches t90 within the budget: logistic regression on ``[share of the other seeds of the cell that reached
   t90, value, slope]`` (maximum likelihood by Newton's method; a ridge of 1e-3 on the standardised
@@ -153,7 +154,8 @@ def forecast_at(sweep, T: float, measures: Sequence[str] | None = None, ev: pd.D
                 A = np.c_[np.ones(fit_rows.sum()), Xo_tr[fit_rows]]
                 y = np.log10(train["t90"].to_numpy(float)[fit_rows] - T)
                 coef = np.linalg.lstsq(A, y, rcond=None)[0]
-                pred = T + 10 ** (np.c_[np.ones(len(test)), Xo_te] @ coef)
+                cap = math.log10(10 * float(ev["budget"].max()))  # one wild extrapolation cannot swamp an MAE
+                pred = T + 10 ** np.minimum(np.c_[np.ones(len(test)), Xo_te] @ coef, cap)
             p = np.full(len(test), math.nan)
             if ok.sum() >= 4 and 0 < reach_tr[ok].sum() < ok.sum():
                 p = _fit_logistic(Xl_tr[ok], reach_tr[ok].astype(float))(np.nan_to_num(Xl_te))

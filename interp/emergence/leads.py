@@ -188,9 +188,10 @@ def lead_analysis(sweep, event: str = PRIMARY_EVENT, q: float = HEADLINE_Q, loss
     inc = ev[ev["t_mem"].notna() & ev[event].notna() & (ev[event] > ev["t_mem"])].reset_index(drop=True)
     counts["included"] = len(inc)
     sel = steps[steps["q"] == q]
+    by = {k: g.set_index("run")["t_q"] for k, g in sel.groupby(["metric", "space"], sort=False)}
     tq = {}
     for m in [*measures, "train_loss", "test_loss"]:
-        rows = sel[(sel["metric"] == m) & (sel["space"] == metric_space(m, loss_space))].set_index("run")["t_q"]
+        rows = by.get((m, metric_space(m, loss_space)), pd.Series(dtype=float))
         tq[m] = inc["run"].map(rows).to_numpy(float)
     tq["clock"] = _clock(inc, q)
     t_e = inc[event].to_numpy(float)
