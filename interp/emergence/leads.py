@@ -223,7 +223,9 @@ def lead_analysis(sweep, event: str = PRIMARY_EVENT, q: float = HEADLINE_Q, loss
             rec[f"median_d_{c}"], rec[f"d_{c}_low"], rec[f"d_{c}_high"] = med, lo, hi
             if not lo > 0:
                 not_beaten.append(c)
-        if m not in CONTROLS:
+        if m in CONTROLS:
+            rec["verdict"], rec["not_beaten"] = "(control)", ""
+        else:
             if not len(inc):
                 rec["verdict"] = "not determined (no run reaches the event after memorising)"
             elif rec["ci_low"] > 0 and not not_beaten:
