@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..cli_types import int_at_least
 from ..emergence.analysis import analyse
-from ..emergence.answer import answer
+from ..emergence.answer import answer, verdicts
 from ..errors import ConfigError
 from ..files import atomic_write_text, prepare_out_dir
 from ..viz.sweep_report import write_sweep_report
@@ -46,6 +46,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "against the controls (train loss, test loss, the clock) and whether it forecasts t90 better "
                     "than the config baseline, each with its 95 %% seed-cluster bootstrap interval.")
     e.add_argument("sweep_dir", type=Path, metavar="SWEEP_DIR", help="sweep directory (made by `interp sweep`)")
+    e.add_argument("--replication", type=Path, action="append", metavar="SWEEP_DIR2", default=[],
+                   help="another sweep of the protocol (e.g. sweeps/emergence-width): its verdicts are printed "
+                        "beside SWEEP_DIR's, its leads and forecasts as a replication (repeatable)")
     e.add_argument("--robustness", action="store_true",
                    help="also print the robustness table (every event x quantile x loss space, every budget)")
     e.add_argument("--n-boot", type=int_at_least("--n-boot", 100), default=None, metavar="N",
@@ -105,6 +108,9 @@ def _protocol(args) -> int:
         print(f"note: {note}")
     if args.robustness:
         _print_table("robustness (alternatives; never a headline)", a.robustness_table())
+    if args.replication:
+        both = verdicts(a, *args.replication, **kw)
+        _print_table("verdicts over the sweeps (leads and forecasts: headline on SWEEP_DIR)", both)
     if args.out is not None:
         tables = {"verdicts.csv": a.verdict_table(), "robustness.csv": a.robustness_table(), "events.csv": a.events,
                   "km.csv": a.km}
@@ -160,6 +166,8 @@ def _exploratory(args) -> int:
 def command(args) -> int:
     """Run ``interp emergence``."""
     if args.exploratory:
+        if args.replication:
+            raise ConfigError("--replication applies to the protocol's verdicts, not to --exploratory")
         return _exploratory(args)
     given = [f"--{o.replace('_', '-')}" for o in _EXPLORATORY_ONLY if getattr(args, o) is not None]
     if given:

@@ -27,7 +27,7 @@ Pure functions of DataFrames and arrays: nothing here trains or loads a model, d
 
 from ..sweep.tables import SweepTables, load_sweep
 from .analysis import Analysis, analyse
-from .answer import Answer, answer
+from .answer import Answer, answer, same_config_events, verdicts
 from .events import events, km_median, km_medians, survival_curves
 from .forecast import Forecasts, forecast_at, forecasts
 from .leads import Leads, lead_analysis, lead_grid, transition_after, transition_steps
@@ -46,7 +46,7 @@ from .transition import (
 )
 
 __all__ = [
-    "answer", "Answer", "events", "km_median", "km_medians", "survival_curves", "lead_analysis", "lead_grid",
+    "answer", "Answer", "verdicts", "same_config_events", "events", "km_median", "km_medians", "survival_curves", "lead_analysis", "lead_grid",
     "Leads", "transition_after", "transition_steps", "forecasts", "forecast_at", "Forecasts", "metric_question",
     "fit_logistic", "AxisAnswer", "LogisticFit",
     "transition", "Transition", "emergence_step", "rise_steps", "running_median", "monotone_envelope",

@@ -32,7 +32,7 @@ from .protocol import (
     SCALE_BUDGETS,
 )
 
-__all__ = ["Answer", "answer", "VERDICT_COLUMNS"]
+__all__ = ["Answer", "answer", "verdicts", "same_config_events", "VERDICT_COLUMNS"]
 
 VERDICT_COLUMNS = ["claim", "subject", "number", "interval", "against", "verdict"]
 
@@ -151,3 +151,42 @@ def answer(sweep, n_boot: int = N_BOOT, seed: int = BOOT_SEED, budgets=SCALE_BUD
                 missing[(axis, int(b))] = str(e)
                 notes.append(f"{axis} at step {b}: {e}")
     return Answer(tables, ev, km, la, grid, fc, scale, notes, missing)
+
+
+def verdicts(headline, *replications, n_boot: int = N_BOOT, seed: int = BOOT_SEED,
+             budgets=SCALE_BUDGETS) -> pd.DataFrame:
+    """The protocol's verdict table over its sweeps (§4: leads and forecasts are headlined on the first, the
+    dense sweep; the others replicate them; the metric question is each sweep's own axis): the rows of each
+    sweep's :meth:`Answer.verdict_table` with ``sweep`` (its directory name) and ``role`` ("headline" or
+    "replication"; every real-or-artefact row is a headline, on its own axis)."""
+    out = []
+    for i, sw in enumerate((headline, *replications)):
+        a = sw if isinstance(sw, Answer) else answer(sw, n_boot=n_boot, seed=seed, budgets=budgets)
+        vt = a.verdict_table()
+        name = a.tables.path.name if a.tables.path is not None else f"sweep {i + 1}"
+        role = ["headline" if (i == 0 or c == "real or artefact") else "replication" for c in vt["claim"]]
+        out.append(vt.assign(sweep=name, role=role))
+    df = pd.concat(out, ignore_index=True)
+    return df[["sweep", "role", *VERDICT_COLUMNS]]
+
+
+def same_config_events(a, b, at_a: dict, at_b: dict) -> pd.DataFrame:
+    """Event steps of the runs two sweeps share (§7: the width sweep's ``d_mlp = 256`` cell repeats the dense
+    sweep's ``frac_train = 0.35`` runs): the runs of ``a`` where its fields equal ``at_a``, matched by seed to
+    those of ``b`` where ``at_b``; one row per seed with both sweeps' t_mem, t50, t90, t99 and their differences
+    (NaN = censored; two censored events agree)."""
+    ea, eb = events(a), events(b)
+    for ev, at, name in ((ea, at_a, "a"), (eb, at_b, "b")):
+        bad = [k for k in at if k not in ev.columns]
+        if bad:
+            raise ConfigError(f"same_config_events: sweep {name} has no varied field {bad}")
+    sa = ea[(ea[list(at_a)] == pd.Series(at_a)).all(axis=1)]
+    sb = eb[(eb[list(at_b)] == pd.Series(at_b)).all(axis=1)]
+    if not len(sa) or not len(sb):
+        raise ConfigError(f"same_config_events: no runs where {at_a} in sweep a or {at_b} in sweep b")
+    cols = ["t_mem", "t50", "t90", "t99"]
+    m = sa[["seed", "run", *cols]].merge(sb[["seed", "run", *cols]], on="seed", suffixes=("_a", "_b"))
+    for c in cols:
+        both_censored = m[f"{c}_a"].isna() & m[f"{c}_b"].isna()
+        m[f"d_{c}"] = (m[f"{c}_b"] - m[f"{c}_a"]).where(~both_censored, 0.0)
+    return m

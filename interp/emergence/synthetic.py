@@ -117,17 +117,19 @@ def protocol_sweep(frac_train: Sequence[float] = (0.3, 0.35, 0.4, 0.45, 0.5, 0.6
     - controls: ``train_loss`` falls steadily after t_mem (like the clock); ``test_loss`` falls with accuracy.
 
     ``widths``: d_mlp values added at ``frac_train = width_frac`` (dt scaled by (256 / d_mlp)^0.3); the data
-    part has d_mlp 256. truth: one row per run with t_mem, dt, t90_exact, seed factor.
+    part has d_mlp 256. Each run's noise is seeded by its config and seed alone, so the same run in two
+    sweeps is the same run. truth: one row per run with t_mem, dt, t90_exact, seed factor.
     """
     from ..sweep.tables import SweepTables
 
-    rng = np.random.default_rng(rng_seed)
     steps = checkpoint_steps(budget, every)
     fine = np.arange(0, budget + 1, 10)  # test accuracy every 10 steps: the events' resolution
-    configs = [(f, 256) for f in frac_train] + [(width_frac, w) for w in widths if w != 256]
+    configs = [(f, 256) for f in frac_train]
+    configs += [(width_frac, w) for w in widths if (width_frac, w) not in configs]
     rows, summary, truth = [], [], []
     for f, w in configs:
         for s in seeds:
+            rng = np.random.default_rng([rng_seed, s, round(f * 1000), w])  # a run is its config and seed
             z = rng.standard_normal()
             t_mem = 100.0 + 10 * rng.random()
             dt = 12.0 / max(f - 0.28, 1e-3) ** 1.5 * math.exp(spread * z) * (256 / w) ** 0.3
@@ -149,7 +151,7 @@ def protocol_sweep(frac_train: Sequence[float] = (0.3, 0.35, 0.4, 0.45, 0.5, 0.6
                           "t90_exact": t90, "seed_factor": math.exp(spread * z)})
             t = steps.astype(float)
 
-            def jitter(y, scale=noise):
+            def jitter(y, scale=noise, rng=rng):
                 return y + rng.normal(0, scale, len(y))
 
             mem = np.clip(t / t_mem, 0, 1)

@@ -23,10 +23,18 @@ from ..emergence.analysis import Analysis, analyse
 from ..emergence.answer import Answer, answer
 from ..emergence.protocol import N_BOOT
 from ..files import atomic_write_text, prepare_out_dir
-from .emergence_figures import (forecast_figure, lead_figure, lead_grid_figure, metric_scale_figure,
-                                prediction_figure, run_curves_figure, scale_figure, survival_figure)
-from .page import IMAGE_CHECK, html_page
+from .emergence_figures import (
+    forecast_figure,
+    lead_figure,
+    lead_grid_figure,
+    metric_scale_figure,
+    prediction_figure,
+    run_curves_figure,
+    scale_figure,
+    survival_figure,
+)
 from .figures import save_figure
+from .page import IMAGE_CHECK, html_page
 from .story import fmt as fmt_number
 
 __all__ = ["write_sweep_report", "RUNS_PER_FIGURE"]

@@ -13,9 +13,22 @@ import pytest
 from lifelines import KaplanMeierFitter
 
 from interp import emergence
-from interp.emergence import (answer, events, forecast_at, forecasts, km_median, lead_analysis, metric_question,
-                              transition_after)
-from interp.emergence.synthetic import protocol_sweep, scale_sweep, synthetic_sweep, write_sweep
+from interp.emergence import (
+    answer,
+    events,
+    forecast_at,
+    forecasts,
+    km_median,
+    lead_analysis,
+    metric_question,
+    transition_after,
+)
+from interp.emergence.synthetic import (
+    protocol_sweep,
+    scale_sweep,
+    synthetic_sweep,
+    write_sweep,
+)
 from interp.errors import InterpError
 from interp.sweep.tables import SweepTables
 
@@ -95,7 +108,7 @@ def test_transition_after_t_mem_finds_the_quantiles_of_a_known_curve():
         assert abs(t - exact) < 50
     flat, why = transition_after(steps, np.full(len(steps), 0.99999), t_mem, "linear")
     assert all(math.isinf(v) for v in flat.values()) and why.startswith("flat")
-    none, why = transition_after(steps, y, math.nan, "linear")
+    _, why = transition_after(steps, y, math.nan, "linear")
     assert why == "never memorised"
 
 
@@ -264,3 +277,23 @@ def test_the_sweep_tables_have_one_reader():
                if "read_csv(" in f.read_text() and any(k in f.read_text() for k in
                                                         ("results.csv", "summary.csv", "RESULTS_CSV", "SUMMARY_CSV"))]
     assert readers == ["interp/sweep/tables.py"]
+
+
+def test_verdicts_over_two_sweeps_and_the_same_machine_reproducibility_check(tmp_path):
+    from interp.emergence import same_config_events, verdicts
+
+    dense, _ = protocol_sweep(frac_train=SLOW, seeds=range(4))
+    width, _ = protocol_sweep(frac_train=(), widths=(64, 128, 256, 512), width_frac=0.33, seeds=range(4))
+    write_sweep(dense, tmp_path / "dense")
+    write_sweep(width, tmp_path / "width")
+    rep = same_config_events(tmp_path / "dense", tmp_path / "width", {"frac_train": 0.33}, {"d_mlp": 256})
+    assert len(rep) == 4 and (rep[["d_t_mem", "d_t90", "d_t99"]] == 0).all().all()  # the same runs, retrained
+    width.summary.loc[width.summary["d_mlp"] == 256, "t90"] += 10
+    write_sweep(width, tmp_path / "width")
+    rep = same_config_events(tmp_path / "dense", tmp_path / "width", {"frac_train": 0.33}, {"d_mlp": 256})
+    assert (rep["d_t90"].dropna() == 10).all()
+    vt = verdicts(tmp_path / "dense", tmp_path / "width", n_boot=B, budgets=(6000,))
+    assert set(vt["sweep"]) == {"dense", "width"}
+    assert set(vt.loc[vt["sweep"] == "width", "role"]) == {"headline", "replication"}  # its axis; its leads
+    assert set(vt.loc[vt["role"] == "headline", "subject"]) >= {"frac_train at step 6000", "d_mlp at step 6000",
+                                                                "restricted_loss"}
