@@ -104,7 +104,7 @@ def protocol_sweep(frac_train: Sequence[float] = (0.3, 0.35, 0.4, 0.45, 0.5, 0.6
                    rng_seed: int = 0):
     """``(SweepTables, truth)``: a sweep shaped like ``sweeps/emergence-dense`` with a known truth.
 
-    Per run: memorisation ends at ``t_mem`` ~ 100-110; the time to the event is ``dt = 12 / (f - 0.28)^1.5``
+    Per run: memorisation ends at ``t_mem`` ~ 100-110; the time to the event is ``dt = 12 / (f - 0.285)^1.5``
     times a seed factor ``exp(spread z)`` (z standard normal: what the config does not know), so the
     slowest fractions are censored at ``budget``; test accuracy crosses 0.9 at ``t90 = t_mem + dt``.
     Measures, relative to each run's own dt:
@@ -132,7 +132,7 @@ def protocol_sweep(frac_train: Sequence[float] = (0.3, 0.35, 0.4, 0.45, 0.5, 0.6
             rng = np.random.default_rng([rng_seed, s, round(f * 1000), w])  # a run is its config and seed
             z = rng.standard_normal()
             t_mem = 100.0 + 10 * rng.random()
-            dt = 12.0 / max(f - 0.28, 1e-3) ** 1.5 * math.exp(spread * z) * (256 / w) ** 0.3
+            dt = 12.0 / max(f - 0.285, 1e-3) ** 1.5 * math.exp(spread * z) * (256 / w) ** 0.3
             t90 = t_mem + dt
             wa = 0.3 * dt + 30
             mid = t90 - wa / (2 * math.log(9)) * math.log((0.9 - 0.02) / (0.98 - 0.9 + 0.02))
