@@ -14,11 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..cli_types import int_at_least
-from ..emergence.analysis import analyse
-from ..emergence.answer import answer, verdicts
 from ..errors import ConfigError
 from ..files import atomic_write_text, prepare_out_dir
-from ..viz.sweep_report import write_sweep_report
 
 __all__ = ["add_parser", "command", "report_command", "is_sweep_dir"]
 
@@ -91,6 +88,8 @@ def _provenance(meta: dict) -> str:
 
 
 def _protocol(args) -> int:
+    from ..emergence.answer import answer, verdicts  # scipy, lifelines: loaded when the command runs
+
     kw = {} if args.n_boot is None else {"n_boot": args.n_boot}
     a = answer(args.sweep_dir, **kw)
     ev = a.events
@@ -128,6 +127,8 @@ def _protocol(args) -> int:
 
 
 def _exploratory(args) -> int:
+    from ..emergence.analysis import analyse
+
     a = analyse(args.sweep_dir, axis=args.axis, budget_step=args.budget, loss_space=args.loss_space or "log10")
     print(f"{args.sweep_dir}: {len(a.runs)} runs, varied fields {a.tables.axes} (EXPLORATORY: not the protocol's "
           "answer; `interp emergence SWEEP_DIR` prints that)")
@@ -182,6 +183,8 @@ def report_command(args, out: Path) -> int:
     """``interp report SWEEP_DIR``: the sweep report into ``out`` (options that only apply to a run are refused)."""
     if getattr(args, "measures", None) is not None or getattr(args, "recompute", False):
         raise ConfigError(f"{args.run_dir} is a sweep directory: --measures and --recompute apply to a run")
+    from ..viz.sweep_report import write_sweep_report
+
     t0 = time.perf_counter()
     index = write_sweep_report(args.run_dir, out, axis=getattr(args, "axis", None),
                                budget_step=getattr(args, "budget", None))

@@ -214,7 +214,8 @@ def forecasts(sweep, look_times: Sequence[int] = LOOK_TIMES, measures: Sequence[
             skipped[int(T)] = f"look time {T} is not before the budget {budget:g}"
             continue
         df = forecast_at(tables, T, measures, ev)
-        per_run.append(df)
+        if len(df):
+            per_run.append(df)
         ev_rows = df[df["evaluated"]]
         base = ev_rows[ev_rows["measure"] == "baseline"].set_index("run")
         runs = base.index.to_numpy()
