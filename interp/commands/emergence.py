@@ -88,7 +88,10 @@ def _provenance(meta: dict) -> str:
 
 
 def _protocol(args) -> int:
-    from ..emergence.answer import answer, verdicts  # scipy, lifelines: loaded when the command runs
+    from ..emergence.answer import (  # scipy, lifelines: loaded when the command runs
+        answer,
+        verdicts,
+    )
 
     kw = {} if args.n_boot is None else {"n_boot": args.n_boot}
     a = answer(args.sweep_dir, **kw)
