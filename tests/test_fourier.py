@@ -159,7 +159,7 @@ def test_projection_of_an_empty_set_is_zero_and_bad_frequencies_fail():
     assert torch.equal(fourier.project_onto_frequencies(x, []), torch.zeros_like(x))
     with pytest.raises(ProbeError, match=r"\[4\] out of range: frequencies must be in 1..3 for Z_7"):
         fourier.project_onto_frequencies(x, [1, 4])
-    with pytest.raises(ProbeError, match="pair a\\*p \\+ b"):
+    with pytest.raises(ProbeError, match="pair a\\*n \\+ b"):
         fourier.project_onto_frequencies(torch.randn(48, 2, dtype=torch.float64), [1])
 
 
