@@ -7,7 +7,10 @@ RunConfig field), ``step``, then every measure column (union over runs; a run's 
 ``DIR/summary.csv``: one row per run: ``run``, the varied fields, ``status``, ``error``, ``grokked``,
 ``step_test_loss_below_1`` and ``step_test_acc_0_99`` (first step of the run's per-step metrics.csv where
 test loss < 1 / test accuracy >= 0.99), ``memorisation_end``, ``circuit_formation_end``, ``cleanup_end``
-(``probes.phases`` of the run's measures) and ``key_frequencies`` (space-separated).
+(``probes.phases`` of the run's measures), ``key_frequencies`` (space-separated), ``not_applicable`` (the
+measure columns with no meaning for the run's task or model, space-separated: absent from its rows, reported as
+"not applicable" by the emergence analysis) and ``layer`` (the layer its neuron and W_L columns read; a
+multi-layer run also has per-layer columns ``*_l{L}``).
 
 Both are rebuilt from the run directories, which are the record of truth: :func:`load` works on a sweep
 that is still running or was killed, and shows each run as far as it got.
@@ -33,9 +36,10 @@ RESULTS_CSV = "results.csv"
 SUMMARY_CSV = "summary.csv"
 RUNS_DIR = "runs"
 SUMMARY_COLUMNS = ("status", "error", "grokked", "step_test_loss_below_1", "step_test_acc_0_99",
-                   "memorisation_end", "circuit_formation_end", "cleanup_end", "key_frequencies")
+                   "memorisation_end", "circuit_formation_end", "cleanup_end", "key_frequencies", "not_applicable",
+                   "layer")
 _INT_COLUMNS = ("step_test_loss_below_1", "step_test_acc_0_99", "memorisation_end", "circuit_formation_end",
-                "cleanup_end")
+                "cleanup_end", "layer")
 _KCOL = re.compile(r"^excluded_loss_k(\d+)$")
 
 
@@ -61,6 +65,8 @@ def run_tables(run_dir: Path) -> RunTables:
         "circuit_formation_end": ph.circuit_formation_end,
         "cleanup_end": ph.cleanup_end,
         "key_frequencies": " ".join(str(int(k)) for k in freqs),
+        "not_applicable": " ".join(sorted(m.not_applicable)),
+        "layer": m.layer,
     }
     return RunTables(df, summary)
 
@@ -103,6 +109,7 @@ def assemble(entries: list[dict[str, Any]], axes: list[str]):
     summary["grokked"] = summary["grokked"].astype("boolean")
     summary["error"] = summary["error"].astype("string")
     summary["key_frequencies"] = summary["key_frequencies"].astype("string")
+    summary["not_applicable"] = summary["not_applicable"].astype("string")
     return results, summary
 
 
