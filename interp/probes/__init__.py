@@ -22,7 +22,8 @@ cos-first. A measure with no meaning for the task raises ProbeError naming both.
 ``layer=`` (default: the last layer). Checkpoints trained elsewhere: :func:`measure_series`.
 """
 
-from .frequencies import fourier_norms, key_frequencies, logit_map, neuron_clusters, neuron_frequency_shares
+from .frequencies import (fourier_norms, key_frequencies, logit_map, neuron_clusters, neuron_frequency_shares,
+                          top_frequencies)
 from .losses import (
     CosCoefficients,
     Decomposition,
@@ -45,6 +46,7 @@ __all__ = [
     "key_frequencies",
     "neuron_clusters",
     "neuron_frequency_shares",
+    "top_frequencies",
     "fourier_norms",
     "logit_map",
     "Score",

@@ -179,6 +179,28 @@ def fourier_norms(model: Any, task: Task | None = None, per_frequency: bool = Fa
 per_frequency_norms = fourier.per_frequency_norms
 
 
+def top_frequencies(model_or_acts: Any, task: Task, k: int = 4, *, layer: int | None = None) -> list[int]:
+    """The ``k`` frequencies that hold the most MLP-neuron variance, sorted: a key set that always exists.
+
+    Each frequency's score is the summed variance of the neurons in its block {const, cos f, sin f}^2 (each
+    neuron's share of its variance in that block, weighted by the neuron's variance), so the rule returns ``k``
+    frequencies for any model, including one that has formed no circuit (where the paper's threshold rule
+    returns none). Ties go to the lower frequency. ``model_or_acts`` as for :func:`key_frequencies`.
+    """
+    n = fourier.n_frequencies(task.require_group("top_frequencies").order)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n:
+        raise ProbeError(f"top_frequencies: k must be an integer in 1..{n} (the frequencies of "
+                         f"{task.group.name}), got {k!r}")
+    shares, variance = _shares_of(model_or_acts, task, "top_frequencies", layer)
+    return _top_k(shares, variance, k)
+
+
+def _top_k(shares: torch.Tensor, variance: torch.Tensor, k: int) -> list[int]:
+    score = (shares * variance[:, None]).sum(0)  # (K,): neuron variance held by each frequency
+    order = sorted(range(score.numel()), key=lambda i: (-float(score[i]), i))
+    return sorted(i + 1 for i in order[:k])
+
+
 def key_frequencies(model_or_acts: Any, task: Task, rule: str = "neurons", threshold: float | None = None, *,
                     layer: int | None = None) -> list[int]:
     """The key frequencies of a model, sorted; ``[]`` when none qualifies.

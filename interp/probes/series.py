@@ -26,8 +26,8 @@ from ..files import atomic_write_text, one_line
 from ..progress import Progress
 from ..tasks import Task
 from ._common import check_layer, check_model, has_mlp, logits_and_layer_acts
-from .frequencies import (DEFAULT_THRESHOLDS, RULES, THRESHOLD_MEANING, fourier_norms, group_acts, key_frequencies,
-                          neuron_frequency_shares, per_frequency_norms)
+from .frequencies import (DEFAULT_THRESHOLDS, RULES, THRESHOLD_MEANING, _top_k, fourier_norms, group_acts,
+                          key_frequencies, neuron_frequency_shares, per_frequency_norms, top_frequencies)
 from .losses import Decomposition, cos_coefficients, train_test_metrics
 from .sparsity import SSW_INCLUDES, gini, sum_squared_weights
 
@@ -40,10 +40,12 @@ MEASURES_FORMAT = "interp-measures-1"
 NEURON_THRESHOLD = DEFAULT_THRESHOLDS["neurons"]
 KEY_COLUMNS = ("restricted_loss", "restricted_acc", "excluded_loss", "excluded_acc", "test_over_restricted",
                "cos_explained", "frac_neurons_key")
+CAUSAL_COLUMNS = ("restricted_loss_causal", "restricted_acc_causal", "excluded_loss_causal", "excluded_acc_causal")
 # Columns that read MLP neurons or W_L: one per layer (suffix _l{L}) in a multi-layer model, besides the
 # unsuffixed column of the layer chosen.
 LAYER_COLUMNS = ("frac_neurons_clustered", "frac_neurons_key", "gini_W_L", "gini_W_L_freq")
-GROUP_COLUMNS = KEY_COLUMNS + ("frac_neurons_clustered", "gini_W_E", "gini_W_L", "gini_W_E_freq", "gini_W_L_freq")
+GROUP_COLUMNS = KEY_COLUMNS + CAUSAL_COLUMNS + ("frac_neurons_clustered", "gini_W_E", "gini_W_L", "gini_W_E_freq",
+                                               "gini_W_L_freq")
 MLP_COLUMNS = ("frac_neurons_clustered", "frac_neurons_key", "gini_W_L", "gini_W_L_freq")
 
 
@@ -132,7 +134,8 @@ def _mlp_layers(model) -> list[int]:
     return list(range(model.cfg.n_layers)) if has_mlp(model) else []
 
 
-def _measures(model, task: Task, key_freqs: Sequence[int], where: str, layer: int | None = None) -> dict[str, float]:
+def _measures(model, task: Task, key_freqs: Sequence[int], where: str, layer: int | None = None,
+              causal_top_k: int | None = None) -> dict[str, float]:
     check_model(model, task, where)
     g = task.group
     layers = _mlp_layers(model) if g is not None else []
@@ -143,7 +146,11 @@ def _measures(model, task: Task, key_freqs: Sequence[int], where: str, layer: in
         per_layer: dict[int, dict[str, float]] = {}
         d = Decomposition(L, task, key_freqs, where) if key_freqs else None
         for lay, a in zip(layers, acts):
-            shares, _ = neuron_frequency_shares(group_acts(a, task, where), g.order)
+            shares, variance = neuron_frequency_shares(group_acts(a, task, where), g.order)
+            if lay == chosen and causal_top_k is not None:  # keys chosen at this checkpoint alone: no future
+                c = Decomposition(L, task, _top_k(shares, variance, causal_top_k), where)
+                out["restricted_loss_causal"], out["restricted_acc_causal"] = c.restricted("all")
+                out["excluded_loss_causal"], out["excluded_acc_causal"] = c.excluded("train")
             best, best_k = shares.max(dim=1)
             clustered = best >= NEURON_THRESHOLD
             row = {"frac_neurons_clustered": clustered.double().mean().item()}
@@ -249,7 +256,8 @@ class Measures:
 
 def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int] | None = None,
                 progress: bool = True, *, rule: str = "neurons", threshold: float | None = None,
-                device: str = "cpu", layer: int | None = None) -> Measures:
+                device: str = "cpu", layer: int | None = None, fallback_top_k: int | None = None,
+                causal_top_k: int | None = None) -> Measures:
     """Measure every checkpoint of ``run`` (an :class:`interp.Run`): a :class:`Measures`, one row per step.
 
     The key frequencies are found once, from the run's final checkpoint with ``rule``/``threshold``
@@ -261,6 +269,9 @@ def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int
     gets its own columns in a multi-layer model). ``steps`` restricts the rows to some of the run's checkpoint
     steps. Train/test use ``run.task``, the run's recorded split. On an unfinished run the result says so
     (``run_finished`` False) and its key frequencies come from the last checkpoint there is.
+    ``fallback_top_k``: when the rule finds no key frequency, use the top-k rule (:func:`top_frequencies`) at
+    the final checkpoint instead. ``causal_top_k``: also the columns ``restricted_loss_causal`` etc. with the
+    top-k frequencies of each checkpoint alone (keys that know nothing of the future).
     """
     all_steps = run.steps
     if not all_steps:
@@ -281,7 +292,8 @@ def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int
     return measure_series(((s, lambda s=s: run.load(s, device=device)) for s in chosen), run.task,
                           key_freqs, progress=progress, rule=rule, threshold=threshold, layer=layer,
                           key_model=lambda: run.load(all_steps[-1], device=device), key_step=all_steps[-1],
-                          name=run.name, run_info=info, where="measure_run")
+                          name=run.name, run_info=info, where="measure_run", fallback_top_k=fallback_top_k,
+                          causal_top_k=causal_top_k)
 
 
 def _state_dict_series(folder: Path, device: str) -> list[tuple[int, Any]]:
@@ -342,7 +354,8 @@ def _state_dict_series(folder: Path, device: str) -> list[tuple[int, Any]]:
 def measure_series(models, task: Task, key_freqs: Iterable[int] | None = None, *, progress: bool = False,
                    rule: str = "neurons", threshold: float | None = None, layer: int | None = None,
                    device: str = "cpu", name: str | None = None, key_model=None, key_step: int | None = None,
-                   run_info: dict[str, Any] | None = None, where: str = "measure_series") -> Measures:
+                   run_info: dict[str, Any] | None = None, where: str = "measure_series",
+                   fallback_top_k: int | None = None, causal_top_k: int | None = None) -> Measures:
     """Measure checkpoints trained anywhere: the same :class:`Measures` as :func:`measure_run`.
 
     models: an iterable of ``(step, model)`` pairs (a model may also be a zero-argument callable that returns
@@ -372,6 +385,11 @@ def measure_series(models, task: Task, key_freqs: Iterable[int] | None = None, *
         return m() if callable(m) and not isinstance(m, torch.nn.Module) else m
 
     g = task.group
+    n = fourier.n_frequencies(g.order) if g is not None else 0
+    for arg, k in (("fallback_top_k", fallback_top_k), ("causal_top_k", causal_top_k)):
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n):
+            raise ProbeError(f"{where}: {arg} must be None or an integer in 1..{n} (the frequencies of "
+                             f"{g.name if g is not None else 'a task without a group'}), got {k!r}")
     if key_model is None:
         key_step, key_model = items[-1][0], items[-1][1]
     first = get(key_model)
@@ -383,7 +401,11 @@ def measure_series(models, task: Task, key_freqs: Iterable[int] | None = None, *
         freqs = key_frequencies(first, task, rule=rule, threshold=threshold, layer=chosen_layer) if has_mlp(first) \
             or rule == "embedding" else []
         threshold = DEFAULT_THRESHOLDS[rule] if threshold is None else float(threshold)
-        source, freq_step = f"checkpoint {key_step} (the last), rule {rule!r}, layer {chosen_layer}", key_step
+        source, freq_step = f"checkpoint {key_step} (the last of the run), rule {rule!r}, layer {chosen_layer}", key_step
+        if not freqs and fallback_top_k is not None and has_mlp(first):
+            freqs = top_frequencies(first, task, fallback_top_k, layer=chosen_layer)
+            source += f" found none: the top-{fallback_top_k} rule (most neuron variance) at checkpoint {key_step}"
+            rule, threshold = f"top{fallback_top_k}", None
     else:
         freqs = fourier.check_frequencies(key_freqs, g.order, what=f"{where}: key_freqs")
         if not freqs:
@@ -391,13 +413,16 @@ def measure_series(models, task: Task, key_freqs: Iterable[int] | None = None, *
         source, rule, threshold, freq_step = "given by the caller", "given", None, None
     na = not_applicable(task, first)
     proto = protocol(rule, threshold, source, task=task, model=first, layer=chosen_layer)
+    if causal_top_k is not None:
+        proto["causal_columns"] = (f"restricted/excluded loss and accuracy with the top-{causal_top_k} frequencies "
+                                   "(most neuron variance) of each checkpoint alone")
     del first
 
     bar = Progress(len(items), f"measure {name or 'models'}", "checkpoint", enabled=progress)
     rows = []
     for i, (step, m) in enumerate(items, start=1):
         model = get(m)
-        rows.append({"step": step, **_measures(model, task, freqs, where, chosen_layer)})
+        rows.append({"step": step, **_measures(model, task, freqs, where, chosen_layer, causal_top_k)})
         del model
         bar.update(i)
     bar.close()
