@@ -12,8 +12,9 @@ plots; :mod:`interp.viz.mechanism_figures` draws these arrays.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,15 +26,15 @@ from ..tasks import Task
 
 __all__ = [
     "POSITIONS",
-    "model_p",
+    "NeuronFrequencies",
+    "Spectra",
     "all_inputs",
     "attention_grid",
     "attention_grids",
-    "neuron_grids",
-    "NeuronFrequencies",
+    "model_p",
     "neuron_frequencies",
+    "neuron_grids",
     "representative_neurons",
-    "Spectra",
     "spectra_over_time",
 ]
 
