@@ -25,28 +25,28 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from typing import Iterable, Sequence
 
 import torch
 
 from .errors import ProbeError
 
 __all__ = [
+    "fourier_basis",
     "basis_labels",
+    "n_frequencies",
+    "row_frequencies",
     "check_frequencies",
     "fft1d",
-    "fft2d",
-    "fourier_basis",
-    "frequency_coefficients",
     "ifft1d",
+    "fft2d",
     "ifft2d",
-    "key_directions",
-    "n_frequencies",
     "per_frequency_norms",
-    "project_onto_frequencies",
-    "row_frequencies",
     "sum_directions",
+    "key_directions",
+    "frequency_coefficients",
+    "project_onto_frequencies",
 ]
 
 

@@ -22,7 +22,7 @@ from functools import lru_cache
 
 import torch
 
-__all__ = ["GROUP_OPS", "Group", "group_of", "primitive_root"]
+__all__ = ["Group", "group_of", "primitive_root", "GROUP_OPS"]
 
 # op -> (multiplicative?, sign: +1 the output is the group sum of the inputs, -1 their difference)
 GROUP_OPS = {"add": (False, 1), "sub": (False, -1), "mul": (True, 1), "div": (True, -1)}

@@ -16,9 +16,9 @@ positions) or labels: :meth:`Task.custom`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Sequence
 
 import torch
 
@@ -26,7 +26,7 @@ from .config import OPS, RunConfig, check_task_fields, n_pairs_of
 from .errors import ConfigError, ProbeError
 from .groups import Group, group_of
 
-__all__ = ["SPLITS", "Task"]
+__all__ = ["Task", "SPLITS"]
 
 SPLITS = ("all", "train", "test")
 
@@ -71,7 +71,7 @@ class Task:
     @classmethod
     def custom(cls, op: str, p: int, *, tokens: torch.Tensor | None = None, labels: torch.Tensor | None = None,
                d_vocab: int | None = None, frac_train: float = 0.3, seed: int = 0,
-               train_idx: Sequence[int] | None = None) -> Task:
+               train_idx: Sequence[int] | None = None) -> "Task":
         """A task with a user's own input format or labels, measured in the basis of ``op``.
 
         tokens: (n_pairs, n_ctx) long, one row per pair in pair order (a*p + b), the logits read at the last
@@ -88,7 +88,7 @@ class Task:
                    given_labels=labels, given_d_vocab=d_vocab)
 
     @classmethod
-    def from_config(cls, cfg: RunConfig, explicit_train: tuple[int, ...] | None = None) -> Task:
+    def from_config(cls, cfg: RunConfig, explicit_train: tuple[int, ...] | None = None) -> "Task":
         """The task of a run's config; ``explicit_train``: the recorded training pairs (split.json), if any."""
         return cls(op=cfg.op, p=cfg.p, frac_train=cfg.frac_train, seed=cfg.data_seed, explicit_train=explicit_train)
 

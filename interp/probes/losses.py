@@ -16,9 +16,8 @@ itself, so one forward can feed many measures. Cross-entropy is taken in float64
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Iterable, NamedTuple, Sequence
 
 import torch
 

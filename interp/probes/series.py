@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 import pandas as pd
 import torch
@@ -27,34 +26,13 @@ from ..files import atomic_write_text, one_line
 from ..progress import Progress
 from ..tasks import Task
 from ._common import check_layer, check_model, has_mlp, logits_and_layer_acts
-from .frequencies import (
-    DEFAULT_THRESHOLDS,
-    RULES,
-    THRESHOLD_MEANING,
-    _top_k,
-    fourier_norms,
-    group_acts,
-    key_frequencies,
-    neuron_frequency_shares,
-    per_frequency_norms,
-    top_frequencies,
-)
+from .frequencies import (DEFAULT_THRESHOLDS, RULES, THRESHOLD_MEANING, _top_k, fourier_norms, group_acts,
+                          key_frequencies, neuron_frequency_shares, per_frequency_norms, top_frequencies)
 from .losses import Decomposition, cos_coefficients, train_test_metrics
 from .sparsity import SSW_INCLUDES, gini, sum_squared_weights
 
-__all__ = [
-    "MEASURES_CSV",
-    "MEASURES_JSON",
-    "Measures",
-    "find_measures",
-    "load_measures",
-    "measure_model",
-    "measure_run",
-    "measure_series",
-    "not_applicable",
-    "protocol",
-    "save_measures",
-]
+__all__ = ["Measures", "measure_model", "measure_run", "measure_series", "save_measures", "load_measures",
+           "find_measures", "not_applicable", "protocol", "MEASURES_CSV", "MEASURES_JSON"]
 
 MEASURES_CSV = "measures.csv"
 MEASURES_JSON = "measures.json"

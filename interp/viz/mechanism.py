@@ -12,9 +12,8 @@ plots; :mod:`interp.viz.mechanism_figures` draws these arrays.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -26,15 +25,15 @@ from ..tasks import Task
 
 __all__ = [
     "POSITIONS",
-    "NeuronFrequencies",
-    "Spectra",
+    "model_p",
     "all_inputs",
     "attention_grid",
     "attention_grids",
-    "model_p",
-    "neuron_frequencies",
     "neuron_grids",
+    "NeuronFrequencies",
+    "neuron_frequencies",
     "representative_neurons",
+    "Spectra",
     "spectra_over_time",
 ]
 
