@@ -9,8 +9,8 @@ import torch
 
 from interp import probes
 from interp.config import preset
-from interp.emergence.tables import leads, run_transitions
 from interp.emergence._load import SweepTables
+from interp.emergence.tables import leads, run_transitions
 from interp.errors import ConfigError, ProbeError
 from interp.files import save_tensors
 from interp.model import build_model, model_from_kwargs

@@ -2,12 +2,12 @@
 
 import numpy as np
 
-from interp.model import build_model
+from interp import probes
 from interp.config import preset
+from interp.model import build_model
 from interp.tasks import Task
 from interp.viz import mechanism
 from interp.viz.figures import fourier_norms_figure
-from interp import probes
 
 
 def test_figures_render_png_for_ipython_without_matplotlib_inline():
