@@ -21,6 +21,7 @@ from .config import PRESETS, parse_steps, preset
 from .commands import emergence as emergence_cli
 from .errors import ConfigError, InterpError
 from .files import prepare_out_dir
+from .model import check_device
 from .fourier import check_frequencies
 from .runs import Run
 from .sweep import cli as sweep_cli
@@ -34,6 +35,8 @@ REPORT_MARKER = ".interp-report"
 
 # Library field / parameter -> the flag that sets it, per command (for restating ConfigErrors).
 FLAGS = {
+    "measure": {"device": "--device", "layer": "--layer"},
+    "report": {"device": "--device"},
     "train": {"n_steps": "--steps", "save_every": "--save-every", "save_steps": "--save-steps",
               "data_seed": "--seed", "model_seed": "--seed", "stop_test_loss": "--stop-test-loss",
               "device": "--device", "out_dir": "--out"},
@@ -82,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory (made by `interp train`)")
     m.add_argument("--out", type=Path, help="output directory (default: probes/<run-name>)")
     m.add_argument("--key-freqs", metavar="K,K,...", help="use these key frequencies instead of finding them")
+    m.add_argument("--layer", type=int_at_least("--layer", 0), metavar="L",
+                   help="the MLP layer the neuron and W_L columns read (default: the last; a multi-layer run also "
+                        "gets per-layer columns)")
+    m.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     m.add_argument("--quiet", action="store_true", help="no progress output")
     _threads_option(m)
 
@@ -98,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--measures", type=Path, metavar="DIR",
                    help="directory with measures.csv and measures.json (default: found as described above)")
     r.add_argument("--recompute", action="store_true", help="ignore saved measures and recompute them")
+    r.add_argument("--device", default="cpu", help="cpu (default) or cuda, for measures computed now")
     _threads_option(r)
 
     a = sub.add_parser("attention", help="write an attention-pattern page for one checkpoint",
@@ -206,10 +214,15 @@ def _cmd_measure(args) -> int:
     run = Run(args.run_dir)
     run.final_step  # fails early on a run without checkpoints
     _warn_unfinished(run)
-    key_freqs = _parse_freqs(args.key_freqs, run.config.p) if args.key_freqs is not None else None
+    check_device(args.device)
+    group = run.task.group
+    if args.key_freqs is not None and group is None:
+        raise ConfigError(f"--key-freqs: task {run.config.op!r} has no group basis; its circuit measures are not "
+                          "applicable")
+    key_freqs = _parse_freqs(args.key_freqs, group.order) if args.key_freqs is not None else None
     out = args.out or Path("probes") / run.name
     prepare_out_dir(out, "--out")
-    m = probes.measure_run(run, key_freqs=key_freqs, progress=not args.quiet)
+    m = probes.measure_run(run, key_freqs=key_freqs, progress=not args.quiet, device=args.device, layer=args.layer)
     probes.save_measures(m, out)
     print(f"{out}: measures.csv ({len(m.df)} checkpoints), measures.json (key frequencies {m.key_frequencies})")
     return 0
@@ -231,6 +244,7 @@ def _cmd_report(args) -> int:
     if not args.run_dir.exists() and args.run_dir == DEFAULT_RUN:
         raise ConfigError(f"{DEFAULT_RUN}: the shipped run is not here; run `interp report` from the repository "
                           "root or pass a RUN_DIR")
+    check_device(args.device)
     run = Run(args.run_dir)
     run.final_step
     out = _report_dir(args.out or Path("report") / run.name)  # checked before any work
@@ -246,7 +260,7 @@ def _cmd_report(args) -> int:
         if measures is None:
             print(f"interp report: no saved measures of {run.path} found; computing them now "
                   f"({len(run.steps)} checkpoints)", file=sys.stderr)
-    index = write_report(run, out, measures=measures)
+    index = write_report(run, out, measures=measures, device=args.device)
     print(f"{index}  ({time.perf_counter() - t0:.1f} s)")
     return 0
 

@@ -22,13 +22,21 @@ from .errors import ConfigError
 
 __all__ = ["RunConfig", "OPS", "PRESETS", "preset", "preset_names", "is_prime", "parse_steps"]
 
-# Binary operations mod p that need nothing but all p^2 pairs (a, b).
+# Binary operations mod p on the pairs (a, b): all p^2 of them, except div, which has no b = 0.
 OPS: dict[str, str] = {
     "add": "(a + b) mod p",
     "sub": "(a - b) mod p",
     "mul": "(a * b) mod p",
-    "x2y2": "(a^2 + b^2) mod p",
+    "div": "(a / b) mod p, b != 0",
+    "a2+b2": "(a^2 + b^2) mod p",
+    "a2+ab+b2": "(a^2 + a b + b^2) mod p",
 }
+RENAMED_OPS = {"x2y2": "a2+b2"}  # old name -> the name that says what it computes
+
+
+def n_pairs_of(op: str, p: int) -> int:
+    """How many pairs (a, b) the task has: p^2, or p (p - 1) for div (b != 0)."""
+    return p * (p - 1) if op == "div" else p * p
 
 ACT_FNS = ("relu", "gelu")
 
@@ -43,15 +51,18 @@ def is_prime(n: int) -> bool:
 
 def check_task_fields(op: Any, p: Any, frac_train: Any, where: str) -> None:
     """The checks a task's (op, p, frac_train) must pass, shared by :class:`RunConfig` and :class:`interp.Task`."""
+    if op in RENAMED_OPS:
+        _check(False, where, "op", f"{op!r} was renamed {RENAMED_OPS[op]!r} (it computes {OPS[RENAMED_OPS[op]]}); "
+                                   f"use op = {RENAMED_OPS[op]!r} (edit run.json of an older run)")
     _check(op in OPS, where, "op", f"must be one of {sorted(OPS)}, got {op!r}")
     _check(isinstance(p, int) and not isinstance(p, bool), where, "p", f"must be an integer, got {p!r}")
     _check(p >= 5, where, "p", f"must be at least 5 (two Fourier frequencies), got {p}")
     _check(is_prime(p), where, "p", f"must be prime (Z_p must be a field), got {p}")
     _check(isinstance(frac_train, (int, float)) and not isinstance(frac_train, bool) and 0 < frac_train < 1,
            where, "frac_train", f"must be strictly between 0 and 1, got {frac_train!r}")
-    n_train = int(frac_train * p * p)
-    _check(0 < n_train < p * p, where, "frac_train",
-           f"{frac_train} of {p * p} pairs leaves an empty train or test split")
+    n = n_pairs_of(op, p)
+    n_train = int(frac_train * n)
+    _check(0 < n_train < n, where, "frac_train", f"{frac_train} of {n} pairs leaves an empty train or test split")
 
 
 @dataclass(frozen=True, init=False)

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import RunConfig
+from .errors import ConfigError
 
 __all__ = [
     "hooked_config_kwargs",
@@ -54,6 +55,22 @@ def hooked_config_kwargs(cfg: RunConfig, device: str = "cpu") -> dict[str, Any]:
         seed=cfg.model_seed,
         device=device,
     )
+
+
+def check_device(device: Any) -> str:
+    """``device`` ('cpu', 'cuda' or 'cuda:N'), or one ConfigError line when it cannot be used on this machine."""
+    if device == "cpu":
+        return device
+    if isinstance(device, str) and (device == "cuda" or device.startswith("cuda:") and device[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r}: CUDA is not available on this machine; use 'cpu'",
+                              field="device", detail=f"{device!r}: CUDA is not available on this machine")
+        if ":" in device and int(device[5:]) >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)",
+                              field="device", detail=f"this machine has {torch.cuda.device_count()} CUDA device(s)")
+        return device
+    raise ConfigError(f"device must be 'cpu' or 'cuda', got {device!r}", field="device",
+                      detail=f"must be 'cpu' or 'cuda', got {device!r}")
 
 
 def model_from_kwargs(kwargs: dict[str, Any], device: str | None = None):

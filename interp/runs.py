@@ -44,7 +44,7 @@ import torch
 from .config import RunConfig
 from .errors import CheckpointError, ConfigError, RunFormatError, RunLockedError
 from .files import atomic_write_text, one_line, read_safetensors, save_tensors
-from .model import freeze_biases, model_from_kwargs
+from .model import check_device, freeze_biases, model_from_kwargs
 from .tasks import Task
 
 __all__ = ["Run", "RunLock", "METRIC_COLUMNS", "FINISHED_STATES", "checkpoint_name", "check_state_dict"]
@@ -504,6 +504,7 @@ class Run:
     def load(self, step: int | None = None, device: str = "cpu"):
         """The HookedTransformer at ``step`` (default: the final checkpoint), in eval mode."""
         step = self.final_step if step is None else step
+        check_device(device)
         tensors = self.state_dict(step)
         model = self.empty_model(device)
         model.load_state_dict(tensors, strict=False)

@@ -28,7 +28,7 @@ import torch
 from .config import RunConfig, preset_names
 from .errors import ConfigError, RunFormatError, TrainingError
 from .files import prepare_out_dir
-from .model import build_model, float64_cross_entropy, frozen_parameter_names, hooked_config_kwargs, training_logits
+from .model import build_model, check_device, float64_cross_entropy, frozen_parameter_names, hooked_config_kwargs, training_logits
 from .progress import Progress
 from .runs import RUN_JSON, Run, RunLock, remove_stale_temporaries
 from .tasks import Task
@@ -54,18 +54,6 @@ def checkpoint_steps(cfg: RunConfig) -> set[int]:
         steps.update(range(0, cfg.n_steps + 1, cfg.save_every))
     steps.update(s for s in cfg.save_steps if s <= cfg.n_steps)
     return steps
-
-
-def check_device(device: str) -> str:
-    if device == "cpu":
-        return device
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r}: CUDA is not available on this machine; use 'cpu'",
-                              field="device", detail=f"{device!r}: CUDA is not available on this machine")
-        return device
-    raise ConfigError(f"device must be 'cpu' or 'cuda', got {device!r}", field="device",
-                      detail=f"must be 'cpu' or 'cuda', got {device!r}")
 
 
 def train(

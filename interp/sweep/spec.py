@@ -261,7 +261,7 @@ def select_measures(measures: str | Sequence[str], columns: Sequence[str]) -> li
     if measures == "all":
         return list(columns)
     keep = set(ALWAYS_MEASURED) | (set() if measures == "none" else set(measures))
-    return [c for c in columns if c == "step" or c in keep
+    return [c for c in columns if c == "step" or c in keep or re.sub(r"_l\d+$", "", c) in keep
             or (c.startswith("excluded_loss_k") and "excluded_loss_k" in keep)]
 
 

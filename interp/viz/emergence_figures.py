@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+from ._figure import Figure
 
 from ..emergence.metrics import EMERGENCE_METRIC, metric_info
 from ..errors import ConfigError

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from matplotlib.figure import Figure
+from ._figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from ..errors import FigureError
 from ..files import atomic_write_bytes
-from ..fourier import basis_labels
+from ..fourier import basis_labels, row_frequencies
 
 __all__ = [
     "PHASE_NAMES",
@@ -300,8 +300,8 @@ def fourier_norms_figure(norms: Mapping[str, Any], p: int, *, annotate: int = 10
                          key_frequencies: Sequence[int] = ()) -> Figure:
     """Bar plots of the norms of the Fourier components of W_E and W_L (``probes.fourier_norms``).
 
-    norms: name -> ``(p,)`` norms in the cos-first basis order (const, cos 1, sin 1, cos 2, ...),
-    or ``((p-1)/2,)`` per-frequency norms. Cos and sin bars have their own colours and legend
+    norms: name -> ``(n,)`` norms in the cos-first basis order (const, cos 1, sin 1, cos 2, ...; for an even
+    group order n the Nyquist cos n/2 last), or ``(n//2,)`` per-frequency norms; ``p``: the group order n. Cos and sin bars have their own colours and legend
     entries; the ``annotate`` largest bars of each panel that stand out (at least a quarter of
     the tallest and twice the median) are labelled with their basis function (e.g. "cos 14"), and
     with "not key" when ``key_frequencies`` is given and their frequency is not in it. Key frequencies
@@ -309,7 +309,7 @@ def fourier_norms_figure(norms: Mapping[str, Any], p: int, *, annotate: int = 10
     """
     if not norms:
         raise FigureError("fourier_norms_figure: norms is empty (expected e.g. {'W_E': ..., 'W_L': ...})")
-    n_freq = (p - 1) // 2
+    n_freq = p // 2
     labels = _fourier_labels(p)
     fig = Figure(figsize=(9, 2.8 * len(norms) + 0.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(len(norms), 1))
@@ -318,19 +318,19 @@ def fourier_norms_figure(norms: Mapping[str, Any], p: int, *, annotate: int = 10
         keys = sorted({int(k) for k in key_frequencies})
         if v.shape == (p,):
             x = np.arange(p)
-            freq_of = np.concatenate([[0], np.repeat(np.arange(1, n_freq + 1), 2)])
+            freq_of = np.asarray(row_frequencies(p))
             for j, k in enumerate(keys):
                 ax.axvspan(2 * k - 1.6, 2 * k + 0.6, color="#ffd92f", alpha=0.45, lw=0, zorder=0,
                            label="key frequency" if j == 0 else None)
             ax.bar(x[:1], v[:1], color="#7f7f7f", width=0.8, label="const")
-            ax.bar(x[1::2], v[1::2], color="#1f77b4", width=0.8, label="cos k (index 2k-1)")
+            ax.bar(x[1::2], v[1::2], color="#1f77b4", width=0.8, label="cos k (index 2k-1)")  # for even n the last (odd-indexed) row, the Nyquist cos(pi i), is a cos bar
             ax.bar(x[2::2], v[2::2], color="#ff7f0e", width=0.8, label="sin k (index 2k)")
             bar_labels = labels
             if p <= 31:
                 ax.set_xticks(x, labels, rotation=90, fontsize=7)
             else:  # every label would overlap: tick the cos bar of every few frequencies
                 every = max(1, math.ceil(n_freq / 14))
-                ks = [k for k in range(1, n_freq + 1) if k % every == 0 or k == 1]
+                ks = [k for k in range(1, (p - 1) // 2 + 1) if k % every == 0 or k == 1]
                 ax.set_xticks([2 * k - 1 for k in ks], [labels[2 * k - 1] for k in ks], rotation=45, fontsize=7)
             ax.set_xlabel("Fourier component (cos-first order)")
         elif v.shape == (n_freq,):

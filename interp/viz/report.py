@@ -84,7 +84,8 @@ def report_pairs(task, n: int = 2) -> list[tuple[tuple[int, int], str]]:
     for split, idx in (("train pair", task.train_idx), ("test pair", task.test_idx)):
         for j in range(n):
             i = int(idx[(len(idx) * (2 * j + 1)) // (2 * n)])
-            out.append(((i // task.p, i % task.p), split))
+            a, b = task.pairs()[i].tolist()
+            out.append(((a, b), split))
     return out
 
 
@@ -199,18 +200,18 @@ def _story_html(parts: list[StoryPart]) -> str:
     return "\n".join(out)
 
 
-def write_report(run, out_dir: Path | str, measures=None, progress: bool = False) -> Path:
+def write_report(run, out_dir: Path | str, measures=None, progress: bool = False, device: str = "cpu") -> Path:
     """Write ``out_dir/index.html`` and its figures for ``run``; returns the path of index.html.
 
     measures: the run's :class:`interp.probes.Measures` (``probes.find_measures(run)``); computed with
     ``probes.measure_run(run)`` when None (the captions name the file they were read from). progress: show
-    progress while measuring.
+    progress while measuring. device: where measures computed now run (figures load checkpoints on the CPU).
     """
 
     out = Path(out_dir)
     prepare_out_dir(out, "report output")
     if measures is None:
-        measures = probes.measure_run(run, progress=progress)
+        measures = probes.measure_run(run, progress=progress, device=device)
         source = "computed now with probes.measure_run (not saved)"
     else:
         source = (f"read from {Path(measures.source) / 'measures.csv'}" if getattr(measures, "source", None)
@@ -224,9 +225,11 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
     metrics = run.metrics
     land = curve_landmarks(metrics)
 
-    # the mechanism's arrays, each from the models' own hooked forward
-    nf = mechanism.neuron_frequencies(final)
-    spectra = mechanism.spectra_over_time(run, progress=progress)
+    # the mechanism's arrays, each from the models' own hooked forward, in the task's group and the measured layer
+    group = task.require_group("report (Fourier spectra and neuron clusters)")
+    layer = final.cfg.n_layers - 1 if getattr(measures, "layer", None) is None else int(measures.layer)
+    nf = mechanism.neuron_frequencies(final, task=task, layer=layer)
+    spectra = mechanism.spectra_over_time(run, progress=progress, layer=layer)
     grid_steps = {}
     for name, boundary, step in bounds:
         grid_steps.setdefault(step, f"step {step:,}: end of {name}")
@@ -244,7 +247,8 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
         "curves": loss_curves_figure(metrics, phases),
         "measures": measures_figure(df, phases),
         "spectra_time": spectra_over_time_figure(spectra, key_freqs, phases),
-        "fourier": fourier_norms_figure(probes.fourier_norms(final), run.config.p, key_frequencies=key_freqs),
+        "fourier": fourier_norms_figure(probes.fourier_norms(final, task, layer=layer), group.order,
+                                        key_frequencies=key_freqs),
         "neuron_freqs": neuron_frequency_figure(nf, key_freqs),
         "neuron_grids": neuron_grids_figure(mechanism.neuron_grids(final, [n for n, _, _ in reps]), neuron_titles),
         "clusters": neuron_clusters_figure(_clusters_frame(nf)),
@@ -261,15 +265,18 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
     parts = story(df, metrics, phases, key_freqs, nf, run.config, finished=banner is None)
     rows = _key_rows(df, metrics, phases, key_freqs, nf, bounds, land)
     peaks = _non_key_peaks(norms_final, key_freqs)
+    basis_note = (f"Basis: {group.description}. Neuron and W_L figures and columns read layer {layer} of "
+                  f"{final.cfg.n_layers}" + (" (each layer has its own columns in the measures table)"
+                                              if final.cfg.n_layers > 1 else "") + ".")
     page = _page(run, parts, rows, view, source, banner, peaks, key_freqs, grid_steps, protocol,
-                 getattr(phases, "rule", ""))
+                 getattr(phases, "rule", ""), basis_note)
     index = out / "index.html"
     atomic_write_text(index, page)  # last: the page only ever points at figures already in place
     return index
 
 
 def _page(run, parts, rows, view: AttentionView, source: str, banner: str | None, peaks, key_freqs,
-          grid_steps: dict, protocol: Any, rule: str) -> str:
+          grid_steps: dict, protocol: Any, rule: str, basis_note: str = "") -> str:
     cfg = run.config
     title = f"interp report: {run.name}"
     keys = ", ".join(map(str, key_freqs)) or "none"
@@ -286,6 +293,7 @@ def _page(run, parts, rows, view: AttentionView, source: str, banner: str | None
     parts_html = [
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="note">{html.escape(f"{cfg.op} mod {cfg.p}, config {cfg.name!r}; measures {source}.")}</p>',
+        f'<p class="note" id="basis">{html.escape(basis_note)}</p>',
     ]
     if banner:
         parts_html.append(f'<div class="banner" id="unfinished" role="alert">{html.escape(banner)}</div>')

@@ -12,7 +12,7 @@ from tests.sweep.sweep_helpers import TINY_NAMES, TINY_SPEC
 
 SUMMARY = ["run", "frac_train", "data_seed", "model_seed", "status", "error", "grokked", "step_test_loss_below_1",
            "step_test_acc_0_99", "memorisation_end", "circuit_formation_end", "cleanup_end", "key_frequencies",
-           "budget", "t_mem", "t50", "t90", "t99"]
+           "budget", "t_mem", "t50", "t90", "t99", "not_applicable", "layer"]
 
 
 def test_every_run_is_an_ordinary_complete_run(reference_sweep):
