@@ -25,6 +25,7 @@ from ..errors import ProbeError, RunFormatError
 from ..files import atomic_write_text, one_line
 from ..progress import Progress
 from ..tasks import Task
+from ..threads import uses_threads
 from ._common import check_task_add, logits_and_neuron_acts
 from .frequencies import (DEFAULT_THRESHOLDS, RULES, THRESHOLD_MEANING, fourier_norms, key_frequencies,
                           neuron_frequency_shares, per_frequency_norms)
@@ -163,9 +164,10 @@ class Measures:
                 f"key_frequencies={self.key_frequencies}, finished={self.run_finished})")
 
 
+@uses_threads
 def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int] | None = None,
                 progress: bool = True, *, rule: str = "neurons", threshold: float | None = None,
-                device: str = "cpu") -> Measures:
+                device: str = "cpu", threads: int | None = None) -> Measures:
     """Measure every checkpoint of ``run`` (an :class:`interp.Run`): a :class:`Measures`, one row per step.
 
     The key frequencies are found once, from the run's final checkpoint with ``rule``/``threshold``
@@ -173,7 +175,8 @@ def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int
     every row. Columns: ``step`` and the keys of :func:`measure_model`. If the key set is empty (a run that
     formed no circuit) the key-dependent columns are NaN. ``steps`` restricts the rows to some of the run's
     checkpoint steps. Train/test use ``run.task``, the run's recorded split. On an unfinished run the result
-    says so (``run_finished`` False) and its key frequencies come from the last checkpoint there is.
+    says so (``run_finished`` False) and its key frequencies come from the last checkpoint there is. threads:
+    torch CPU threads while measuring (default :func:`interp.threads.default_threads`), restored afterwards.
     """
     if rule not in RULES:
         raise ProbeError(f"measure_run: rule must be one of {list(RULES)}, got {rule!r}")

@@ -12,7 +12,6 @@ Layout of a sweep directory::
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -20,6 +19,7 @@ from typing import Any, Mapping
 from ..errors import ConfigError, RunLockedError
 from ..files import prepare_out_dir
 from ..runs import RunLock
+from ..threads import physical_cores
 from .progress import Display
 from .results import RUNS_DIR, Sweep, assemble, load, run_tables, write_tables
 from .spec import SweepSpec, as_spec
@@ -33,16 +33,12 @@ TABLES_EVERY_S = 10.0  # the tables are rewritten at most this often while runs 
 
 
 def default_workers(n_runs: int, threads: int = 1) -> int:
-    """One worker per usable CPU core (for one thread each), never more than there are runs.
+    """One worker per usable physical CPU core (for one thread each), never more than there are runs.
 
     Measured with benchmarks/sweep.py on 2 shared cores: 2 one-thread workers were 1.41x faster than 1
     while the cores were free, and ~0.87x while other jobs held them; one per core is the default for a
     machine the sweep has to itself (``workers=1`` on a busy one)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(1, min(n_runs, cores // max(1, threads)))
+    return max(1, min(n_runs, physical_cores() // max(1, threads)))
 
 
 def run(spec: SweepSpec | Mapping[str, Any] | str | Path | None, out: str | Path, *, backend: str = "local",

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 from .. import probes
 from ..errors import ConfigError
 from ..files import atomic_write_text, prepare_out_dir
+from ..threads import uses_threads
 from . import mechanism
 from .attention import AttentionView, attention
 from .figures import (
@@ -199,12 +200,14 @@ def _story_html(parts: list[StoryPart]) -> str:
     return "\n".join(out)
 
 
-def write_report(run, out_dir: Path | str, measures=None, progress: bool = False) -> Path:
+@uses_threads
+def write_report(run, out_dir: Path | str, measures=None, progress: bool = False, *,
+                 threads: int | None = None) -> Path:
     """Write ``out_dir/index.html`` and its figures for ``run``; returns the path of index.html.
 
     measures: the run's :class:`interp.probes.Measures` (``probes.find_measures(run)``); computed with
     ``probes.measure_run(run)`` when None (the captions name the file they were read from). progress: show
-    progress while measuring.
+    progress while measuring. threads: torch CPU threads (default :func:`interp.threads.default_threads`).
     """
 
     out = Path(out_dir)
