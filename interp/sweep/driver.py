@@ -80,58 +80,65 @@ def run(spec: SweepSpec | Mapping[str, Any] | str | Path | None, out: str | Path
                               "runs must keep it to stay bit-identical (omit --threads)")
         threads = kept
     threads = threads or 1
+    joined = False
     if backend == "ray":
-        from .ray_backend import check_available
+        from .ray_backend import check_available, connect, disconnect
 
         check_available()
-    if not (out.exists() and not out.is_dir()):
-        check_dir(out, resume)  # before anything is created (checked again under the lock)
-    prepare_out_dir(out, "--out")
-
-    lock = RunLock(out)
+        if address is not None:  # joined before anything is written: a failed connection leaves nothing behind
+            joined = connect(address)
     try:
-        lock.acquire()
-    except RunLockedError:
-        holder = (out / ".lock").read_text(errors="replace").strip() or "another process"
-        raise RunLockedError(f"{out}: a sweep is already running in this directory ({holder}); wait for it to "
-                             "finish or stop it first") from None
-    display = None
-    try:
-        state = SweepState.open(out, spec, runs, axes, threads=threads, backend=backend, resume=resume)
-        (out / RUNS_DIR).mkdir(exist_ok=True)
-        jobs = []
-        for name, cfg in runs:
-            if disk_state(out / RUNS_DIR / name) == "done":
-                if state.status(name) != "complete":
-                    state.set(name, "complete", error=None)
-                continue
-            state.set(name, "pending", error=None)
-            jobs.append({"name": name, "config": cfg.to_dict(), "measures": spec.measures})
-        display = Display(len(runs), enabled=progress)
-        events = _Events(out, state, display, runs, axes)
-        if jobs:
-            n_workers = workers or default_workers(len(jobs), threads)
-            if backend == "local":
-                from .local import execute
+        if not (out.exists() and not out.is_dir()):
+            check_dir(out, resume)  # before anything is created (checked again under the lock)
+        prepare_out_dir(out, "--out")
 
-                execute(jobs, events, workers=n_workers, threads=threads, runs_dir=out / RUNS_DIR)
-            else:
-                from .ray_backend import execute as ray_execute
-
-                # on a cluster, by default as many runs at a time as it has CPUs for
-                ray_execute(jobs, events, workers=workers if address else n_workers, threads=threads,
-                            runs_dir=out / RUNS_DIR, address=address)
-        events.write_tables()
-    finally:
-        if display is not None:
-            display.close()
+        lock = RunLock(out)
         try:
-            if "state" in locals():  # runs cut short (Ctrl-C, an error here) are left to --resume
-                for name in list(state.data["runs"]):
-                    if state.status(name) == "running":
-                        state.set(name, "pending")
+            lock.acquire()
+        except RunLockedError:
+            holder = (out / ".lock").read_text(errors="replace").strip() or "another process"
+            raise RunLockedError(f"{out}: a sweep is already running in this directory ({holder}); wait for it to "
+                                 "finish or stop it first") from None
+        display = None
+        try:
+            state = SweepState.open(out, spec, runs, axes, threads=threads, backend=backend, resume=resume)
+            (out / RUNS_DIR).mkdir(exist_ok=True)
+            jobs = []
+            for name, cfg in runs:
+                if disk_state(out / RUNS_DIR / name) == "done":
+                    if state.status(name) != "complete":
+                        state.set(name, "complete", error=None)
+                    continue
+                state.set(name, "pending", error=None)
+                jobs.append({"name": name, "config": cfg.to_dict(), "measures": spec.measures})
+            display = Display(len(runs), enabled=progress)
+            events = _Events(out, state, display, runs, axes)
+            if jobs:
+                n_workers = workers or default_workers(len(jobs), threads)
+                if backend == "local":
+                    from .local import execute
+
+                    execute(jobs, events, workers=n_workers, threads=threads, runs_dir=out / RUNS_DIR)
+                else:
+                    from .ray_backend import execute as ray_execute
+
+                    # on a cluster, by default as many runs at a time as it has CPUs for
+                    ray_execute(jobs, events, workers=workers if address else n_workers, threads=threads,
+                                runs_dir=out / RUNS_DIR, address=address)
+            events.write_tables()
         finally:
-            lock.release()
+            if display is not None:
+                display.close()
+            try:
+                if "state" in locals():  # runs cut short (Ctrl-C, an error here) are left to --resume
+                    for name in list(state.data["runs"]):
+                        if state.status(name) == "running":
+                            state.set(name, "pending")
+            finally:
+                lock.release()
+    finally:
+        if joined:
+            disconnect()
     return load(out)
 
 
