@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import torch
 
 from . import __version__, probes
 from .cli_types import int_at_least
@@ -25,12 +24,12 @@ from .model import check_device
 from .fourier import check_frequencies
 from .runs import Run
 from .sweep import cli as sweep_cli
+from .threads import MAX_THREADS
 from .train import train
 from .viz.attention import attention
 from .viz.report import write_report
 
 DEFAULT_RUN = Path("checkpoints") / "nanda2023-p113-seed0"
-DEFAULT_THREADS = 1  # measured: see README "Threads"
 REPORT_MARKER = ".interp-report"
 
 # Library field / parameter -> the flag that sets it, per command (for restating ConfigErrors).
@@ -39,7 +38,7 @@ FLAGS = {
     "report": {"device": "--device"},
     "train": {"n_steps": "--steps", "save_every": "--save-every", "save_steps": "--save-steps",
               "data_seed": "--seed", "model_seed": "--seed", "stop_test_loss": "--stop-test-loss",
-              "device": "--device", "out_dir": "--out"},
+              "device": "--device", "out_dir": "--out", "threads": "--threads"},
 }
 
 
@@ -49,9 +48,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _threads_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=int_at_least("--threads", 1), default=DEFAULT_THREADS, metavar="N",
-                   help=f"torch CPU threads (default {DEFAULT_THREADS}: on a small or busy machine one thread per "
-                        "process is fastest; a resumed run is bit-identical only with the same N)")
+    p.add_argument("--threads", type=int_at_least("--threads", 1), metavar="N",
+                   help="torch CPU threads (default: the free physical cores, at most "
+                        f"{MAX_THREADS}; a resumed run keeps its recorded count, bit-identical only with the same N)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,8 +126,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if getattr(args, "threads", None):
-        torch.set_num_threads(args.threads)
     try:
         return _COMMANDS[args.command](args)
     except InterpError as e:
@@ -187,7 +184,7 @@ def _cmd_train(args) -> int:
             raise ConfigError("--preset is required for a new run (see `interp presets`)")
         cfg = preset(args.preset, **overrides)
     run = train(cfg, args.out, device=args.device, resume=args.resume, n_steps=args.steps,
-                progress=not args.quiet)
+                progress=not args.quiet, threads=args.threads)
     last = run.metrics.dropna().iloc[-1]
     print(f"{run.path}: {run.state}, {len(run.steps)} checkpoints, step {int(last.step)}: train loss "
           f"{last.train_loss:.3g}, test loss {last.test_loss:.3g}, test acc {last.test_acc:.3f}")
@@ -222,7 +219,8 @@ def _cmd_measure(args) -> int:
     key_freqs = _parse_freqs(args.key_freqs, group.order) if args.key_freqs is not None else None
     out = args.out or Path("probes") / run.name
     prepare_out_dir(out, "--out")
-    m = probes.measure_run(run, key_freqs=key_freqs, progress=not args.quiet, device=args.device, layer=args.layer)
+    m = probes.measure_run(run, key_freqs=key_freqs, progress=not args.quiet, device=args.device, layer=args.layer,
+                           threads=args.threads)
     probes.save_measures(m, out)
     print(f"{out}: measures.csv ({len(m.df)} checkpoints), measures.json (key frequencies {m.key_frequencies})")
     return 0
@@ -260,7 +258,7 @@ def _cmd_report(args) -> int:
         if measures is None:
             print(f"interp report: no saved measures of {run.path} found; computing them now "
                   f"({len(run.steps)} checkpoints)", file=sys.stderr)
-    index = write_report(run, out, measures=measures, device=args.device)
+    index = write_report(run, out, measures=measures, device=args.device, threads=args.threads)
     print(f"{index}  ({time.perf_counter() - t0:.1f} s)")
     return 0
 

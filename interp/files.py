@@ -109,12 +109,16 @@ def prepare_out_dir(out: Path | str, what: str = "out_dir") -> Path:
     ``what`` names the parameter in the error (the CLI passes its flag, e.g. ``--out``).
     """
     out = Path(out)
+
+    def refuse(fault: str) -> ConfigError:  # field/detail let the CLI restate a library name with its flag
+        return ConfigError(f"{what} {out}: {fault}", field=what, detail=f"{out}: {fault}")
+
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"{what} {out}: exists and is not a directory")
+        raise refuse("exists and is not a directory")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ConfigError(f"{what} {out}: cannot create directory ({e.strerror})") from None
+        raise refuse(f"cannot create directory ({e.strerror})") from None
     if not os.access(out, os.W_OK | os.X_OK):
-        raise ConfigError(f"{what} {out}: directory is not writable")
+        raise refuse("directory is not writable")
     return out

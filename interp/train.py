@@ -1,6 +1,9 @@
 """Full-batch training with checkpoints and exact resume. This module only trains; the run directory it
 writes is :mod:`interp.runs`.
 
+The module is callable: ``from interp import train; train(cfg, "runs/x")`` calls :func:`train`, and
+``from interp.train import train`` gives the function itself.
+
 Step semantics: "step t" is the model after t optimiser updates (one update per epoch over all
 training pairs). Row t of metrics.csv holds the train loss/accuracy of that model (and its test
 loss/accuracy when t is a multiple of ``eval_every``, and at the final step); ``step_t.safetensors``
@@ -18,7 +21,10 @@ otherwise; a SIGKILL is recognised when the run is opened, by its lock) and can 
 
 from __future__ import annotations
 
+import inspect
 import math
+import sys
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -32,8 +38,9 @@ from .model import build_model, check_device, float64_cross_entropy, frozen_para
 from .progress import Progress
 from .runs import RUN_JSON, Run, RunLock, remove_stale_temporaries
 from .tasks import Task
+from .threads import torch_threads
 
-__all__ = ["train", "checkpoint_steps", "PROTOCOL", "RESUME_EVERY"]
+__all__ = ["train", "checkpoint_steps", "recorded_threads", "PROTOCOL", "RESUME_EVERY"]
 
 RESUME_EVERY = 100  # resume state is refreshed at least this often (and at every checkpoint)
 
@@ -65,12 +72,16 @@ def train(
     n_steps: int | None = None,
     progress: bool = True,
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
+    threads: int | None = None,
 ) -> Run:
     """Train ``cfg`` into ``out_dir`` and return the :class:`Run`.
 
     With ``resume=True`` the config is read from ``out_dir/run.json`` (``cfg`` may be None, or must
     match it) and training continues from the last saved state; ``n_steps`` may extend the run.
     A directory that already holds a run is never overwritten without ``resume``.
+    threads: torch CPU threads while training (default: :func:`interp.threads.default_threads`, or for a resumed
+    run the count it was recorded with, so that it stays bit-identical); recorded in run.json
+    (``torch_threads``) and restored when training ends.
     """
     out = Path(out_dir)
     device = check_device(device)
@@ -98,7 +109,28 @@ def train(
             run, state = None, None
             if n_steps is not None:
                 cfg = cfg.replace(n_steps=n_steps)
-        return _Trainer(run.config if run is not None else cfg, out, device, run, state).run(progress, on_step)
+        if threads is None and run is not None:
+            threads = recorded_threads(run)
+        with torch_threads(threads) as n:
+            trainer = _Trainer(run.config if run is not None else cfg, out, device, run, state, n)
+            return trainer.run(progress, on_step)
+
+
+def recorded_threads(run: Run) -> int | None:
+    """The torch thread count the run was last trained with (run.json ``torch_threads``), None if unrecorded."""
+    segments = run.meta.get("torch_threads")
+    try:
+        return int(segments[-1]["threads"])
+    except (TypeError, KeyError, IndexError, ValueError):
+        return None
+
+
+def _record_threads(run: Run, step: int, threads: int) -> None:
+    """Append ``{from_step, threads}`` to run.json's ``torch_threads`` when training (re)starts with a new count
+    (written with the next status; results are bit-identical only within one thread count)."""
+    segments = run.meta.setdefault("torch_threads", [])
+    if recorded_threads(run) != threads:
+        segments.append({"from_step": int(step), "threads": int(threads)})
 
 
 def _open_for_resume(out: Path, cfg: RunConfig | None, n_steps: int | None) -> tuple[Run, dict | None]:
@@ -131,7 +163,7 @@ class _Data:
 class _Trainer:
     """One training run as named steps: evaluate, record, save, optimiser step."""
 
-    def __init__(self, cfg: RunConfig, out: Path, device: str, run: Run | None, state: dict | None):
+    def __init__(self, cfg: RunConfig, out: Path, device: str, run: Run | None, state: dict | None, threads: int):
         self.cfg, self.out, self.device = cfg, out, device
         self.model = build_model(cfg, device)
         self.params = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
@@ -155,6 +187,7 @@ class _Trainer:
             run.discard_checkpoints_after(self.start)
             self.saved_step = self.start
         self.run_dir = run
+        _record_threads(run, self.start, threads)
         run.write_status("running", self.start, config=cfg)
 
     # -- the loop --------------------------------------------------------------------------------
@@ -265,3 +298,15 @@ class _Trainer:
                 "exp_avg": tensors[f"optim.{name}.exp_avg"].clone().to(p.device),
                 "exp_avg_sq": tensors[f"optim.{name}.exp_avg_sq"].clone().to(p.device),
             }
+
+
+class _CallableModule(types.ModuleType):
+    """``interp.train`` is this module (``interp.train.PROTOCOL``, ``from interp.train import ...``) and, called,
+    the function :func:`train`, so ``from interp import train`` gives what people expect either way."""
+
+    def __call__(self, *args, **kwargs) -> Run:
+        return train(*args, **kwargs)
+
+
+__signature__ = inspect.signature(train)  # inspect.signature(interp.train) shows the function's
+sys.modules[__name__].__class__ = _CallableModule

@@ -98,6 +98,14 @@ def test_library_errors_are_restated_with_the_flag(tmp_path, capsys, argv, messa
     assert not (tmp_path / "r").exists()
 
 
+def test_an_output_directory_that_cannot_be_made_is_named_by_its_flag(tmp_path, capsys):
+    (tmp_path / "file").write_text("not a directory")
+    for out, fault in (("/proc/nope", "cannot create directory"), (str(tmp_path / "file"), "is not a directory")):
+        assert main(["train", "--preset", "tiny", "--quiet", "--out", out]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"interp train: error: --out {out}: ") and fault in err and "out_dir" not in err
+
+
 def test_library_errors_name_library_parameters(tmp_path):
     from interp.config import RunConfig, preset
     from interp.errors import ConfigError

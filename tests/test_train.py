@@ -118,3 +118,15 @@ def test_small_preset_groks(grokked_run):
     assert len(generalised) > 0 and m.test_acc.iloc[-1] >= 0.99
     assert int(generalised.step.iloc[0]) > 3 * first_memorised
     assert m.test_loss.max() > 5 and m.test_loss.iloc[-1] < 0.05
+
+
+def test_from_interp_import_train_trains(tmp_path):
+    import inspect
+
+    import interp
+    from interp import train as train_from_package
+
+    run = train_from_package(preset("tiny", n_steps=3), tmp_path / "r", progress=False)  # as people write it
+    assert run.state == "complete" and run.steps == [0, 3]
+    assert "cfg" in inspect.signature(train_from_package).parameters
+    assert interp.train.train is train and interp.train.checkpoint_steps is checkpoint_steps  # the module still

@@ -25,6 +25,7 @@ from ..errors import ProbeError, RunFormatError
 from ..files import atomic_write_text, one_line
 from ..progress import Progress
 from ..tasks import Task
+from ..threads import uses_threads
 from ._common import check_layer, check_model, has_mlp, logits_and_layer_acts
 from .frequencies import (DEFAULT_THRESHOLDS, RULES, THRESHOLD_MEANING, _top_k, fourier_norms, group_acts,
                           key_frequencies, neuron_frequency_shares, per_frequency_norms, top_frequencies)
@@ -254,10 +255,11 @@ class Measures:
                 f"key_frequencies={self.key_frequencies}{lay}, finished={self.run_finished}{na})")
 
 
+@uses_threads
 def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int] | None = None,
                 progress: bool = True, *, rule: str = "neurons", threshold: float | None = None,
                 device: str = "cpu", layer: int | None = None, fallback_top_k: int | None = None,
-                causal_top_k: int | None = None) -> Measures:
+                causal_top_k: int | None = None, threads: int | None = None) -> Measures:
     """Measure every checkpoint of ``run`` (an :class:`interp.Run`): a :class:`Measures`, one row per step.
 
     The key frequencies are found once, from the run's final checkpoint with ``rule``/``threshold``
@@ -272,6 +274,8 @@ def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int
     ``fallback_top_k``: when the rule finds no key frequency, use the top-k rule (:func:`top_frequencies`) at
     the final checkpoint instead. ``causal_top_k``: also the columns ``restricted_loss_causal`` etc. with the
     top-k frequencies of each checkpoint alone (keys that know nothing of the future).
+    ``threads``: torch CPU threads while measuring (default :func:`interp.threads.default_threads`), restored
+    afterwards.
     """
     all_steps = run.steps
     if not all_steps:

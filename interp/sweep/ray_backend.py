@@ -25,7 +25,7 @@ from typing import Any
 from ..errors import ConfigError
 from .worker import MEASURES_DIR, disk_state, run_job
 
-__all__ = ["execute", "check_available", "pack", "unpack", "MAX_RETRIES"]
+__all__ = ["execute", "check_available", "connect", "disconnect", "pack", "unpack", "MAX_RETRIES"]
 
 MAX_RETRIES = 2  # a task whose worker process or node dies is run again this many times
 _RUN_FILE = re.compile(r"^(run\.json|split\.json|metrics\.csv|resume\.safetensors|step_\d+\.safetensors|"
@@ -164,19 +164,44 @@ def execute(jobs: list[dict[str, Any]], events, *, workers: int | None, threads:
             ray.shutdown()
 
 
+_QUIET = {"log_to_driver": False, "logging_level": "ERROR", "configure_logging": True}
+
+
+def connect(address: str) -> bool:
+    """Join the cluster at ``address`` ("auto", "HOST:PORT", "ray://HOST:PORT"); True if joined here (False if
+    this process was already connected). A failure is a ConfigError naming the address."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address.startswith("ray://"):
+        try:
+            import grpc  # noqa: F401  (what ray[client] adds to Ray)
+        except ImportError:
+            raise ConfigError(f"--address {address}: a ray:// address needs Ray Client: "
+                              'pip install "interp[ray]" (which installs ray[client])') from None
+    try:
+        ray.init(address=address, **_QUIET)
+    except Exception as e:
+        raise ConfigError(f"--address {address}: cannot connect to a Ray cluster ({_one_line(e)})") from None
+    return True
+
+
+def disconnect() -> None:
+    import ray
+
+    ray.shutdown()
+
+
 def _connect(address: str | None, workers: int | None, threads: int) -> bool:
     """Join the cluster at ``address``, or start a single-node one on 127.0.0.1. True if started here."""
     import ray
 
     if ray.is_initialized():
         return False
-    quiet = {"log_to_driver": False, "logging_level": "ERROR", "configure_logging": True}
+    quiet = _QUIET
     if address is not None:
-        try:
-            ray.init(address=address, **quiet)
-        except Exception as e:
-            raise ConfigError(f"--address {address}: cannot connect to a Ray cluster ({_one_line(e)})") from None
-        return True
+        return connect(address)
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback only, for what Ray reads later
     ray.init(num_cpus=(workers or 1) * threads, include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
     return True

@@ -42,6 +42,11 @@ def _progress(values: np.ndarray, row) -> np.ndarray:
     return (f(values) - start) / (end - start)
 
 
+def run_label(run: str) -> str:
+    """A run's name as an axis label: every field on its own line (``frac_train=0.5\\nd_mlp=128\\nseed=0``)."""
+    return "\n".join(run.split(","))
+
+
 def run_curves_figure(results: pd.DataFrame, transitions: pd.DataFrame, runs: Sequence[str] | None = None) -> Figure:
     """Small multiples, one row per run: test accuracy | continuous outcome metrics | progress measures.
 
@@ -70,7 +75,7 @@ def run_curves_figure(results: pd.DataFrame, transitions: pd.DataFrame, runs: Se
         d = rows[["step", EMERGENCE_METRIC]].dropna()
         ax_acc.plot(d["step"], d[EMERGENCE_METRIC], color="black", lw=1.6)
         ax_acc.set_ylim(-0.03, 1.03)
-        ax_acc.set_ylabel(run if len(run) <= 28 else run[:27] + "…", fontsize=8)
+        ax_acc.set_ylabel(run_label(run), fontsize=7.5)  # the whole name, one field a line: rows stay distinct
         for ax, role in ((ax_out, "outcome"), (ax_prog, "progress")):
             missing = []
             for _, r in tr[(tr["role"] == role) & (tr["metric"] != EMERGENCE_METRIC)].iterrows():

@@ -16,12 +16,14 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
 from .. import probes
 from ..errors import ConfigError
 from ..files import atomic_write_text, prepare_out_dir
+from ..threads import uses_threads
 from . import mechanism
 from .attention import AttentionView, attention
 from .figures import (
@@ -124,6 +126,47 @@ def _unfinished(run, finished_by_measures: bool) -> str | None:
             f"happened so far, and may change when it finishes.{by}")
 
 
+def _shown_path(path: Path, run_path: Path) -> str:
+    """``path`` as the page shows it: relative to the folder that holds both it and the run (for the shipped run,
+    ``probes/nanda2023-p113-seed0/measures.csv``), never the absolute path of this machine."""
+    path, run_path = Path(path).resolve(), Path(run_path).resolve()
+    try:
+        base = Path(os.path.commonpath([path, run_path]))
+    except ValueError:
+        return path.name
+    if base == run_path:  # measures inside the run directory (a sweep's runs): name the run too
+        base = run_path.parent
+    return path.relative_to(base).as_posix()
+
+
+def _phase_notes(notes, land, metrics) -> list[str]:
+    """The phase rule's notes, with the grokking note restated from the per-step test-loss peak (metrics.csv,
+    the one the story and the key numbers quote) rather than from the highest checkpoint."""
+    out = []
+    final = metrics["test_loss"].dropna() if metrics is not None and "test_loss" in metrics else None
+    for note in map(str, notes):
+        if note.startswith("grokked:") and land["test_loss_peak"] and final is not None and len(final) \
+                and final.iloc[-1] > 0:
+            peak, end = land["test_loss_peak"], float(final.iloc[-1])
+            note = (f"grokked: test loss fell {math.log10(peak / end):.1f} decades, from its peak {fmt(peak)} at "
+                    f"step {land['test_loss_peak_step']} to {fmt(end)}")
+        out.append(note)
+    return out
+
+
+def _measures_caption(df, source: str) -> str:
+    """What the measures figure draws, from the columns it has (every drawn measure is named)."""
+    drawn = ["excluded loss with one key frequency removed at a time (training pairs)",
+             "the fraction of neurons clustered (by any frequency and by a key frequency)",
+             "the share of the logits explained by the key cos(w(a+b-c)) terms (all pairs)",
+             "test loss / restricted loss"]
+    if {"train_prob_correct", "test_prob_correct"} & set(df.columns):
+        drawn.append("the mean probability of the correct class, p(correct), on train and test pairs")
+    if {"train_brier", "test_brier"} & set(df.columns):
+        drawn.append("the Brier score on train and test pairs")
+    return f"The other measures of the same table ({source}): " + ", ".join(drawn[:-1]) + f", and {drawn[-1]}."
+
+
 def _key_rows(df, metrics, phases, key_freqs, nf, bounds, land) -> list[tuple[str, str]]:
     last = df.loc[df["step"].idxmax()]
     at = f" (step {int(last['step'])})"
@@ -137,7 +180,7 @@ def _key_rows(df, metrics, phases, key_freqs, nf, bounds, land) -> list[tuple[st
             rows.append((f"{name} ends", "not found"))
     notes = getattr(phases, "notes", ())
     if notes:
-        rows.append(("phase notes", "; ".join(str(n) for n in notes)))
+        rows.append(("phase notes", "; ".join(_phase_notes(notes, land, metrics))))
     if land["test_loss_peak"] is not None:
         rows.append(("test-loss peak", f"{fmt(land['test_loss_peak'])} at step {land['test_loss_peak_step']}"))
     rows.append(("test accuracy reaches 0.99", f"step {land['test_acc_099_step']}"
@@ -200,12 +243,15 @@ def _story_html(parts: list[StoryPart]) -> str:
     return "\n".join(out)
 
 
-def write_report(run, out_dir: Path | str, measures=None, progress: bool = False, device: str = "cpu") -> Path:
+@uses_threads
+def write_report(run, out_dir: Path | str, measures=None, progress: bool = False, device: str = "cpu", *,
+                 threads: int | None = None) -> Path:
     """Write ``out_dir/index.html`` and its figures for ``run``; returns the path of index.html.
 
     measures: the run's :class:`interp.probes.Measures` (``probes.find_measures(run)``); computed with
     ``probes.measure_run(run)`` when None (the captions name the file they were read from). progress: show
     progress while measuring. device: where measures computed now run (figures load checkpoints on the CPU).
+    threads: torch CPU threads (default :func:`interp.threads.default_threads`).
     """
 
     out = Path(out_dir)
@@ -214,8 +260,8 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
         measures = probes.measure_run(run, progress=progress, device=device)
         source = "computed now with probes.measure_run (not saved)"
     else:
-        source = (f"read from {Path(measures.source) / 'measures.csv'}" if getattr(measures, "source", None)
-                  else "a measures table given by the caller")
+        source = (f"read from {_shown_path(Path(measures.source) / 'measures.csv', run.path)}"
+                  if getattr(measures, "source", None) else "a measures table given by the caller")
     df, key_freqs, finished_by_measures, protocol = _measures_table(measures)
     phases = probes.phases(df)
     final_step = run.final_step
@@ -269,14 +315,14 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
                   f"{final.cfg.n_layers}" + (" (each layer has its own columns in the measures table)"
                                               if final.cfg.n_layers > 1 else "") + ".")
     page = _page(run, parts, rows, view, source, banner, peaks, key_freqs, grid_steps, protocol,
-                 getattr(phases, "rule", ""), basis_note)
+                 getattr(phases, "rule", ""), basis_note, _measures_caption(df, source))
     index = out / "index.html"
     atomic_write_text(index, page)  # last: the page only ever points at figures already in place
     return index
 
 
 def _page(run, parts, rows, view: AttentionView, source: str, banner: str | None, peaks, key_freqs,
-          grid_steps: dict, protocol: Any, rule: str, basis_note: str = "") -> str:
+          grid_steps: dict, protocol: Any, rule: str, basis_note: str = "", measures_caption: str = "") -> str:
     cfg = run.config
     title = f"interp report: {run.name}"
     keys = ", ".join(map(str, key_freqs)) or "none"
@@ -308,9 +354,7 @@ def _page(run, parts, rows, view: AttentionView, source: str, banner: str | None
                 "Every step, from metrics.csv (test evaluated every eval_every steps). The lower row has a "
                 "logarithmic step axis, where memorisation is readable."),
         _figure("measures", "per-frequency excluded loss, clustered neurons, cos terms explained, test/restricted",
-                f"The other measures of the same table ({source}): excluded loss with one key frequency removed at a "
-                "time (training pairs), the fraction of neurons clustered, the share of the logits explained by the "
-                "key cos(w(a+b-c)) terms (all pairs), and test loss / restricted loss."),
+                measures_caption),
         "<h2>Fourier spectra</h2>",
         _figure("spectra_time", "Fourier norms of W_E and W_L per frequency at every checkpoint",
                 f"Each column is one checkpoint, each row one frequency; key frequencies ({keys}) are marked in red. "

@@ -77,8 +77,12 @@ def _df_table(df: pd.DataFrame, columns: Sequence[tuple[str, str, str | None]], 
     """An escaped HTML table of ``df``: columns are (column, header, format)."""
     cols = [(c, h, f) for c, h, f in columns if c in df.columns]
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h, f in cols)
-    body = "\n".join("<tr>" + "".join(f"<td>{html.escape(_cell(r[c], f))}</td>" for c, _, f in cols) + "</tr>"
-                     for _, r in df.iterrows())
+    def td(c: str, f: str | None, v: Any) -> str:
+        if c == "run":  # a break opportunity after each comma: the column is as narrow as its longest field
+            return '<td class="run">' + ",<wbr>".join(html.escape(x) for x in str(v).split(",")) + "</td>"
+        return f"<td>{html.escape(_cell(v, f))}</td>"
+
+    body = "\n".join("<tr>" + "".join(td(c, f, r[c]) for c, _, f in cols) + "</tr>" for _, r in df.iterrows())
     # wide tables scroll sideways instead of breaking run names letter by letter
     return (f'<div class="wide"><table class="numbers sweep" id="{html.escape(table_id)}">\n<tr>{head}</tr>\n'
             f'{body}\n</table></div>')

@@ -108,13 +108,9 @@ def test_a_sweep_run_equals_interp_train_at_the_same_thread_count(reference_swee
     from interp.cli import main
 
     name = "frac_train=0.6,seed=1"  # tiny's own frac_train: `interp train --preset tiny --seed 1`
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the sweep's workers train with one thread each
-    try:
-        assert main(["train", "--preset", "tiny", "--steps", "200", "--seed", "1", "--quiet",
-                     "--out", str(tmp_path / "alone")]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    # the sweep's workers train with one thread each
+    assert main(["train", "--preset", "tiny", "--steps", "200", "--seed", "1", "--quiet", "--threads", "1",
+                 "--out", str(tmp_path / "alone")]) == 0
     mine, alone = reference_sweep.path / "runs" / name, tmp_path / "alone"
     assert (mine / "metrics.csv").read_bytes() == (alone / "metrics.csv").read_bytes()
     assert (mine / "split.json").read_bytes() == (alone / "split.json").read_bytes()
