@@ -9,7 +9,7 @@ import torch
 
 from interp import probes
 from interp.config import preset
-from interp.emergence._load import SweepTables
+from interp.sweep.tables import SweepTables
 from interp.emergence.tables import leads, run_transitions
 from interp.errors import ConfigError, ProbeError
 from interp.files import save_tensors
