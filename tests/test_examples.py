@@ -61,3 +61,11 @@ def test_notebook_runs_and_is_stripped(name):
     streams = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "TqdmWarning" not in streams and "IProgress" not in streams
     assert any("image/png" in o.get("data", {}) or "text/html" in o.get("data", {}) for o in outputs)
+
+
+def test_training_knobs_example_resumes_bit_identically(tmp_path):
+    r = subprocess.run([sys.executable, str(EXAMPLES / "training_knobs.py"), str(tmp_path), "--steps", "40"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "Grokfast EMA" in r.stdout and "minibatch (64 pairs) Adam updates" in r.stdout
+    assert "identical to the uninterrupted one at all 5 checkpoints: True" in r.stdout

@@ -280,3 +280,22 @@ def test_sweep_grids_vary_the_knobs():
     assert all(RunConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c for _, c in runs)  # as jobs carry them
     with pytest.raises(ConfigError, match=r"run 'grad_filter=emma,seed=0'.*RunConfig.grad_filter must be one of"):
         SweepSpec(preset="tiny", grid={"grad_filter": ["emma"]}, seeds={"both": 1}).expand()
+
+
+def test_the_readme_knob_commands_run(tmp_path, capsys):
+    """Every `interp train ... --set` command in the README trains (2 steps here) and records what it sets."""
+    import shlex
+
+    from interp.cli import main
+
+    text = (ROOT / "README.md").read_text().replace("\\\n", " ")
+    commands = [line.strip() for line in text.splitlines() if line.strip().startswith("interp train")
+                and "--set" in line]
+    assert len(commands) >= 3
+    for i, command in enumerate(commands):
+        argv = shlex.split(command.split("#")[0])[1:]
+        argv[argv.index("--out") + 1] = str(tmp_path / f"run{i}")
+        assert main([*argv, "--steps", "2", "--quiet"]) == 0, capsys.readouterr().err
+        cfg = Run(tmp_path / f"run{i}").config
+        for field, value in (a.split("=", 1) for a in argv[1:] if "=" in a):
+            assert getattr(cfg, field) == parse_field(field, value), (command, field)
