@@ -16,7 +16,7 @@ from typing import Sequence
 
 from . import __version__, probes
 from .cli_types import int_at_least
-from .config import PRESETS, parse_steps, preset
+from .config import PRESETS, parse_field, parse_steps, preset
 from .commands import emergence as emergence_cli
 from .errors import ConfigError, InterpError
 from .files import prepare_out_dir
@@ -59,8 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("train", help="train a preset into a run directory (resumable)",
-                       description="Full-batch training of a preset; writes run.json, split.json, metrics.csv "
-                                   "and step_XXXXXX.safetensors checkpoints into --out.")
+                       description="Training of a preset, with any RunConfig field changed by --set; writes "
+                                   "run.json, split.json, metrics.csv and step_XXXXXX.safetensors checkpoints "
+                                   "into --out.")
     p.add_argument("--preset", help="preset name (see `interp presets`); not needed with --resume")
     p.add_argument("--out", required=True, type=Path, help="run directory to create (or resume)")
     p.add_argument("--steps", type=int_at_least("--steps", 1), help="number of training steps (default: the preset's)")
@@ -71,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "e.g. 0-2000:100,2500,3000-20000:500 (thins a long run to what you keep)")
     p.add_argument("--seed", type=int_at_least("--seed", 0), help="seed for both the data split and the model init")
     p.add_argument("--stop-test-loss", type=float, metavar="X", help="stop early once test loss < X")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="set_fields",
+                   help="set any RunConfig field (repeatable), e.g. --set op=mul --set n_layers=2 --set "
+                        "optimiser=sgd --set lr_schedule=cosine --set batch_size=512 --set layer_norm=true "
+                        "--set grad_filter=ema --set grad_filter_lambda=2 (fields: README 'Training knobs')")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -173,22 +178,57 @@ def _cmd_train(args) -> int:
         overrides["data_seed"] = overrides["model_seed"] = args.seed
     if args.stop_test_loss is not None:
         overrides["stop_test_loss"] = args.stop_test_loss
+    flagged = {field: flag for field, flag in FLAGS["train"].items() if field in overrides}
+    if args.steps is not None:
+        flagged["n_steps"] = "--steps"
+    fields = _set_fields(args.set_fields, flagged)
+    n_steps = fields.pop("n_steps", args.steps)  # like --steps: a resumed run may be extended
+    overrides.update(fields)
     if args.resume:
         # The same command line plus --resume is fine; anything that changes the recorded config is refused.
         if overrides and not args.preset:
             raise ConfigError("--resume continues the run as recorded in run.json; give --preset with these "
                               "options (they must match the run) or drop them")
-        cfg = preset(args.preset, **overrides) if args.preset else None
+        cfg = _preset_with(args.preset, overrides, fields) if args.preset else None
     else:
         if not args.preset:
             raise ConfigError("--preset is required for a new run (see `interp presets`)")
-        cfg = preset(args.preset, **overrides)
-    run = train(cfg, args.out, device=args.device, resume=args.resume, n_steps=args.steps,
+        cfg = _preset_with(args.preset, overrides, fields)
+    run = train(cfg, args.out, device=args.device, resume=args.resume, n_steps=n_steps,
                 progress=not args.quiet, threads=args.threads)
     last = run.metrics.dropna().iloc[-1]
     print(f"{run.path}: {run.state}, {len(run.steps)} checkpoints, step {int(last.step)}: train loss "
           f"{last.train_loss:.3g}, test loss {last.test_loss:.3g}, test acc {last.test_acc:.3f}")
     return 0
+
+
+def _set_fields(items: list[str], flagged: dict[str, str]) -> dict:
+    """``--set FIELD=VALUE`` items as RunConfig values (read by each field's type); errors name --set and the field."""
+    values: dict = {}
+    for item in items:
+        name, eq, text = item.partition("=")
+        name = name.strip()
+        if not eq or not name:
+            raise ConfigError(f"--set {item!r}: expected FIELD=VALUE, e.g. --set optimiser=sgd")
+        if name in values:
+            raise ConfigError(f"--set {name} is given twice; give it once")
+        if name in flagged:
+            raise ConfigError(f"--set {name}={text} and {flagged[name]} both set {name}; give it once")
+        try:
+            values[name] = parse_field(name, text)
+        except ConfigError as e:
+            raise ConfigError(f"--set {name} {e.detail}") from None
+    return values
+
+
+def _preset_with(name: str, overrides: dict, set_fields: dict):
+    """The preset with the overrides, validated; an error about a field given with --set names --set."""
+    try:
+        return preset(name, **overrides)
+    except ConfigError as e:
+        if e.field in set_fields and e.detail:
+            raise ConfigError(f"--set {e.field} {e.detail}") from None
+        raise
 
 
 def _warn_unfinished(run) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["RunConfig", "OPS", "PRESETS", "preset", "preset_names", "is_prime", "parse_steps"]
+__all__ = ["RunConfig", "OPS", "PRESETS", "preset", "preset_names", "is_prime", "parse_steps", "parse_field"]
 
 # Binary operations mod p on the pairs (a, b): all p^2 of them, except div, which has no b = 0.
 OPS: dict[str, str] = {
@@ -39,6 +39,9 @@ def n_pairs_of(op: str, p: int) -> int:
     return p * (p - 1) if op == "div" else p * p
 
 ACT_FNS = ("relu", "gelu")
+OPTIMISERS = ("adamw", "adam", "sgd")
+LR_SCHEDULES = ("constant", "cosine", "linear")
+GRAD_FILTERS = ("none", "ema", "ma")
 
 
 def is_prime(n: int) -> bool:
@@ -69,8 +72,10 @@ def check_task_fields(op: Any, p: Any, frac_train: Any, where: str) -> None:
 class RunConfig:
     """Task, model, optimiser, schedule and seeds of one run.
 
-    Steps are full-batch optimiser steps (one step = one epoch over the training pairs). Fields are
-    keyword-only; an unknown field is a ConfigError naming it.
+    Steps are optimiser steps: full-batch by default (one step = one epoch over the training pairs), or one
+    minibatch each with ``batch_size``. Fields are keyword-only; an unknown field is a ConfigError naming it.
+    Every default is the paper's run; the knobs below the paper's fields (``optimiser``, ``momentum``,
+    ``lr_schedule``, ``lr_min``, ``batch_size``, ``layer_norm``, ``grad_filter*``) change nothing unless set.
     """
 
     # task
@@ -85,13 +90,27 @@ class RunConfig:
     d_head: int = 32
     d_mlp: int = 512
     act_fn: str = "relu"
+    layer_norm: bool = False  # True: TransformerLens LayerNorm (normalization_type "LN") before attn, MLP, unembed
     model_seed: int = 0
-    # optimiser
+    # optimiser: adamw (the paper's), adam (weight decay as an L2 term), sgd (with momentum; L2 weight decay)
+    optimiser: str = "adamw"
     lr: float = 1e-3
     weight_decay: float = 1.0
-    betas: tuple[float, float] = (0.9, 0.98)
-    eps: float = 1e-8
+    betas: tuple[float, float] = (0.9, 0.98)  # adamw, adam
+    eps: float = 1e-8  # adamw, adam
+    momentum: float = 0.9  # sgd
     warmup_steps: int = 10
+    # learning rate after the warm-up: constant, or cosine / linear decay from lr to lr_min at n_steps
+    lr_schedule: str = "constant"
+    lr_min: float = 0.0
+    # None: full batch; else minibatches of this many training pairs (seeded by data_seed, see interp.optim)
+    batch_size: int | None = None
+    # gradient filter between backward and the optimiser step (Grokfast, Lee et al. 2024):
+    # ema: g + lambda * EMA_alpha(g); ma: g + lambda * mean of the last `window` gradients (once that many)
+    grad_filter: str = "none"
+    grad_filter_alpha: float = 0.98
+    grad_filter_lambda: float = 2.0
+    grad_filter_window: int = 100
     # schedule (save_every = 0: only save_steps, step 0 and the final step are checkpointed)
     n_steps: int = 40_000
     eval_every: int = 10
@@ -121,15 +140,21 @@ class RunConfig:
                               f"integers, got betas={self.betas!r}, save_steps={self.save_steps!r}") from None
         check_task_fields(self.op, self.p, self.frac_train, "RunConfig")
         for name in ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "n_steps",
-                     "eval_every", "save_every", "data_seed", "model_seed", "warmup_steps"):
+                     "eval_every", "save_every", "data_seed", "model_seed", "warmup_steps", "grad_filter_window"):
             value = getattr(self, name)
-            _check_cfg(isinstance(value, int) and not isinstance(value, bool), name,
-                   f"must be an integer, got {value!r}")
-        for name in ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "n_steps", "eval_every"):
+            _check_cfg(_is_int(value), name, f"must be an integer, got {value!r}")
+        for name in ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "n_steps", "eval_every",
+                     "grad_filter_window"):
             _check_cfg(getattr(self, name) > 0, name, f"must be positive, got {getattr(self, name)}")
         for name in ("data_seed", "model_seed", "warmup_steps", "save_every"):
             _check_cfg(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
+        for name in ("lr", "weight_decay", "eps", "momentum", "lr_min", "grad_filter_alpha", "grad_filter_lambda"):
+            value = getattr(self, name)
+            _check_cfg(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+                       name, f"must be a finite number, got {value!r}")
         _check_cfg(self.act_fn in ACT_FNS, "act_fn", f"must be one of {ACT_FNS}, got {self.act_fn!r}")
+        _check_cfg(isinstance(self.layer_norm, bool), "layer_norm", f"must be true or false, got {self.layer_norm!r}")
+        self._check_knobs()
         _check_cfg(self.lr > 0, "lr", f"must be positive, got {self.lr}")
         _check_cfg(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
         _check_cfg(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas",
@@ -139,6 +164,24 @@ class RunConfig:
         _check_cfg(self.stop_test_loss is None or self.stop_test_loss > 0, "stop_test_loss",
                f"must be positive or null, got {self.stop_test_loss}")
         _check_cfg(isinstance(self.name, str) and self.name != "", "name", "must be a non-empty string")
+
+    def _check_knobs(self) -> None:
+        """The optimiser, schedule, minibatch and gradient-filter fields (numbers already checked finite)."""
+        _check_cfg(self.optimiser in OPTIMISERS, "optimiser", f"must be one of {OPTIMISERS}, got {self.optimiser!r}")
+        _check_cfg(0 <= self.momentum < 1, "momentum", f"must be in [0, 1), got {self.momentum}")
+        _check_cfg(self.lr_schedule in LR_SCHEDULES, "lr_schedule",
+                   f"must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        _check_cfg(0 <= self.lr_min <= self.lr, "lr_min", f"must be in [0, lr = {self.lr}], got {self.lr_min}")
+        if self.batch_size is not None:
+            _check_cfg(_is_int(self.batch_size), "batch_size", f"must be an integer or null, got {self.batch_size!r}")
+            _check_cfg(1 <= self.batch_size <= self.n_train, "batch_size",
+                       f"must be between 1 and the {self.n_train} training pairs (null: full batch), "
+                       f"got {self.batch_size}")
+        _check_cfg(self.grad_filter in GRAD_FILTERS, "grad_filter",
+                   f"must be one of {GRAD_FILTERS}, got {self.grad_filter!r}")
+        _check_cfg(0 <= self.grad_filter_alpha < 1, "grad_filter_alpha",
+                   f"must be in [0, 1), got {self.grad_filter_alpha}")
+        _check_cfg(self.grad_filter_lambda >= 0, "grad_filter_lambda", f"must be >= 0, got {self.grad_filter_lambda}")
 
     # Derived sizes: properties, never stored, so they always follow p.
     @property
@@ -187,6 +230,10 @@ class RunConfig:
             raise ConfigError(f"{where}: {e}") from None
         except TypeError as e:  # wrong types that slipped past the checks (e.g. betas=3)
             raise ConfigError(f"{where}: {e}") from None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check(ok: bool, where: str, fieldname: str, message: str) -> None:
@@ -275,6 +322,59 @@ def parse_steps(spec: str) -> tuple[int, ...]:
             raise ConfigError(f"bad step list item {part!r} in {spec!r}: use steps (e.g. 500) or ranges "
                               "START-END:EVERY (e.g. 0-2000:100), separated by commas") from None
     return tuple(sorted(steps))
+
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+_NULL = ("null", "none")
+
+
+def parse_field(name: str, text: str) -> Any:
+    """The value of RunConfig field ``name`` written as text (``interp train --set name=text``), read by its type.
+
+    Numbers as usual, booleans ``true``/``false``, ``null`` for an optional field, ``betas`` as ``B1,B2`` and
+    ``save_steps`` as a step list (:func:`parse_steps`). The value is then validated by :class:`RunConfig`.
+
+    >>> parse_field("betas", "0.9,0.99"), parse_field("batch_size", "null"), parse_field("layer_norm", "true")
+    ((0.9, 0.99), None, True)
+    """
+    types = {f.name: str(f.type) for f in dataclasses.fields(RunConfig)}
+    if name not in types:
+        import difflib
+
+        close = difflib.get_close_matches(name, types, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(f"RunConfig has no field {name!r}{hint}; its fields are {list(types)}", field=name,
+                          detail=f"is not a RunConfig field{hint}; fields: {', '.join(types)}")
+    kind = types[name]
+    word = text.strip().lower()
+    if kind.endswith("| None"):
+        if word in _NULL:
+            return None
+        kind = kind[: -len("| None")].strip()
+
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"RunConfig.{name} must be {expected}, got {text!r}", field=name,
+                           detail=f"must be {expected}, got {text!r}")
+
+    if kind == "str":
+        return text
+    if kind == "bool":
+        if word not in _TRUE + _FALSE:
+            raise bad("true or false")
+        return word in _TRUE
+    try:
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+        if kind == "tuple[float, float]":
+            return tuple(float(x) for x in text.strip("()[] ").split(","))
+        if kind == "tuple[int, ...]":
+            return parse_steps(text)
+    except ValueError:
+        raise bad({"int": "an integer", "float": "a number"}.get(kind, "comma-separated numbers")
+                  + (" or null" if types[name].endswith("| None") else "")) from None
+    raise AssertionError(f"parse_field: no reader for RunConfig.{name} of type {kind}")  # a new field's type
 
 
 PRESETS: dict[str, Preset] = _presets()

@@ -7,8 +7,8 @@ Training only needs the logits at the last position; in a 1-layer model those de
 position's query, every position's key and value, and the last position's MLP and unembed.
 :func:`training_logits` computes exactly that on the model's own parameters (about a third of the work
 of ``model(tokens)[:, -1]``). It is a private training detail: it bypasses TransformerLens' HookPoints,
-so on a model with any hook attached (or an architecture it does not cover) it runs the model's own
-forward instead. Measures never use it (:mod:`interp.probes` always runs the hooked forward).
+so on a model with any hook attached (or an architecture it does not cover: more than one layer, LayerNorm, ...)
+it runs the model's own forward instead. Measures never use it (:mod:`interp.probes` always runs the hooked forward).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def hooked_config_kwargs(cfg: RunConfig, device: str = "cpu") -> dict[str, Any]:
         d_vocab_out=cfg.d_vocab_out,
         n_ctx=cfg.n_ctx,
         act_fn=cfg.act_fn,
-        normalization_type=None,
+        normalization_type="LN" if cfg.layer_norm else None,
         positional_embedding_type="standard",
         attn_only=False,
         seed=cfg.model_seed,

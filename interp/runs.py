@@ -6,7 +6,8 @@ A run directory holds::
     split.json               the exact training (and test) pair indices, index = a * p + b
     metrics.csv              step, train_loss, train_acc, test_loss, test_acc (test only every eval_every steps)
     step_000000.safetensors  one per checkpoint: the plain TransformerLens state dict, fp32
-    resume.safetensors       latest model + AdamW state, for `interp train --resume` (may be absent in shipped runs)
+    resume.safetensors       latest model + optimiser (+ gradient filter, minibatch) state, for `interp train --resume`
+                             (may be absent in shipped runs; tensor names in interp.optim)
     .lock                    held (flock) by the one process writing the run
 
 Every file is written atomically (:mod:`interp.files`), so a killed process leaves either the old file or the new
@@ -318,9 +319,11 @@ class Run:
         atomic_write_text(self.path / METRICS_CSV, format_metrics_csv(rows))
         self._metrics = None
 
-    def save_resume(self, step: int, tensors: dict[str, torch.Tensor]) -> None:
-        """Model and optimiser state in one file, so they can never disagree about the step."""
-        save_tensors(self.path / RESUME_FILE, tensors, metadata={"step": str(step), "format": RESUME_FORMAT})
+    def save_resume(self, step: int, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+        """Model and optimiser state in one file, so they can never disagree about the step. ``metadata``: what
+        the trainer records about the layout (its optimiser and state keys, see :mod:`interp.train`)."""
+        save_tensors(self.path / RESUME_FILE, tensors,
+                     metadata={**(metadata or {}), "step": str(step), "format": RESUME_FORMAT})
 
     def read_resume(self) -> tuple[int, dict[str, torch.Tensor], list[dict[str, Any]]] | None:
         """``(step, tensors, metrics rows up to step)`` of the resume state; None if the run was killed

@@ -1,17 +1,18 @@
-"""Full-batch training with checkpoints and exact resume. This module only trains; the run directory it
-writes is :mod:`interp.runs`.
+"""Training with checkpoints and exact resume. This module only trains; the run directory it writes is
+:mod:`interp.runs`, the update rule (optimiser, schedule, minibatches, gradient filter) :mod:`interp.optim`.
 
 The module is callable: ``from interp import train; train(cfg, "runs/x")`` calls :func:`train`, and
 ``from interp.train import train`` gives the function itself.
 
-Step semantics: "step t" is the model after t optimiser updates (one update per epoch over all
-training pairs). Row t of metrics.csv holds the train loss/accuracy of that model (and its test
-loss/accuracy when t is a multiple of ``eval_every``, and at the final step); ``step_t.safetensors``
-holds its weights. Step 0 is the initialisation.
+Step semantics: "step t" is the model after t optimiser updates (by default one full-batch update per epoch
+over all training pairs; with ``batch_size`` one minibatch each). Row t of metrics.csv holds the train
+loss/accuracy of that model over all training pairs (and its test loss/accuracy when t is a multiple of
+``eval_every``, and at the final step); ``step_t.safetensors`` holds its weights. Step 0 is the initialisation.
 
 The learning rate follows the paper's code: ``lr * min(t / warmup_steps, 1)`` for the update
-from step t to t+1 (so the very first update has learning rate 0). The loss is cross-entropy with
-the log-softmax taken in float64 (:func:`interp.model.float64_cross_entropy`).
+from step t to t+1 (so the very first update has learning rate 0), then constant unless ``lr_schedule``
+decays it. The loss is cross-entropy with the log-softmax taken in float64
+(:func:`interp.model.float64_cross_entropy`).
 Everything is deterministic on CPU, which is what makes resumed runs bit-identical.
 
 A run that stops for any reason records it in run.json (``interrupted`` on Ctrl-C, ``failed`` with the error
@@ -34,24 +35,51 @@ import torch
 from .config import RunConfig, preset_names
 from .errors import ConfigError, RunFormatError, TrainingError
 from .files import prepare_out_dir
-from .model import build_model, check_device, float64_cross_entropy, frozen_parameter_names, hooked_config_kwargs, training_logits
+from .model import (
+    build_model,
+    check_device,
+    float64_cross_entropy,
+    frozen_parameter_names,
+    hooked_config_kwargs,
+    training_logits,
+)
+from .optim import (
+    GradFilter,
+    Minibatches,
+    describe_update,
+    learning_rate,
+    load_optimiser_state,
+    make_optimiser,
+    optimiser_state_keys,
+    optimiser_state_tensors,
+)
 from .progress import Progress
 from .runs import RUN_JSON, Run, RunLock, remove_stale_temporaries
 from .tasks import Task
 from .threads import torch_threads
 
-__all__ = ["train", "checkpoint_steps", "recorded_threads", "PROTOCOL", "RESUME_EVERY"]
+__all__ = ["train", "checkpoint_steps", "protocol", "recorded_threads", "PROTOCOL", "RESUME_EVERY"]
 
 RESUME_EVERY = 100  # resume state is refreshed at least this often (and at every checkpoint)
 
-PROTOCOL = {
-    "step": "step t = model after t full-batch AdamW updates; step 0 is the initialisation",
-    "loss": "cross-entropy at the last position, log-softmax in float64",
-    "lr_schedule": "lr * min(t / warmup_steps, 1) for the update from step t (the paper's LambdaLR)",
-    "frozen_at_zero": "attention biases b_Q, b_K, b_V, b_O and unembed bias b_U",
-    "metrics": "train loss/acc every step; test loss/acc every eval_every steps and at the final step, no gradients",
-    "split": "seeded torch.randperm over pair indices a*p+b; first int(frac_train*p^2) train (recorded in split.json)",
-}
+
+def protocol(cfg: RunConfig) -> dict[str, str]:
+    """The protocol choices of a run, recorded in its run.json (the paper's run: :data:`PROTOCOL`)."""
+    update = describe_update(cfg)
+    return {
+        "step": update.pop("step"),
+        "loss": "cross-entropy at the last position, log-softmax in float64",
+        "lr_schedule": update.pop("lr_schedule"),
+        "frozen_at_zero": "attention biases b_Q, b_K, b_V, b_O and unembed bias b_U",
+        "metrics": "train loss/acc every step; test loss/acc every eval_every steps and at the final step, "
+                   "no gradients",
+        "split": "seeded torch.randperm over pair indices a*p+b; first int(frac_train*p^2) train "
+                 "(recorded in split.json)",
+        **update,
+    }
+
+
+PROTOCOL = protocol(RunConfig())
 
 
 def checkpoint_steps(cfg: RunConfig) -> set[int]:
@@ -146,6 +174,11 @@ def _open_for_resume(out: Path, cfg: RunConfig | None, n_steps: int | None) -> t
         if n_steps < step:
             raise ConfigError(f"n_steps {n_steps}: the run is already at step {step}", field="n_steps",
                               detail=f"{n_steps}: the run is already at step {step}")
+        if n_steps != run.config.n_steps and run.config.lr_schedule != "constant":
+            detail = (f"{n_steps}: the run's {run.config.lr_schedule} learning-rate decay ends at its n_steps "
+                      f"{run.config.n_steps}; changing it would change the rates of the steps already trained "
+                      "(start a new run instead)")
+            raise ConfigError(f"n_steps {detail}", field="n_steps", detail=detail)
         run.config = run.config.replace(n_steps=n_steps)
     if saved is None:
         return run, None
@@ -167,23 +200,25 @@ class _Trainer:
         self.cfg, self.out, self.device = cfg, out, device
         self.model = build_model(cfg, device)
         self.params = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
-        self.opt = torch.optim.AdamW(self.params.values(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
-                                     weight_decay=cfg.weight_decay)
+        self.opt = make_optimiser(cfg, self.params.values())
+        self.opt_keys = optimiser_state_keys(cfg)
+        self.grad_filter = GradFilter.from_config(cfg)
         task = run.task if run is not None else Task.from_config(cfg)
         tokens, labels = task.tokens().to(device), task.labels().to(device)
         train_idx, test_idx = task.train_idx.to(device), task.test_idx.to(device)
         self.data = _Data(tokens[train_idx], labels[train_idx], tokens[test_idx], labels[test_idx])
+        self.batches = None if cfg.batch_size is None else Minibatches(len(train_idx), cfg.batch_size, cfg.data_seed)
         self.save_at = checkpoint_steps(cfg)
         self.saved_step = 0
         if state is None:
             if run is None:
                 run = Run.create(out, cfg, task, hooked_config=hooked_config_kwargs(cfg, "cpu"),
                                  frozen_parameters=frozen_parameter_names(self.model), device=device,
-                                 protocol=PROTOCOL)
+                                 protocol=protocol(cfg))
             self.start, self.rows = 0, []
         else:
             self.start, self.rows = state["step"], state["rows"]
-            self._restore(state["tensors"], out / "resume.safetensors")
+            self._restore(state["tensors"], out / "resume.safetensors", self.start)
             run.discard_checkpoints_after(self.start)
             self.saved_step = self.start
         self.run_dir = run
@@ -224,9 +259,10 @@ class _Trainer:
         return Run(self.out)
 
     def evaluate(self, t: int, final: bool) -> tuple[torch.Tensor, dict[str, Any]]:
-        """The train loss (with gradients, unless final) and this step's metrics row (test every eval_every)."""
+        """The train loss (with gradients for a full-batch update) and this step's metrics row (test every
+        eval_every)."""
         d = self.data
-        with torch.set_grad_enabled(not final):
+        with torch.set_grad_enabled(not final and self.batches is None):
             logits = training_logits(self.model, d.train_tokens)
             loss = float64_cross_entropy(logits, d.train_labels)
         row: dict[str, Any] = {"step": t, "train_loss": loss.item(),
@@ -255,32 +291,42 @@ class _Trainer:
             self.run_dir.save_checkpoint(t, self.model.state_dict())
         if t in self.save_at or force or t % RESUME_EVERY == 0:
             self.run_dir.write_metrics(self.rows)
-            self.run_dir.save_resume(t, self._resume_tensors())
+            self.run_dir.save_resume(t, self._resume_tensors(), metadata=self.resume_metadata())
             self.saved_step = t
 
     def optimiser_step(self, t: int, loss: torch.Tensor) -> None:
-        cfg = self.cfg
-        lr = cfg.lr * min(t / cfg.warmup_steps, 1.0) if cfg.warmup_steps else cfg.lr
+        """The update from step t to t + 1: on ``loss`` (all training pairs) or on the next minibatch."""
+        lr = learning_rate(self.cfg, t)
         for group in self.opt.param_groups:
             group["lr"] = lr
+        if self.batches is not None:
+            idx = self.batches.next()
+            loss = float64_cross_entropy(training_logits(self.model, self.data.train_tokens[idx]),
+                                         self.data.train_labels[idx])
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        self.grad_filter.apply(self.params)
         self.opt.step()
 
     # -- resume state -------------------------------------------------------------------------------
 
     def _resume_tensors(self) -> dict[str, torch.Tensor]:
+        """Model, optimiser, gradient-filter and minibatch state (named as in :mod:`interp.optim`)."""
         tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        for name, p in self.params.items():
-            st = self.opt.state.get(p, {})
-            for key in ("exp_avg", "exp_avg_sq"):
-                if key in st:
-                    tensors[f"optim.{name}.{key}"] = st[key]
-            if "step" in st:
-                tensors[f"optim.{name}.step"] = torch.as_tensor(st["step"]).reshape(1).to(torch.float32)
+        tensors.update(optimiser_state_tensors(self.opt, self.params, self.opt_keys))
+        if self.grad_filter.active:
+            tensors.update(self.grad_filter.state_tensors())
+        if self.batches is not None:
+            tensors.update(self.batches.state_tensors())
         return tensors
 
-    def _restore(self, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    def resume_metadata(self) -> dict[str, str]:
+        """What resume.safetensors says about its own layout (the optimiser and its per-parameter state keys)."""
+        return {"optimiser": self.cfg.optimiser, "optimiser_state": ",".join(self.opt_keys),
+                "grad_filter": self.cfg.grad_filter,
+                "batches": "full" if self.batches is None else "minibatch"}
+
+    def _restore(self, tensors: dict[str, torch.Tensor], path: Path, step: int) -> None:
         sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         missing = set(self.model.state_dict()) - set(sd)
         if missing:
@@ -290,14 +336,12 @@ class _Trainer:
         except RuntimeError as e:
             raise RunFormatError(f"{path}: resume state does not fit the run's model "
                                  f"({str(e).splitlines()[0]})") from None
-        for name, p in self.params.items():
-            if f"optim.{name}.exp_avg" not in tensors:
-                continue  # no update yet: AdamW state starts empty, as in a fresh run
-            self.opt.state[p] = {
-                "step": tensors[f"optim.{name}.step"].reshape(()).clone(),
-                "exp_avg": tensors[f"optim.{name}.exp_avg"].clone().to(p.device),
-                "exp_avg_sq": tensors[f"optim.{name}.exp_avg_sq"].clone().to(p.device),
-            }
+        # no update yet: the optimiser state starts empty, as in a fresh run
+        load_optimiser_state(self.opt, self.params, self.opt_keys, tensors, str(path))
+        self.grad_filter.load_state({k: v.to(self.device) for k, v in tensors.items() if k.startswith("filter.")},
+                                    list(self.params), step, str(path))
+        if self.batches is not None:
+            self.batches.load_state(tensors, str(path))
 
 
 class _CallableModule(types.ModuleType):

@@ -73,3 +73,11 @@ def test_other_tasks_example_trains_sub_and_mul_and_measures_each_in_its_basis(t
         m = probes.load_measures(tmp_path / op / "measures")
         assert m.protocol["basis"]["order"] == order
         assert {"gini_W_E", "gini_W_L", "frac_neurons_clustered"} <= set(m.df.columns)
+
+
+def test_training_knobs_example_resumes_bit_identically(tmp_path):
+    r = subprocess.run([sys.executable, str(EXAMPLES / "training_knobs.py"), str(tmp_path), "--steps", "40"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "Grokfast EMA" in r.stdout and "minibatch (64 pairs) Adam updates" in r.stdout
+    assert "identical to the uninterrupted one at all 5 checkpoints: True" in r.stdout
