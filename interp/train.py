@@ -30,6 +30,7 @@ from .errors import ConfigError, RunFormatError, TrainingError
 from .files import prepare_out_dir
 from .model import build_model, float64_cross_entropy, frozen_parameter_names, hooked_config_kwargs, training_logits
 from .progress import Progress
+from .resume_state import check_resume_tensors
 from .runs import RUN_JSON, Run, RunLock, remove_stale_temporaries
 from .tasks import Task
 
@@ -236,6 +237,7 @@ class _Trainer:
             self.run_dir.write_metrics(self.rows)
             self.run_dir.save_resume(t, self._resume_tensors())
             self.saved_step = t
+            self.run_dir.write_status("running", t)  # status.step: the last saved step, true at every save
 
     def optimiser_step(self, t: int, loss: torch.Tensor) -> None:
         cfg = self.cfg
@@ -260,17 +262,17 @@ class _Trainer:
         return tensors
 
     def _restore(self, tensors: dict[str, torch.Tensor], path: Path) -> None:
+        # full batch: one optimiser update per step, so the state at step t has counted t updates
+        check_resume_tensors(tensors, self.model, self.opt, {id(p): n for n, p in self.params.items()},
+                             self.start, self.start, path)
         sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        missing = set(self.model.state_dict()) - set(sd)
-        if missing:
-            raise RunFormatError(f"{path}: resume state lacks model tensors {sorted(missing)[:3]}")
         try:
             self.model.load_state_dict(sd)
         except RuntimeError as e:
             raise RunFormatError(f"{path}: resume state does not fit the run's model "
                                  f"({str(e).splitlines()[0]})") from None
         for name, p in self.params.items():
-            if f"optim.{name}.exp_avg" not in tensors:
+            if self.start == 0:
                 continue  # no update yet: AdamW state starts empty, as in a fresh run
             self.opt.state[p] = {
                 "step": tensors[f"optim.{name}.step"].reshape(()).clone(),

@@ -7,7 +7,6 @@ Wired into ``interp.cli`` with :func:`add_parser` (the subcommand), :func:`comma
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -111,12 +110,14 @@ def command(args) -> int:
     return 0
 
 
-def report_command(args, out: Path) -> int:
-    """``interp report SWEEP_DIR``: the sweep report into ``out`` (options that only apply to a run are refused)."""
+def check_report_args(args) -> None:
+    """Options of ``interp report`` that only apply to a run are refused for a sweep directory."""
     if getattr(args, "measures", None) is not None or getattr(args, "recompute", False):
         raise ConfigError(f"{args.run_dir} is a sweep directory: --measures and --recompute apply to a run")
-    t0 = time.perf_counter()
-    index = write_sweep_report(args.run_dir, out, axis=getattr(args, "axis", None),
-                               budget_step=getattr(args, "budget", None))
-    print(f"{index}  ({time.perf_counter() - t0:.1f} s)")
-    return 0
+
+
+def report_command(args, out: Path) -> Path:
+    """``interp report SWEEP_DIR``: the sweep report written into ``out``; returns its index.html."""
+    check_report_args(args)
+    return write_sweep_report(args.run_dir, out, axis=getattr(args, "axis", None),
+                              budget_step=getattr(args, "budget", None))
