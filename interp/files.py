@@ -197,7 +197,6 @@ def staged_dir(out: Path | str) -> Iterator[Path]:
         yield tmp
         from .killpoints import kill_point
 
-        kill_point("staged.before_swap")
         old = None
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staged", dir=parent))

@@ -22,7 +22,6 @@ KILL_POINTS = {
     "train.resume": "resume.safetensors written, run.json's status.step not yet",
     "measure.csv": "measures.csv written, measures.json not yet",
     "report.figure": "a report figure written in the staging directory, the page not yet",
-    "staged.before_swap": "a report complete in its staging directory, not yet moved into place",
     "staged.between_renames": "the old report moved aside, the new one not yet renamed into place",
     "sweep.run_finished": "a sweep run trained and measured, sweep.json not yet updated",
 }

@@ -62,6 +62,11 @@ RESUME_FORMAT = "interp-resume-1"
 METRIC_COLUMNS = ("step", "train_loss", "train_acc", "test_loss", "test_acc")
 STATES = ("running", "complete", "stopped_early", "interrupted", "failed")
 FINISHED_STATES = ("complete", "stopped_early")
+# Every run.json of format 1 records these config fields; one missing is a damaged file, never a default silently
+# used (fields added to RunConfig since may be absent from older runs: their defaults are what those runs used).
+RECORDED_CONFIG_FIELDS = ("op", "p", "frac_train", "data_seed", "n_layers", "d_model", "n_heads", "d_head", "d_mlp",
+                          "act_fn", "model_seed", "lr", "weight_decay", "betas", "eps", "warmup_steps", "n_steps",
+                          "eval_every", "save_every", "save_steps", "stop_test_loss", "name")
 _STEP_RE = re.compile(r"^step_(\d{6,})\.safetensors$")
 
 
@@ -409,6 +414,10 @@ class Run:
         return meta
 
     def _config_of(self, meta: dict[str, Any]) -> RunConfig:
+        missing = [k for k in RECORDED_CONFIG_FIELDS if k not in meta["config"]]
+        if missing:
+            raise RunFormatError(f"{self.path / RUN_JSON}: config lacks field(s) {missing}; a damaged run.json "
+                                 "(a default is never substituted for a recorded value)")
         try:
             cfg = RunConfig.from_dict(meta["config"], where=f"{self.path / RUN_JSON}: config")
         except ConfigError as e:

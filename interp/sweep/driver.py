@@ -87,9 +87,11 @@ def run(spec: SweepSpec | Mapping[str, Any] | str | Path | None, out: str | Path
         threads = kept
     threads = threads or 1
     if backend == "ray":
-        from .ray_backend import check_available
+        from .ray_backend import check_available, check_reachable
 
         check_available()
+        if address is not None:
+            check_reachable(address)  # before anything is created: fails within its timeout, not after minutes
     if not (out.exists() and not out.is_dir()):
         check_dir(out, resume)  # before anything is created (checked again under the lock)
     prepare_out_dir(out, "--out")
