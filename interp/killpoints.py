@@ -23,7 +23,6 @@ KILL_POINTS = {
     "measure.csv": "measures.csv written, measures.json not yet",
     "report.figure": "a report figure written in the staging directory, the page not yet",
     "staged.between_renames": "the old report moved aside, the new one not yet renamed into place",
-    "sweep.run_finished": "a sweep run trained and measured, sweep.json not yet updated",
 }
 
 _seen: dict[str, int] = {}

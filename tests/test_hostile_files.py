@@ -13,7 +13,6 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from interp import probes
 from interp.cli import main
 from interp.config import RunConfig, preset
 from interp.emergence._load import load_sweep

@@ -17,7 +17,6 @@ from typing import Any, Callable
 from .. import probes
 from ..config import RunConfig
 from ..errors import InterpError, RunFormatError
-from ..killpoints import kill_point
 from ..runs import RUN_JSON, Run, RunLock
 from ..train import train
 from .spec import select_measures
@@ -64,7 +63,6 @@ def run_job(job: dict[str, Any], run_dir: Path, threads: int,
         if check_alive is not None:
             check_alive()
         final = _measure(run_dir, job)
-        kill_point("sweep.run_finished")
         return {"status": "complete", "error": None, "final": final, "seconds": time.perf_counter() - t0}
     except InterpError as e:
         error = str(e)
