@@ -97,6 +97,24 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def provenance() -> dict[str, Any]:
+    """Where numbers were made: library versions, the CPU model, the platform and the core count (recorded in
+    sweep.json; float rounding, and so the exact step of a late event, can differ between machines)."""
+    import os
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"versions": _versions(), "cpu": cpu, "platform": platform.platform(), "cpu_count": os.cpu_count()}
+
+
 def run_identity(config: dict[str, Any], train: list[int], created: str) -> str:
     """16 hex digits naming one run: a hash of its config, its exact training pairs and its creation time.
 

@@ -19,7 +19,7 @@ Functions that only need logits take a model or a precomputed (p*p, p) logits te
 forward can serve many measures. Frequencies are k = 1..(p-1)/2; Fourier order is cos-first.
 """
 
-from .frequencies import fourier_norms, key_frequencies, neuron_clusters, neuron_frequency_shares
+from .frequencies import fourier_norms, key_frequencies, neuron_clusters, neuron_frequency_shares, top_frequencies
 from .losses import (
     CosCoefficients,
     Decomposition,
@@ -41,6 +41,7 @@ __all__ = [
     "key_frequencies",
     "neuron_clusters",
     "neuron_frequency_shares",
+    "top_frequencies",
     "fourier_norms",
     "Score",
     "loss_and_accuracy",

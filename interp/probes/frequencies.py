@@ -134,6 +134,28 @@ def per_frequency_norms(norms: torch.Tensor) -> torch.Tensor:
     return (norms[1::2].square() + norms[2::2].square()).sqrt()
 
 
+def top_frequencies(model_or_acts: Any, task: Task, k: int = 4) -> list[int]:
+    """The ``k`` frequencies that hold the most MLP-neuron variance, sorted: a key set that always exists.
+
+    Each frequency's score is the summed variance of the neurons in its block {const, cos f, sin f}^2 (each
+    neuron's share of its variance in that block, weighted by the neuron's variance), so the rule returns ``k``
+    frequencies for any model, including one that has formed no circuit (where the paper's threshold rule
+    returns none). Ties go to the lower frequency. ``model_or_acts`` as for :func:`key_frequencies`.
+    """
+    n = fourier.n_frequencies(task.p)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n:
+        raise ProbeError(f"top_frequencies: k must be an integer in 1..{n} (the frequencies of p = {task.p}), "
+                         f"got {k!r}")
+    shares, variance = _shares_of(model_or_acts, task, "top_frequencies")
+    return _top_k(shares, variance, k)
+
+
+def _top_k(shares: torch.Tensor, variance: torch.Tensor, k: int) -> list[int]:
+    score = (shares * variance[:, None]).sum(0)  # (K,): neuron variance held by each frequency
+    order = sorted(range(score.numel()), key=lambda i: (-float(score[i]), i))
+    return sorted(i + 1 for i in order[:k])
+
+
 def key_frequencies(model_or_acts: Any, task: Task, rule: str = "neurons", threshold: float | None = None) -> list[int]:
     """The key frequencies of a model, sorted; ``[]`` when none qualifies.
 

@@ -29,8 +29,8 @@ from ..table_checks import read_csv_checked
 from ..progress import Progress
 from ..tasks import Task
 from ._common import check_task_add, logits_and_neuron_acts
-from .frequencies import (DEFAULT_THRESHOLDS, RULES, THRESHOLD_MEANING, fourier_norms, key_frequencies,
-                          neuron_frequency_shares, per_frequency_norms)
+from .frequencies import (DEFAULT_THRESHOLDS, RULES, THRESHOLD_MEANING, _top_k, fourier_norms, key_frequencies,
+                          neuron_frequency_shares, per_frequency_norms, top_frequencies)
 from .losses import Decomposition, cos_coefficients, train_test_metrics
 from .sparsity import gini, sum_squared_weights
 
@@ -43,6 +43,7 @@ MEASURES_FORMAT = "interp-measures-1"
 NEURON_THRESHOLD = DEFAULT_THRESHOLDS["neurons"]
 KEY_COLUMNS = ("restricted_loss", "restricted_acc", "excluded_loss", "excluded_acc", "test_over_restricted",
                "cos_explained", "frac_neurons_key")
+CAUSAL_COLUMNS = ("restricted_loss_causal", "restricted_acc_causal", "excluded_loss_causal", "excluded_acc_causal")
 
 
 def protocol(rule: str = "neurons", threshold: float | None = None, source: str = "final checkpoint") -> dict[str, Any]:
@@ -84,10 +85,11 @@ def protocol(rule: str = "neurons", threshold: float | None = None, source: str 
 # one model
 
 
-def _measures(model, task: Task, key_freqs: Sequence[int], where: str) -> dict[str, float]:
+def _measures(model, task: Task, key_freqs: Sequence[int], where: str,
+              causal_top_k: int | None = None) -> dict[str, float]:
     L, acts = logits_and_neuron_acts(model, task, where)
     out: dict[str, float] = train_test_metrics(L, task)
-    shares, _ = neuron_frequency_shares(acts, task.p)
+    shares, variance = neuron_frequency_shares(acts, task.p)
     best, best_k = shares.max(dim=1)
     clustered = best >= NEURON_THRESHOLD
     out["frac_neurons_clustered"] = clustered.double().mean().item()
@@ -103,6 +105,10 @@ def _measures(model, task: Task, key_freqs: Sequence[int], where: str) -> dict[s
         out["frac_neurons_key"] = on_key.double().mean().item()
     else:
         out.update({name: math.nan for name in KEY_COLUMNS})
+    if causal_top_k is not None and task.op == "add":  # keys chosen at this checkpoint alone: no future
+        c = Decomposition(L, task, _top_k(shares, variance, causal_top_k), where)
+        out["restricted_loss_causal"], out["restricted_acc_causal"] = c.restricted("all")
+        out["excluded_loss_causal"], out["excluded_acc_causal"] = c.excluded("train")
     for name, v in fourier_norms(model).items():
         out[f"gini_{name}"] = gini(v)
         out[f"gini_{name}_freq"] = gini(per_frequency_norms(v))
@@ -177,7 +183,8 @@ class Measures:
 
 def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int] | None = None,
                 progress: bool = True, *, rule: str = "neurons", threshold: float | None = None,
-                device: str = "cpu") -> Measures:
+                device: str = "cpu", fallback_top_k: int | None = None,
+                causal_top_k: int | None = None) -> Measures:
     """Measure every checkpoint of ``run`` (an :class:`interp.Run`): a :class:`Measures`, one row per step.
 
     The key frequencies are found once, from the run's final checkpoint with ``rule``/``threshold``
@@ -191,6 +198,11 @@ def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int
         raise ProbeError(f"measure_run: rule must be one of {list(RULES)}, got {rule!r}")
     run = run.snapshot()  # one list of checkpoints for the whole measurement, even while the run trains
     task = run.task
+    for name, k in (("fallback_top_k", fallback_top_k), ("causal_top_k", causal_top_k)):
+        n = fourier.n_frequencies(task.p)
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n):
+            raise ProbeError(f"measure_run: {name} must be None or an integer in 1..{n} (the frequencies of "
+                             f"p = {task.p}), got {k!r}")
     all_steps = run.steps
     if not all_steps:
         raise RunFormatError(f"{run.path}: run has no checkpoints (no step_*.safetensors)")
@@ -206,9 +218,15 @@ def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int
                              f"(it has {len(all_steps)} checkpoints, steps {all_steps[0]}..{all_steps[-1]})")
     final = all_steps[-1]
     if key_freqs is None:
-        freqs = key_frequencies(run.load(final, device=device), task, rule=rule, threshold=threshold)
+        final_model = run.load(final, device=device)
+        freqs = key_frequencies(final_model, task, rule=rule, threshold=threshold)
         threshold = DEFAULT_THRESHOLDS[rule] if threshold is None else float(threshold)
         source, freq_step = f"checkpoint {final} (the last of the run), rule {rule!r}", final
+        if not freqs and fallback_top_k is not None and task.op == "add":
+            freqs = top_frequencies(final_model, task, fallback_top_k)
+            source += f" found none: the top-{fallback_top_k} rule (most neuron variance) at checkpoint {final}"
+            rule, threshold = f"top{fallback_top_k}", None
+        del final_model
     else:
         freqs = fourier.check_frequencies(key_freqs, task.p, what="measure_run: key_freqs")
         if not freqs:
@@ -219,11 +237,14 @@ def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int
     rows = []
     for i, step in enumerate(chosen, start=1):
         model = run.load(step, device=device)
-        rows.append({"step": step, **_measures(model, task, freqs, "measure_run")})
+        rows.append({"step": step, **_measures(model, task, freqs, "measure_run", causal_top_k)})
         del model
         bar.update(i)
     bar.close()
     proto = protocol(rule, threshold, source)
+    if causal_top_k is not None:
+        proto["causal_columns"] = (f"restricted/excluded loss and accuracy with the top-{causal_top_k} frequencies "
+                                   "(most neuron variance) of each checkpoint alone")
     if task.op != "add":
         proto["op"] = f"op {task.op!r}: the a+b directions do not apply, key-dependent columns are NaN"
     return Measures(pd.DataFrame(rows), list(freqs), rule, threshold, freq_step, proto,

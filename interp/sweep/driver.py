@@ -115,7 +115,7 @@ def run(spec: SweepSpec | Mapping[str, Any] | str | Path | None, out: str | Path
                     state.set(name, "complete", error=None)
                 continue
             state.set(name, "pending", error=None)
-            jobs.append({"name": name, "config": cfg.to_dict(), "measures": spec.measures})
+            jobs.append({"name": name, "config": cfg.to_dict(), "measures": spec.measures, "top_k": spec.top_k})
         display = Display(len(runs), enabled=progress)
         events = _Events(out, state, display, runs, axes)
         if jobs:

@@ -7,7 +7,10 @@ RunConfig field), ``step``, then every measure column (union over runs; a run's 
 ``DIR/summary.csv``: one row per run: ``run``, the varied fields, ``status``, ``error``, ``grokked``,
 ``step_test_loss_below_1`` and ``step_test_acc_0_99`` (first step of the run's per-step metrics.csv where
 test loss < 1 / test accuracy >= 0.99), ``memorisation_end``, ``circuit_formation_end``, ``cleanup_end``
-(``probes.phases`` of the run's measures) and ``key_frequencies`` (space-separated).
+(``probes.phases`` of the run's measures), ``key_frequencies`` (space-separated), ``budget`` (the last step
+of metrics.csv: where a run that has not reached an event is right-censored) and the events ``t_mem`` (first
+step with train accuracy >= 0.99), ``t50``, ``t90``, ``t99`` (first step with test accuracy >= 0.5 / 0.9 /
+0.99), all from the per-step metrics.csv, empty when not reached.
 
 Both are rebuilt from the run directories, which are the record of truth: :func:`load` works on a sweep
 that is still running or was killed, and shows each run as far as it got.
@@ -33,9 +36,12 @@ RESULTS_CSV = "results.csv"
 SUMMARY_CSV = "summary.csv"
 RUNS_DIR = "runs"
 SUMMARY_COLUMNS = ("status", "error", "grokked", "step_test_loss_below_1", "step_test_acc_0_99",
-                   "memorisation_end", "circuit_formation_end", "cleanup_end", "key_frequencies")
+                   "memorisation_end", "circuit_formation_end", "cleanup_end", "key_frequencies",
+                   "budget", "t_mem", "t50", "t90", "t99")
+# Events from the per-step metrics.csv (empty: not reached within the budget, i.e. right-censored there).
+EVENTS = {"t_mem": ("train_acc", 0.99), "t50": ("test_acc", 0.5), "t90": ("test_acc", 0.9), "t99": ("test_acc", 0.99)}
 _INT_COLUMNS = ("step_test_loss_below_1", "step_test_acc_0_99", "memorisation_end", "circuit_formation_end",
-                "cleanup_end")
+                "cleanup_end", "budget", *EVENTS)
 _KCOL = re.compile(r"^excluded_loss_k(\d+)$")
 
 
@@ -61,6 +67,8 @@ def run_tables(run_dir: Path) -> RunTables:
         "circuit_formation_end": ph.circuit_formation_end,
         "cleanup_end": ph.cleanup_end,
         "key_frequencies": " ".join(str(int(k)) for k in freqs),
+        "budget": int(metrics["step"].iloc[-1]),
+        **{name: _first_step(metrics, metrics[col] >= level) for name, (col, level) in EVENTS.items()},
     }
     return RunTables(df, summary)
 

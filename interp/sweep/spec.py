@@ -9,6 +9,8 @@ In TOML (``interp sweep SPEC``)::
     save_steps = "0-300:50"   # optional: extra checkpoints, a step list as in `interp train --save-steps`
     eval_every = 10
     measures = "all"          # "all", "none" (training metrics at each checkpoint only) or a list of columns
+    top_k = 4                 # optional: key frequencies that always exist (the top-4 rule when the neuron rule
+                              # finds none) and the causal columns (top-4 of each checkpoint alone)
 
     [base]                    # optional: other fields fixed for every run
     weight_decay = 1.0
@@ -50,7 +52,7 @@ __all__ = ["SweepSpec", "as_spec", "select_measures", "MEASURE_COLUMNS", "ALWAYS
 
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig))
 SCHEDULE_KEYS = ("n_steps", "save_every", "save_steps", "eval_every")
-SWEEP_KEYS = ("preset", "name", "measures", *SCHEDULE_KEYS)
+SWEEP_KEYS = ("preset", "name", "measures", "top_k", *SCHEDULE_KEYS)
 SEED_KEYS = {"data": ("data_seed",), "model": ("model_seed",), "both": ("data_seed", "model_seed")}
 MAX_RUNS = 10_000  # runs in one sweep (each a directory and a sweep.json entry); checked before expanding
 MAX_SPEC_BYTES = 1 * 2**20
@@ -62,6 +64,7 @@ MEASURE_COLUMNS = ALWAYS_MEASURED + (
     "restricted_loss", "restricted_acc", "excluded_loss", "excluded_acc", "excluded_loss_k",
     "test_over_restricted", "gini_W_E", "gini_W_L", "gini_W_E_freq", "gini_W_L_freq", "sum_sq_weights",
     "cos_explained", "frac_neurons_clustered", "frac_neurons_key", "test_prob_correct", "test_brier",
+    "restricted_loss_causal", "restricted_acc_causal", "excluded_loss_causal", "excluded_acc_causal",
 )
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9._+-]+$")
 
@@ -85,6 +88,7 @@ class SweepSpec:
     save_steps: str | Sequence[int] | None = None
     eval_every: int | None = None
     measures: str | Sequence[str] = "all"
+    top_k: int | None = None
     name: str | None = None
     source: str = field(default="sweep spec", compare=False, repr=False)
 
@@ -138,13 +142,13 @@ class SweepSpec:
                    zip=tuple(_table(z, "[[zip]]", source) for z in zips),
                    seeds=_table(data.get("seeds", {}), "[seeds]", source),
                    base=_table(data.get("base", {}), "[base]", source),
-                   **{k: sweep[k] for k in (*SCHEDULE_KEYS, "measures", "name") if k in sweep},
+                   **{k: sweep[k] for k in (*SCHEDULE_KEYS, "measures", "top_k", "name") if k in sweep},
                    source=source)
 
     def to_dict(self) -> dict[str, Any]:
         """The TOML structure, JSON-ready (what sweep.json records and :meth:`from_dict` reads back)."""
         sweep: dict[str, Any] = {"preset": self.preset}
-        for k in (*SCHEDULE_KEYS, "name"):
+        for k in (*SCHEDULE_KEYS, "top_k", "name"):
             v = getattr(self, k)
             if v is not None:
                 sweep[k] = list(v) if isinstance(v, (tuple, list)) else v
@@ -242,6 +246,9 @@ class SweepSpec:
         """Every run as (name, RunConfig), in grid order (the last axis varies fastest); all validated."""
         src = self.source
         _check_measures(self.measures, src)
+        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int)
+                                       or self.top_k < 1):
+            raise ConfigError(f"{src}: [sweep] top_k must be a positive integer (frequencies), got {self.top_k!r}")
         base = self.base_config()
         axes = self.axes()
         n_runs = 1

@@ -4,6 +4,7 @@
 
     {"format": "interp-sweep", "format_version": 1, "spec": {...TOML structure...},
      "axes": ["frac_train", "data_seed", ...], "threads_per_worker": 1, "backend": "local",
+     "provenance": {"versions": {"torch": ...}, "cpu": "...", "platform": "...", "cpu_count": 2, ...},
      "runs": {"frac_train=0.3,seed=0": {"status": "complete", "error": null,
                                          "varied": {"frac_train": 0.3, ...}, "seconds": 12.1,
                                          "final": {"step": 1500, "train_loss": ..., ...}}, ...}}
@@ -22,6 +23,7 @@ from typing import Any
 from .. import RunConfig
 from ..errors import ConfigError, RunFormatError
 from ..files import atomic_write_text, read_json
+from ..runs import provenance
 
 __all__ = ["SweepState", "check_dir", "read_sweep_json", "SWEEP_JSON", "STATUSES"]
 
@@ -94,6 +96,7 @@ class SweepState:
         data = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "spec": spec_dict, "axes": list(axes),
             "threads_per_worker": threads, "backend": backend,
+            "provenance": {**provenance(), "threads_per_worker": threads},
             "runs": {name: {**{"status": "pending", "error": None, "seconds": None, "final": None},
                             **old.get(name, {}), "varied": {a: _plain(getattr(cfg, a)) for a in axes}}
                      for name, cfg in runs},

@@ -103,7 +103,8 @@ def _measure(run_dir: Path, job: dict[str, Any]) -> dict[str, Any]:
                                 {"name": run.name, "path": str(run.path), "run_id": run.run_id,
                                  "state": run.state, "finished": run.finished})
         else:
-            m = probes.measure_run(run, progress=False)
+            k = job.get("top_k")
+            m = probes.measure_run(run, progress=False, fallback_top_k=k, causal_top_k=k)
         kept = select_measures(measures, list(m.df.columns))
         probes.save_measures(dataclasses.replace(m, df=m.df[kept].copy()), run_dir / MEASURES_DIR)
     last = run.metrics.dropna().iloc[-1]

@@ -426,3 +426,40 @@ def test_save_and_load_measures_round_trip(probe_run, measured, tmp_path):
         probes.load_measures(out)
     with pytest.raises(RunFormatError, match="measures.csv: file not found"):
         probes.load_measures(tmp_path)
+
+
+# ---- the top-k rule and the causal columns ---------------------------------------------------------
+
+
+def test_top_frequencies_recovers_the_planted_frequencies_and_always_returns_k():
+    model, task = planted_model()
+    assert probes.top_frequencies(model, task, k=3) == PLANTED
+    # one frequency fewer: the planted ones hold equal neuron variance, so the tie goes to the lower ones
+    assert probes.top_frequencies(model, task, k=2) == PLANTED[:2]
+    five = probes.top_frequencies(model, task, k=5)
+    assert len(five) == 5 and set(PLANTED) <= set(five)
+    for bad in (0, 16, 2.5, True):
+        with pytest.raises(ProbeError, match="k must be an integer in 1..15"):
+            probes.top_frequencies(model, task, k=bad)
+
+
+def test_fallback_and_causal_columns(probe_run):
+    steps = probe_run.steps[-2:]
+    m = probes.measure_run(probe_run, steps=steps, progress=False, fallback_top_k=4, causal_top_k=4)
+    final = probe_run.load(steps[-1])
+    assert probes.key_frequencies(final, probe_run.task) == []  # the paper's rule finds none: the fallback is used
+    top_final = probes.top_frequencies(final, probe_run.task, 4)
+    assert m.key_frequencies == top_final and m.rule == "top4"
+    assert "top-4 rule" in m.protocol["key_frequencies"]["source"]
+    df = m.df.set_index("step")
+    assert df["restricted_loss"].notna().all()
+    for step in steps:  # the causal columns use the keys of their own checkpoint, never the final one
+        model = probe_run.load(step)
+        keys = probes.top_frequencies(model, probe_run.task, 4)
+        assert df.loc[step, "restricted_loss_causal"] == pytest.approx(
+            probes.restricted(model, probe_run.task, keys).loss, rel=1e-9)
+        assert df.loc[step, "excluded_loss_causal"] == pytest.approx(
+            probes.excluded(model, probe_run.task, keys).loss, rel=1e-9)
+    assert df.loc[steps[-1], "restricted_loss_causal"] == pytest.approx(df.loc[steps[-1], "restricted_loss"])
+    with pytest.raises(ProbeError, match="causal_top_k must be None or an integer"):
+        probes.measure_run(probe_run, steps=steps, progress=False, causal_top_k=0)

@@ -11,7 +11,8 @@ from interp.errors import ConfigError
 from tests.sweep.sweep_helpers import TINY_NAMES, TINY_SPEC
 
 SUMMARY = ["run", "frac_train", "data_seed", "model_seed", "status", "error", "grokked", "step_test_loss_below_1",
-           "step_test_acc_0_99", "memorisation_end", "circuit_formation_end", "cleanup_end", "key_frequencies"]
+           "step_test_acc_0_99", "memorisation_end", "circuit_formation_end", "cleanup_end", "key_frequencies",
+           "budget", "t_mem", "t50", "t90", "t99"]
 
 
 def test_every_run_is_an_ordinary_complete_run(reference_sweep):
@@ -73,11 +74,34 @@ def test_summary_table_one_row_per_run(reference_sweep):
         freqs = json.loads((run.path / "measures" / "measures.json").read_text())["key_frequencies"]
         assert (row["key_frequencies"] or "") == " ".join(map(str, freqs))
         assert row["grokked"] == probes.phases(pd.read_csv(run.path / "measures" / "measures.csv")).grokked
+        assert row["budget"] == m["step"].iloc[-1] == 200
+        for event, col, level in (("t_mem", "train_acc", 0.99), ("t50", "test_acc", 0.5), ("t90", "test_acc", 0.9),
+                                  ("t99", "test_acc", 0.99)):
+            hit = m[m[col] >= level]["step"]  # right-censored (empty) when never reached
+            assert pd.isna(row[event]) if hit.empty else row[event] == hit.iloc[0]
+    assert summ["t_mem"].notna().all()  # tiny memorises within 200 steps
     on_disk = pd.read_csv(s.path / "summary.csv")
     assert list(on_disk.columns) == SUMMARY and len(on_disk) == 4
     sj = json.loads((s.path / "sweep.json").read_text())
     assert sj["axes"] == s.axes and sj["spec"] == sweep.SweepSpec.from_dict(TINY_SPEC).to_dict()
     assert {n: r["status"] for n, r in sj["runs"].items()} == s.statuses
+    prov = sj["provenance"]
+    assert prov["versions"]["torch"] in (torch.__version__, torch.__version__.split("+")[0])
+    assert prov["cpu"] and prov["platform"] and prov["threads_per_worker"] == 1
+
+
+def test_top_k_gives_every_run_key_frequencies_and_causal_columns(tmp_path):
+    from interp.config import preset
+    from interp.sweep.worker import run_job
+
+    job = {"name": "t", "config": preset("tiny", n_steps=40, save_every=20).to_dict(), "measures": "all", "top_k": 3}
+    result = run_job(job, tmp_path / "t", threads=1)
+    assert result["status"] == "complete", result["error"]
+    m = probes.load_measures(tmp_path / "t" / "measures")
+    assert len(m.key_frequencies) == 3 and m.rule == "top3"  # tiny forms no circuit: the fallback holds
+    assert m.df[["restricted_loss", "restricted_loss_causal", "excluded_loss_causal"]].notna().all().all()
+    with pytest.raises(ConfigError, match="top_k must be a positive integer"):
+        sweep.SweepSpec.from_dict({"sweep": {"preset": "tiny", "top_k": 0}}).expand()
 
 
 def test_a_sweep_run_equals_interp_train_at_the_same_thread_count(reference_sweep, tmp_path):
