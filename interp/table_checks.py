@@ -1,6 +1,6 @@
 """Range checks of the CSV tables interp reads (measures, sweep results): a damaged table is refused, not drawn.
 
-By column name: accuracies (``*_acc``, ``*accuracy*``, ``frac_*``) lie in [0, 1], losses (``*_loss*``) are
+By column name: accuracies (``*_acc``, ``*accuracy*``) and fractions (``frac_*``) lie in [0, 1], losses (``*_loss*``) are
 >= 0, and no value is infinite; NaN is allowed only where a measure may be undefined (a key-dependent column of a
 run without key frequencies), but a column that should hold numbers must not hold text.
 """
@@ -20,7 +20,7 @@ __all__ = ["check_table_ranges", "read_csv_checked", "check_not_all_nan"]
 
 def _bounds(column: str) -> tuple[float, float] | None:
     c = column.lower()
-    if c.endswith("_acc") or "accuracy" in c or c.startswith("frac_") or c.endswith("_frac"):
+    if c.endswith("_acc") or "accuracy" in c or c.startswith("frac_"):
         return 0.0, 1.0
     if "_loss" in c or c.endswith("loss"):
         return 0.0, np.inf
