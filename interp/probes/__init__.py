@@ -34,7 +34,8 @@ from .losses import (
     train_test_metrics,
 )
 from .phases import Phases, phases
-from .series import Measures, find_measures, load_measures, measure_model, measure_run, protocol, save_measures
+from .series import (Measures, find_measures, load_measures, measure_model, measure_run, protocol, save_measures,
+                     saved_identity)
 from .sparsity import fourier_gini, gini, sum_squared_weights
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "save_measures",
     "load_measures",
     "find_measures",
+    "saved_identity",
     "Phases",
     "phases",
 ]
