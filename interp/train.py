@@ -94,6 +94,8 @@ def train(
                 f"(PRESET: {', '.join(preset_names())})")
         raise ConfigError(f"out_dir {out}: there is no run to resume (no {RUN_JSON}); {hint}", field="out_dir",
                           detail=f"{out}: there is no run to resume (no {RUN_JSON}); {hint}")
+    if cfg is not None and n_steps is not None and not resume:
+        cfg = cfg.replace(n_steps=n_steps)  # validated before anything is created
     prepare_out_dir(out, "out_dir")
     with RunLock(out):
         remove_stale_temporaries(out)
@@ -109,8 +111,6 @@ def train(
                 raise ConfigError("train: a RunConfig is needed for a new run", field="cfg",
                                   detail="a preset is needed for a new run")
             run, state = None, None
-            if n_steps is not None:
-                cfg = cfg.replace(n_steps=n_steps)
         return _Trainer(run.config if run is not None else cfg, out, device, run, state).run(progress, on_step)
 
 

@@ -197,7 +197,7 @@ def test_sizes_are_bounded_before_any_work():
     with pytest.raises(ConfigError, match="d_mlp must be at most"):
         RunConfig(d_mlp=10**9)
     with pytest.raises(ConfigError, match="1,000,000 runs, more than the 10,000"):
-        SweepSpec.from_dict({"sweep": {"preset": "tiny"}, "seeds": {"both": 1000}, "grid": {"lr": [1e-3] * 1000}}
+        SweepSpec.from_dict({"sweep": {"preset": "tiny"}, "seeds": {"both": 1000}, "grid": {"d_mlp": list(range(1, 1001))}}
                             ).expand()
     assert time.monotonic() - t0 < 30  # 120 s and nothing started, before
 
