@@ -291,6 +291,8 @@ def parse_steps(spec: str) -> tuple[int, ...]:
                 if s < 0:
                     raise ValueError
                 steps.add(s)
+        except ConfigError:
+            raise
         except ValueError:
             raise ConfigError(f"bad step list item {part!r} in {spec!r}: use steps (e.g. 500) or ranges "
                               "START-END:EVERY (e.g. 0-2000:100), separated by commas") from None
