@@ -8,6 +8,7 @@ or parameter are restated with the flag that sets it.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -15,11 +16,11 @@ from typing import Sequence
 
 
 from . import __version__, probes
-from .cli_types import int_at_least
+from .cli_types import MAX_THREADS as MAX_THREADS_FLAG, int_at_least
 from .config import PRESETS, parse_field, parse_steps, preset
 from .commands import emergence as emergence_cli
 from .errors import ConfigError, InterpError
-from .files import prepare_out_dir
+from .files import prepare_out_dir, read_limited, staged_dir
 from .model import check_device
 from .fourier import check_frequencies
 from .runs import Run
@@ -43,12 +44,16 @@ FLAGS = {
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)  # `--p 4` is not `--preset 4`: only whole option names
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # one line, exit 2, like every other error
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def _threads_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=int_at_least("--threads", 1), metavar="N",
+    p.add_argument("--threads", type=int_at_least("--threads", 1, MAX_THREADS_FLAG), metavar="N",
                    help="torch CPU threads (default: the free physical cores, at most "
                         f"{MAX_THREADS}; a resumed run keeps its recorded count, bit-identical only with the same N)")
 
@@ -93,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the MLP layer the neuron and W_L columns read (default: the last; a multi-layer run also "
                         "gets per-layer columns)")
     m.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    m.add_argument("--recompute", action="store_true",
+                   help="rewrite this run's measures in --out even when they are up to date")
     m.add_argument("--quiet", action="store_true", help="no progress output")
     _threads_option(m)
 
@@ -139,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"interp {args.command}: interrupted{_continue_hint(args)}", file=sys.stderr)
         return 130
+    except RecursionError:  # a structure nested too deeply for a parser we do not own (checked where we can)
+        print(f"interp {args.command}: error: an input file is nested too deeply to read", file=sys.stderr)
+        return 1
 
 
 def _in_flags(e: InterpError, command: str) -> str:
@@ -150,6 +160,8 @@ def _in_flags(e: InterpError, command: str) -> str:
 
 
 def _continue_hint(args) -> str:
+    if args.command == "sweep":
+        return f"; continue it with `{sweep_cli.resume_command(args)}`"
     if args.command != "train":
         return ""
 
@@ -258,6 +270,20 @@ def _cmd_measure(args) -> int:
                           "applicable")
     key_freqs = _parse_freqs(args.key_freqs, group.order) if args.key_freqs is not None else None
     out = args.out or Path("probes") / run.name
+    run = run.snapshot()
+    owner = probes.saved_identity(out)
+    if owner is not None and owner.get("run_id") != run.run_id:
+        raise ConfigError(f"--out {out}: holds the measures of run {owner.get('run_id')} ({owner.get('path')}), not "
+                          f"of {run.path} (run {run.run_id}); choose another --out (nothing was written)")
+    if owner is not None and not args.recompute:
+        try:
+            kept = probes.load_measures(out)
+        except InterpError:
+            kept = None  # this run's own pair, damaged (an interrupted write): rewritten
+        if kept is not None and kept.same_measurement(run, key_freqs):
+            print(f"{out}: measures of this run at the same {len(kept.steps)} checkpoints are already there; kept "
+                  "(pass --recompute to compute them again)")
+            return 0
     prepare_out_dir(out, "--out")
     m = probes.measure_run(run, key_freqs=key_freqs, progress=not args.quiet, device=args.device, layer=args.layer,
                            threads=args.threads)
@@ -266,26 +292,57 @@ def _cmd_measure(args) -> int:
     return 0
 
 
-def _report_dir(out: Path) -> Path:
-    """The report's directory: new, empty, or an earlier report (marked); anything else is refused."""
-    if out.is_dir() and any(out.iterdir()) and not (out / REPORT_MARKER).exists():
-        raise ConfigError(f"--out {out}: holds files that are not an interp report; choose a new or empty directory")
-    prepare_out_dir(out, "--out")
-    (out / REPORT_MARKER).touch()
-    return out
+def _check_report_dir(out: Path, owner: dict) -> None:
+    """The report's directory must be new, empty, or an earlier report of the same run or sweep (its marker records
+    whose); anything else is refused before any work, naming both owners."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        marker = out / REPORT_MARKER
+        if not marker.is_file():
+            raise ConfigError(f"--out {out}: holds files that are not an interp report; choose a new or empty "
+                              "directory")
+        try:
+            recorded = json.loads(read_limited(marker, 4096) or b"{}")  # empty: a report of an older interp
+        except (ValueError, InterpError):
+            recorded = {"path": "an unreadable marker"}
+        recorded = recorded if isinstance(recorded, dict) else {"path": "an unreadable marker"}
+        key = "run_id" if "run_id" in owner else "sweep"
+        if recorded and recorded.get(key) != owner[key]:
+            raise ConfigError(f"--out {out}: holds the report of {recorded.get('path', 'another run')} "
+                              f"({recorded.get('run_id') or recorded.get('sweep')}), not of {owner['path']}; choose "
+                              "another --out (nothing was written)")
+    prepare_out_dir(out.parent if str(out.parent) else Path("."), "--out")
+
+
+def _write_report_dir(out: Path, owner: dict, write) -> Path:
+    """Build the report in a staging directory and move it into place whole (never a page of one run with
+    another's figures); returns the final index.html."""
+    with staged_dir(out) as tmp:
+        (tmp / REPORT_MARKER).write_text(json.dumps(owner) + "\n")
+        write(tmp)
+    return out / "index.html"
 
 
 def _cmd_report(args) -> int:
-    if emergence_cli.is_sweep_dir(args.run_dir):
-        return emergence_cli.report_command(args, _report_dir(args.out or Path("report") / args.run_dir.resolve().name))
     t0 = time.perf_counter()
+    if emergence_cli.is_sweep_dir(args.run_dir):
+        emergence_cli.check_report_args(args)
+        out = args.out or Path("report") / args.run_dir.resolve().name
+        owner = {"sweep": str(args.run_dir.resolve()), "path": str(args.run_dir)}
+        _check_report_dir(out, owner)
+        index = _write_report_dir(out, owner, lambda tmp: emergence_cli.report_command(args, tmp))
+        print(f"{index}  ({time.perf_counter() - t0:.1f} s)")
+        return 0
     if not args.run_dir.exists() and args.run_dir == DEFAULT_RUN:
         raise ConfigError(f"{DEFAULT_RUN}: the shipped run is not here; run `interp report` from the repository "
                           "root or pass a RUN_DIR")
     check_device(args.device)
-    run = Run(args.run_dir)
+    run = Run(args.run_dir).snapshot()  # one list of checkpoints for the whole report, even while it trains
     run.final_step
-    out = _report_dir(args.out or Path("report") / run.name)  # checked before any work
+    out = args.out or Path("report") / run.name
+    owner = {"run_id": run.run_id, "path": str(run.path)}
+    _check_report_dir(out, owner)  # checked before any work
     _warn_unfinished(run)
     measures = None
     if not args.recompute:
@@ -298,7 +355,8 @@ def _cmd_report(args) -> int:
         if measures is None:
             print(f"interp report: no saved measures of {run.path} found; computing them now "
                   f"({len(run.steps)} checkpoints)", file=sys.stderr)
-    index = write_report(run, out, measures=measures, device=args.device, threads=args.threads)
+    index = _write_report_dir(out, owner, lambda tmp: write_report(run, tmp, measures=measures, device=args.device,
+                                                                 threads=args.threads))
     print(f"{index}  ({time.perf_counter() - t0:.1f} s)")
     return 0
 

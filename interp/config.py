@@ -43,6 +43,15 @@ OPTIMISERS = ("adamw", "adam", "sgd")
 LR_SCHEDULES = ("constant", "cosine", "linear")
 GRAD_FILTERS = ("none", "ema", "ma")
 
+# Bounds, checked before any work (and before any loop over them): p up to MAX_P keeps the p^2 pairs and the
+# primality test instant; sizes and step counts past these are typos, not experiments on one machine.
+MAX_P = 2003
+MAX_WIDTH = 16_384        # d_model, d_mlp, n_heads * d_head
+MAX_LAYERS = 64
+MAX_STEPS = 100_000_000
+MAX_SEED = 2**32 - 1
+MAX_CHECKPOINTS = 100_000  # explicit save steps
+
 
 def is_prime(n: int) -> bool:
     if n < 2:
@@ -60,6 +69,7 @@ def check_task_fields(op: Any, p: Any, frac_train: Any, where: str) -> None:
     _check(op in OPS, where, "op", f"must be one of {sorted(OPS)}, got {op!r}")
     _check(isinstance(p, int) and not isinstance(p, bool), where, "p", f"must be an integer, got {p!r}")
     _check(p >= 5, where, "p", f"must be at least 5 (two Fourier frequencies), got {p}")
+    _check(p <= MAX_P, where, "p", f"must be at most {MAX_P} (p^2 pairs are trained full-batch), got {p}")
     _check(is_prime(p), where, "p", f"must be prime (Z_p must be a field), got {p}")
     _check(isinstance(frac_train, (int, float)) and not isinstance(frac_train, bool) and 0 < frac_train < 1,
            where, "frac_train", f"must be strictly between 0 and 1, got {frac_train!r}")
@@ -138,6 +148,13 @@ class RunConfig:
         except (TypeError, ValueError):
             raise ConfigError("RunConfig.betas must be two numbers and RunConfig.save_steps a list of "
                               f"integers, got betas={self.betas!r}, save_steps={self.save_steps!r}") from None
+        for name in ("lr", "weight_decay", "eps", "frac_train"):
+            value = getattr(self, name)
+            _check_cfg(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+                       name, f"must be a finite number, got {value!r}")
+        _check_cfg(self.stop_test_loss is None or (isinstance(self.stop_test_loss, (int, float))
+                                                   and not isinstance(self.stop_test_loss, bool)),
+                   "stop_test_loss", f"must be a number or null, got {self.stop_test_loss!r}")
         check_task_fields(self.op, self.p, self.frac_train, "RunConfig")
         for name in ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "n_steps",
                      "eval_every", "save_every", "data_seed", "model_seed", "warmup_steps", "grad_filter_window"):
@@ -152,6 +169,16 @@ class RunConfig:
             value = getattr(self, name)
             _check_cfg(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
                        name, f"must be a finite number, got {value!r}")
+        for name, top in (("d_model", MAX_WIDTH), ("d_mlp", MAX_WIDTH), ("n_heads", MAX_WIDTH),
+                          ("d_head", MAX_WIDTH), ("n_layers", MAX_LAYERS), ("n_steps", MAX_STEPS),
+                          ("eval_every", MAX_STEPS), ("save_every", MAX_STEPS), ("warmup_steps", MAX_STEPS),
+                          ("data_seed", MAX_SEED), ("model_seed", MAX_SEED)):
+            _check_cfg(getattr(self, name) <= top, name, f"must be at most {top:,}, got {getattr(self, name):,}")
+        _check_cfg(self.n_heads * self.d_head <= MAX_WIDTH, "d_head",
+                   f"n_heads * d_head must be at most {MAX_WIDTH:,}, got {self.n_heads * self.d_head:,}")
+        _check_cfg(len(self.save_steps) <= MAX_CHECKPOINTS, "save_steps",
+                   f"must list at most {MAX_CHECKPOINTS:,} steps, got {len(self.save_steps):,}")
+        _check_cfg(all(s <= MAX_STEPS for s in self.save_steps), "save_steps", f"must be steps <= {MAX_STEPS:,}")
         _check_cfg(self.act_fn in ACT_FNS, "act_fn", f"must be one of {ACT_FNS}, got {self.act_fn!r}")
         _check_cfg(isinstance(self.layer_norm, bool), "layer_norm", f"must be true or false, got {self.layer_norm!r}")
         self._check_knobs()
@@ -312,12 +339,18 @@ def parse_steps(spec: str) -> tuple[int, ...]:
                 a, b, e = int(start), int(end), int(every or 1)
                 if a < 0 or b < a or e <= 0:
                     raise ValueError
+                if len(steps) + (b - a) // e + 1 > MAX_CHECKPOINTS:
+                    raise ConfigError(f"step list {spec!r} names more than {MAX_CHECKPOINTS:,} checkpoints; "
+                                      "thin it (a larger EVERY in START-END:EVERY)", field="save_steps",
+                                      detail=f"names more than {MAX_CHECKPOINTS:,} checkpoints; use a larger EVERY")
                 steps.update(range(a, b + 1, e))
             else:
                 s = int(part)
                 if s < 0:
                     raise ValueError
                 steps.add(s)
+        except ConfigError:
+            raise
         except ValueError:
             raise ConfigError(f"bad step list item {part!r} in {spec!r}: use steps (e.g. 500) or ranges "
                               "START-END:EVERY (e.g. 0-2000:100), separated by commas") from None

@@ -54,6 +54,7 @@ from .optim import (
     optimiser_state_tensors,
 )
 from .progress import Progress
+from .resume_state import check_resume_tensors
 from .runs import RUN_JSON, Run, RunLock, remove_stale_temporaries
 from .tasks import Task
 from .threads import torch_threads
@@ -120,6 +121,8 @@ def train(
                 f"(PRESET: {', '.join(preset_names())})")
         raise ConfigError(f"out_dir {out}: there is no run to resume (no {RUN_JSON}); {hint}", field="out_dir",
                           detail=f"{out}: there is no run to resume (no {RUN_JSON}); {hint}")
+    if cfg is not None and n_steps is not None and not resume:
+        cfg = cfg.replace(n_steps=n_steps)  # validated before anything is created
     prepare_out_dir(out, "out_dir")
     with RunLock(out):
         remove_stale_temporaries(out)
@@ -293,6 +296,7 @@ class _Trainer:
             self.run_dir.write_metrics(self.rows)
             self.run_dir.save_resume(t, self._resume_tensors(), metadata=self.resume_metadata())
             self.saved_step = t
+            self.run_dir.write_status("running", t)  # status.step: the last saved step, true at every save
 
     def optimiser_step(self, t: int, loss: torch.Tensor) -> None:
         """The update from step t to t + 1: on ``loss`` (all training pairs) or on the next minibatch."""
@@ -327,10 +331,10 @@ class _Trainer:
                 "batches": "full" if self.batches is None else "minibatch"}
 
     def _restore(self, tensors: dict[str, torch.Tensor], path: Path, step: int) -> None:
+        # one optimiser update per step (full batch or one minibatch), so the state at step t has counted t updates
+        check_resume_tensors(tensors, self.model, self.opt, {id(p): n for n, p in self.params.items()},
+                             self.start, self.start, path)
         sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        missing = set(self.model.state_dict()) - set(sd)
-        if missing:
-            raise RunFormatError(f"{path}: resume state lacks model tensors {sorted(missing)[:3]}")
         try:
             self.model.load_state_dict(sd)
         except RuntimeError as e:

@@ -8,7 +8,6 @@ choice, ``--exploratory`` for the pre-protocol tables (labelled as such).
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +16,7 @@ from ..cli_types import int_at_least
 from ..errors import ConfigError
 from ..files import atomic_write_text, prepare_out_dir
 
-__all__ = ["add_parser", "command", "report_command", "is_sweep_dir"]
+__all__ = ["add_parser", "command", "report_command", "check_report_args", "is_sweep_dir"]
 
 _RUN_COLUMNS = ["run", "final_step", "final_test_acc", "emergence_step", "rise_steps", "rise_frac"]
 _LEAD_COLUMNS = ["metric", "role", "n_leading", "n_measured", "median_lead", "q25_lead", "q75_lead",
@@ -182,14 +181,16 @@ def command(args) -> int:
     return _protocol(args)
 
 
-def report_command(args, out: Path) -> int:
-    """``interp report SWEEP_DIR``: the sweep report into ``out`` (options that only apply to a run are refused)."""
+def check_report_args(args) -> None:
+    """Options of ``interp report`` that only apply to a run are refused for a sweep directory."""
     if getattr(args, "measures", None) is not None or getattr(args, "recompute", False):
         raise ConfigError(f"{args.run_dir} is a sweep directory: --measures and --recompute apply to a run")
+
+
+def report_command(args, out: Path) -> Path:
+    """``interp report SWEEP_DIR``: the sweep report written into ``out``; returns its index.html."""
     from ..viz.sweep_report import write_sweep_report
 
-    t0 = time.perf_counter()
-    index = write_sweep_report(args.run_dir, out, axis=getattr(args, "axis", None),
-                               budget_step=getattr(args, "budget", None))
-    print(f"{index}  ({time.perf_counter() - t0:.1f} s)")
-    return 0
+    check_report_args(args)
+    return write_sweep_report(args.run_dir, out, axis=getattr(args, "axis", None),
+                              budget_step=getattr(args, "budget", None))

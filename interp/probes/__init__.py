@@ -39,7 +39,7 @@ from .losses import (
 )
 from .phases import Phases, phases
 from .series import (Measures, find_measures, load_measures, measure_model, measure_run, measure_series,
-                     not_applicable, protocol, save_measures)
+                     not_applicable, protocol, save_measures, saved_identity)
 from .sparsity import fourier_gini, gini, sum_squared_weights
 
 __all__ = [
@@ -72,6 +72,7 @@ __all__ = [
     "save_measures",
     "load_measures",
     "find_measures",
+    "saved_identity",
     "Phases",
     "phases",
 ]

@@ -11,6 +11,7 @@ state of the run it was computed from, so nothing depends on ``DataFrame.attrs``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -22,7 +23,9 @@ import torch
 
 from .. import fourier
 from ..errors import ProbeError, RunFormatError
-from ..files import atomic_write_text, one_line
+from ..files import atomic_write_text, read_json, read_limited
+from ..killpoints import kill_point
+from ..table_checks import read_csv_checked
 from ..progress import Progress
 from ..tasks import Task
 from ..threads import uses_threads
@@ -33,7 +36,7 @@ from .losses import Decomposition, cos_coefficients, train_test_metrics
 from .sparsity import SSW_INCLUDES, gini, sum_squared_weights
 
 __all__ = ["Measures", "measure_model", "measure_run", "measure_series", "save_measures", "load_measures",
-           "find_measures", "not_applicable", "protocol", "MEASURES_CSV", "MEASURES_JSON"]
+           "find_measures", "not_applicable", "saved_identity", "protocol", "MEASURES_CSV", "MEASURES_JSON"]
 
 MEASURES_CSV = "measures.csv"
 MEASURES_JSON = "measures.json"
@@ -248,6 +251,15 @@ class Measures:
         """True when these measures were computed from ``run`` (same identity) and cover its checkpoints."""
         return self.run.get("run_id") == run.run_id and self.steps == run.steps
 
+    def same_measurement(self, run, key_freqs: Sequence[int] | None = None) -> bool:
+        """True when measuring ``run`` again now (with ``key_freqs``, or found by the default rule) would
+        compute these measures again: same run, same checkpoints, same key-frequency protocol."""
+        if not self.belongs_to(run):
+            return False
+        if key_freqs is None:
+            return self.rule == "neurons" and self.threshold == NEURON_THRESHOLD
+        return self.rule == "given" and sorted(self.key_frequencies) == sorted(int(k) for k in key_freqs)
+
     def __repr__(self) -> str:
         na = f", not_applicable={len(self.not_applicable)} columns" if self.not_applicable else ""
         lay = f", layer={self.layer}" if self.layer is not None else ""
@@ -277,6 +289,7 @@ def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int
     ``threads``: torch CPU threads while measuring (default :func:`interp.threads.default_threads`), restored
     afterwards.
     """
+    run = run.snapshot()  # one list of checkpoints for the whole measurement, even while the run trains
     all_steps = run.steps
     if not all_steps:
         raise RunFormatError(f"{run.path}: run has no checkpoints (no step_*.safetensors)")
@@ -290,9 +303,8 @@ def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int
         if missing:
             raise ProbeError(f"measure_run: steps {missing[:10]} have no checkpoint in {run.path} "
                              f"(it has {len(all_steps)} checkpoints, steps {all_steps[0]}..{all_steps[-1]})")
-    status = run.meta.get("status", {})
     info = {"name": run.name, "path": str(run.path), "run_id": run.run_id, "state": run.state,
-            "finished": run.finished, "last_step": status.get("step"), "n_steps": run.config.n_steps}
+            "finished": run.finished, "last_step": all_steps[-1], "n_steps": run.config.n_steps}
     return measure_series(((s, lambda s=s: run.load(s, device=device)) for s in chosen), run.task,
                           key_freqs, progress=progress, rule=rule, threshold=threshold, layer=layer,
                           key_model=lambda: run.load(all_steps[-1], device=device), key_step=all_steps[-1],
@@ -462,9 +474,28 @@ def save_measures(measures: Measures, out_dir: str | Path) -> Path:
         "not_applicable": sorted(measures.not_applicable),
         "not_applicable_reasons": measures.not_applicable,
     }
-    atomic_write_text(out / MEASURES_CSV, measures.df.to_csv(index=False))
+    table = measures.df.to_csv(index=False)
+    # The pair is one unit: measures.json records the hash of the table it describes, so a reader that finds a
+    # measures.csv from another write (a kill between the two renames) refuses the pair instead of mixing them.
+    meta["csv_sha256"] = hashlib.sha256(table.encode("utf-8")).hexdigest()
+    atomic_write_text(out / MEASURES_CSV, table)
+    kill_point("measure.csv")
     atomic_write_text(out / MEASURES_JSON, json.dumps(meta, indent=1) + "\n")
     return out
+
+
+def saved_identity(directory: str | Path) -> dict[str, Any] | None:
+    """The ``run`` record (name, path, run_id, ...) of the measures saved in ``directory``; None if none are.
+
+    Read from measures.json alone, so it names the owner even of a pair damaged by an interrupted write."""
+    path = Path(directory) / MEASURES_JSON
+    if not path.exists():
+        return None
+    meta = read_json(path)
+    run = meta.get("run") if isinstance(meta, dict) else None
+    if not isinstance(run, dict):
+        raise RunFormatError(f"{path}: has no 'run' record; cannot tell whose measures these are")
+    return run
 
 
 def load_measures(directory: str | Path) -> Measures:
@@ -474,18 +505,16 @@ def load_measures(directory: str | Path) -> Measures:
     for path in (csv_path, json_path):
         if not path.is_file():
             raise RunFormatError(f"{path}: file not found (write it with `interp measure`)")
-    try:
-        meta = json.loads(json_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RunFormatError(f"{json_path}: malformed JSON ({one_line(e)[:120]})") from None
+    meta = read_json(json_path)
     if not isinstance(meta, dict) or meta.get("format") != MEASURES_FORMAT:
         raise RunFormatError(f"{json_path}: not an interp measures file (field 'format' must be {MEASURES_FORMAT!r})")
     if not isinstance(meta.get("key_frequencies"), list):
         raise RunFormatError(f"{json_path}: field 'key_frequencies' is missing or not a list")
-    try:
-        df = pd.read_csv(csv_path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise RunFormatError(f"{csv_path}: not a valid CSV ({one_line(e)[:120]})") from None
+    want = meta.get("csv_sha256")
+    if want is not None and hashlib.sha256(read_limited(csv_path)).hexdigest() != want:
+        raise RunFormatError(f"{csv_path}: is not the table {json_path.name} describes (a write interrupted between "
+                             f"the two files?); recompute with `interp measure RUN --out {d} --recompute`")
+    df = read_csv_checked(csv_path)
     if "step" not in df.columns or not pd.api.types.is_integer_dtype(df["step"]):
         raise RunFormatError(f"{csv_path}: needs an integer 'step' column")
     if meta.get("steps") != df["step"].tolist():
@@ -523,10 +552,15 @@ def find_measures(run, candidates: Sequence[Path] | None = None) -> Measures | N
         foreign.append((Path(d), m))
     if foreign:
         d, m = foreign[0]
-        why = (f"they were computed from run {m.run.get('run_id')} ({m.run.get('path')}), this is run {run.run_id}"
-               if m.run.get("run_id") != run.run_id else
-               f"they cover steps {m.steps[:1]}..{m.steps[-1:]} ({len(m.steps)} checkpoints), the run now has "
-               f"{len(run.steps)}")
-        raise RunFormatError(f"{d}: these measures are not this run's ({run.path}): {why}; rerun "
-                             f"`interp measure {run.path} --out DIR` or recompute")
+        if m.run.get("run_id") == run.run_id:
+            steps = run.steps
+            raise RunFormatError(
+                f"{d}: these measures of {run.path} are out of date: they cover {len(m.steps)} checkpoints "
+                f"(steps {m.steps[0] if m.steps else '-'}..{m.steps[-1] if m.steps else '-'}), the run now has "
+                f"{len(steps)} (to step {steps[-1] if steps else '-'}); recompute them with "
+                f"`interp measure {run.path} --out {d} --recompute` (or `interp report {run.path} --recompute`)")
+        raise RunFormatError(f"{d}: these measures are not this run's: they were computed from run "
+                             f"{m.run.get('run_id')} ({m.run.get('path')}), this is run {run.run_id} ({run.path}); "
+                             f"measure it with `interp measure {run.path} --out DIR` or use "
+                             f"`interp report {run.path} --recompute`")
     return None

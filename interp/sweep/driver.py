@@ -66,6 +66,8 @@ def run(spec: SweepSpec | Mapping[str, Any] | str | Path | None, out: str | Path
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
             raise ConfigError(f"{flag} must be a positive integer, got {v!r}")
     recorded = read_sweep_json(out) if resume and (out / SWEEP_JSON).exists() else None
+    if recorded is not None:
+        _check_resumable(out, recorded)
     if spec is None:
         if recorded is None:
             raise ConfigError(f"no SPEC given and no sweep to resume in {out}")
@@ -101,6 +103,7 @@ def run(spec: SweepSpec | Mapping[str, Any] | str | Path | None, out: str | Path
                                  "finish or stop it first") from None
         display = None
         try:
+            _check_no_links_out(out, [name for name, _ in runs])
             state = SweepState.open(out, spec, runs, axes, threads=threads, backend=backend, resume=resume)
             (out / RUNS_DIR).mkdir(exist_ok=True)
             jobs = []
@@ -140,6 +143,29 @@ def run(spec: SweepSpec | Mapping[str, Any] | str | Path | None, out: str | Path
         if joined:
             disconnect()
     return load(out)
+
+
+def _check_resumable(out: Path, recorded: dict[str, Any]) -> None:
+    """A sweep whose complete runs have no run directory (a copy of its tables only, like the shipped one) is not
+    resumed: that would retrain every run over its committed tables. Refused, with the command that regenerates it."""
+    runs = recorded["runs"]
+    gone = [n for n, r in runs.items() if r["status"] == "complete" and not (out / RUNS_DIR / n).is_dir()]
+    if gone:
+        raise ConfigError(f"--out {out}: {len(gone)} of {len(runs)} runs recorded complete have no run directory "
+                          f"(a copy of the sweep's tables only); --resume would retrain them over those tables. "
+                          f"Regenerate the sweep into a new directory: `interp sweep {out / SWEEP_JSON} --out NEW_DIR`")
+
+
+def _check_no_links_out(out: Path, names: list[str]) -> None:
+    """Nothing a sweep writes may land outside its directory: a run directory (or runs/) that is a symbolic
+    link leading out of it is refused."""
+    root = out.resolve()
+    for path in [out / RUNS_DIR] + [out / RUNS_DIR / n for n in names]:
+        if path.is_symlink():
+            target = path.resolve()
+            if target != root and root not in target.parents:
+                raise ConfigError(f"{path}: a symbolic link to {target}, outside the sweep directory {out}; refused "
+                                  "(a sweep writes only inside its directory: move the run there or remove the link)")
 
 
 class _Events:

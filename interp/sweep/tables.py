@@ -8,7 +8,6 @@ of a shipped sweep are enough).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -16,6 +15,8 @@ from typing import Sequence
 import pandas as pd
 
 from ..errors import ConfigError, RunFormatError
+from ..files import read_json
+from ..table_checks import check_not_all_nan, read_csv_checked
 
 __all__ = ["SweepTables", "load_sweep", "as_tables", "SEED_FIELDS", "is_seed", "RESULTS_CSV", "SUMMARY_CSV", "SWEEP_JSON"]
 
@@ -60,12 +61,8 @@ def _infer_axes(results: pd.DataFrame) -> list[str]:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path)
-    except FileNotFoundError:
-        raise RunFormatError(f"{path}: not found") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise RunFormatError(f"{path}: not a readable CSV table ({str(e).splitlines()[0]})") from None
+    """A sweep table: a bounded regular file, values range-checked (accuracies in [0, 1], losses >= 0)."""
+    return read_csv_checked(path)
 
 
 def load_sweep(sweep_dir: Path | str) -> SweepTables:
@@ -80,13 +77,11 @@ def load_sweep(sweep_dir: Path | str) -> SweepTables:
     if not (d / RESULTS_CSV).exists():
         raise RunFormatError(f"{d / RESULTS_CSV}: not found; run the sweep (and its measures) first")
     results = _read_csv(d / RESULTS_CSV)
+    check_not_all_nan(results, d / RESULTS_CSV, ("test_acc", "test_loss"))
     summary = _read_csv(d / SUMMARY_CSV) if (d / SUMMARY_CSV).exists() else None
     axes, meta = None, {}
     if (d / SWEEP_JSON).exists():
-        try:
-            spec = json.loads((d / SWEEP_JSON).read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise RunFormatError(f"{d / SWEEP_JSON}: not valid JSON ({e})") from None
+        spec = read_json(d / SWEEP_JSON)
         axes = spec.get("axes") if isinstance(spec, dict) else None
         meta = {k: v for k, v in spec.items() if k != "runs"} if isinstance(spec, dict) else {}
         if axes is not None and not (isinstance(axes, list) and all(isinstance(a, str) for a in axes)):

@@ -8,7 +8,6 @@ Used by both backends (a local worker process, a Ray task). The run directory en
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 import traceback
@@ -17,8 +16,8 @@ from typing import Any, Callable
 
 from .. import probes
 from ..config import RunConfig
-from ..errors import InterpError
-from ..runs import Run, RunLock
+from ..errors import InterpError, RunFormatError
+from ..runs import RUN_JSON, Run, RunLock
 from ..train import train
 from .spec import select_measures
 
@@ -26,20 +25,18 @@ __all__ = ["run_job", "disk_state", "MEASURES_DIR", "PROGRESS_EVERY_S"]
 
 MEASURES_DIR = "measures"
 PROGRESS_EVERY_S = 0.5
-COMPLETE_STATES = ("complete", "stopped_early")
 
 
 def disk_state(run_dir: Path) -> str:
     """What is left to do for a run directory: "new" (nothing usable there), "resume" (training was
     interrupted), "measure" (trained, not measured) or "done"."""
-    run_json = run_dir / "run.json"
-    if not run_json.is_file():
+    if not (run_dir / RUN_JSON).is_file():
         return "new"
     try:
-        state = json.loads(run_json.read_text()).get("status", {}).get("state")
-    except (OSError, ValueError, AttributeError):
+        finished = Run(run_dir).finished  # interp.runs is the one reader of run.json
+    except RunFormatError:
         return "resume"  # let train(resume=True) name what is wrong with it
-    if state not in COMPLETE_STATES:
+    if not finished:
         return "resume"
     m = run_dir / MEASURES_DIR
     if (m / "measures.csv").is_file() and (m / "measures.json").is_file():

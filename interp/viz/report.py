@@ -23,6 +23,7 @@ from typing import Any, Sequence
 from .. import probes
 from ..errors import ConfigError
 from ..files import atomic_write_text, prepare_out_dir
+from ..killpoints import kill_point
 from ..threads import uses_threads
 from . import mechanism
 from .attention import AttentionView, attention
@@ -256,6 +257,7 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
 
     out = Path(out_dir)
     prepare_out_dir(out, "report output")
+    run = run.snapshot()  # one list of checkpoints for the whole page, even while the run trains
     if measures is None:
         measures = probes.measure_run(run, progress=progress, device=device)
         source = "computed now with probes.measure_run (not saved)"
@@ -302,6 +304,7 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
     }
     for name, fig in figures.items():
         save_figure(fig, out / FIGURES[name])
+        kill_point("report.figure")
     del figures
 
     labelled = report_pairs(task)
