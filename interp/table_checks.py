@@ -61,7 +61,7 @@ def read_csv_checked(path: Path | str) -> pd.DataFrame:
     path = Path(path)
     data = read_limited(path)
     try:
-        df = pd.read_csv(io.BytesIO(data))
+        df = pd.read_csv(io.BytesIO(data), float_precision="round_trip")  # floats read back exactly as written
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
         raise RunFormatError(f"{path}: not a readable CSV table ({' '.join(str(e).split())[:120]})") from None
     check_table_ranges(df, path)

@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 
 from interp.cli import main
 from interp.config import RunConfig, preset
-from interp.emergence._load import load_sweep
+from interp.sweep.tables import load_sweep
 from interp.errors import CheckpointError, ConfigError, RunFormatError
 from interp.files import read_safetensors
 from interp.runs import Run

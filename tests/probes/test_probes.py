@@ -420,7 +420,7 @@ def test_save_and_load_measures_round_trip(probe_run, measured, tmp_path):
     assert back.key_frequencies == measured.key_frequencies and back.protocol == measured.protocol
     assert back.belongs_to(probe_run)
     assert list(back.df.columns) == list(measured.df.columns)
-    assert np.array_equal(back.df.to_numpy(), measured.df.to_numpy())  # CSV floats round-trip exactly
+    assert np.array_equal(back.df.to_numpy(), measured.df.to_numpy(), equal_nan=True)  # CSV floats round-trip exactly
     (out / "measures.json").write_text("{nope")
     with pytest.raises(RunFormatError, match="measures.json: malformed JSON"):
         probes.load_measures(out)

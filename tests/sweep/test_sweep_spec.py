@@ -132,7 +132,7 @@ def test_cli_reports_bad_spec_in_one_line(tmp_path, capsys):
     (tmp_path / "bad.toml").write_text('[sweep]\npreset = "tiny"\n[grid]\nd_mlp = [64, -3]\n')
     (tmp_path / "broken.toml").write_text('[sweep\npreset = "tiny"\n')
     for name, word in (("bad.toml", "RunConfig.d_mlp must be positive"), ("broken.toml", "not valid TOML"),
-                       ("missing.toml", "sweep spec not found")):
+                       ("missing.toml", "missing.toml: file not found")):
         assert main(["sweep", str(tmp_path / name), "--out", str(tmp_path / "out")]) == 1
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("interp sweep: error:") and word in lines[0], lines

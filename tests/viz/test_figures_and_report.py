@@ -459,6 +459,9 @@ class _Unfinished:
         self._run = run
         self.finished, self.state = False, "training"
 
+    def snapshot(self):  # the report snapshots its run once: the snapshot of this stand-in is itself
+        return self
+
     def __getattr__(self, name):
         return getattr(self._run, name)
 
