@@ -23,7 +23,7 @@ import torch
 
 from .. import fourier
 from ..errors import ProbeError, RunFormatError
-from ..files import atomic_write_text, read_json, read_limited
+from ..files import atomic_write_text, one_line, read_json, read_limited
 from ..killpoints import kill_point
 from ..table_checks import read_csv_checked
 from ..progress import Progress
