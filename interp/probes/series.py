@@ -344,6 +344,10 @@ def _state_dict_series(folder: Path, device: str) -> list[tuple[int, Any]]:
         raise RunFormatError(f"{cfg_path}: malformed JSON ({one_line(e)[:120]})") from None
     if not isinstance(kwargs, dict):
         raise RunFormatError(f"{cfg_path}: expected a JSON object of HookedTransformerConfig fields")
+    external = sorted(k for k in kwargs if any(w in k.lower() for w in ("tokenizer", "checkpoint", "hf", "pretrained")))
+    if external:  # TransformerLens would fetch these from a model hub: a file never causes network access
+        raise RunFormatError(f"{cfg_path}: field(s) {external} would load a tokenizer or weights from outside; "
+                             "refused (a folder of state dicts needs only the architecture fields)")
     try:
         template = model_from_kwargs(kwargs, device="cpu")
     except (TypeError, ValueError, AssertionError) as e:

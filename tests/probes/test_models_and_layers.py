@@ -5,6 +5,8 @@ import math
 
 import pandas as pd
 import pytest
+
+from interp.errors import RunFormatError
 import torch
 
 from interp import probes
@@ -149,6 +151,12 @@ def test_a_folder_of_state_dicts_is_measured_like_a_run(tmp_path):
     from_pairs = probes.measure_series(models, TASK, [1, 3])
     assert from_folder.steps == [0, 20]
     pd.testing.assert_frame_equal(from_folder.df, from_pairs.df)
+    (tmp_path / "config.json").write_text(json.dumps({**kw, "tokenizer_name": "gpt2"}))
+    with pytest.raises(RunFormatError, match=r"config.json: field\(s\) \['tokenizer_name'\] would load"):
+        probes.measure_series(tmp_path, TASK)  # refused before TransformerLens could reach a model hub
+    (tmp_path / "config.json").write_text("{nope")
+    with pytest.raises(RunFormatError, match="config.json: malformed JSON"):
+        probes.measure_series(tmp_path, TASK)
     (tmp_path / "config.json").unlink()
     with pytest.raises(Exception, match="config.json"):
         probes.measure_series(tmp_path, TASK)
