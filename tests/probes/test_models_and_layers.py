@@ -5,15 +5,13 @@ import math
 
 import pandas as pd
 import pytest
-
-from interp.errors import RunFormatError
 import torch
 
 from interp import probes
 from interp.config import preset
 from interp.sweep.tables import SweepTables
 from interp.emergence.tables import leads, run_transitions
-from interp.errors import ConfigError, ProbeError
+from interp.errors import ConfigError, ProbeError, RunFormatError
 from interp.files import save_tensors
 from interp.model import build_model, model_from_kwargs
 from interp.tasks import Task
