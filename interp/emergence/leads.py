@@ -43,7 +43,7 @@ from .protocol import (
     QS,
     SMOOTH_WINDOW,
 )
-from .transition import running_median
+from .transition import _crossing as first_crossing, running_median
 
 __all__ = ["is_log_metric", "metric_space", "transition_after", "transition_steps", "Leads", "lead_analysis",
            "lead_grid"]
@@ -66,13 +66,9 @@ def _to_space(v: np.ndarray, space: str) -> np.ndarray:
 
 
 def _crossing(s: np.ndarray, f: np.ndarray, level: float, rising: bool) -> float:
-    hit = f >= level if rising else f <= level
-    j = int(np.argmax(hit))
-    if not hit[j]:
-        return math.inf
-    if j == 0 or f[j] == f[j - 1]:
-        return float(s[j])
-    return float(s[j - 1] + (level - f[j - 1]) / (f[j] - f[j - 1]) * (s[j] - s[j - 1]))
+    """The envelope's crossing of ``level`` (:func:`interp.emergence.transition._crossing`); inf if never reached."""
+    step = first_crossing(s, f, level, rising)
+    return math.inf if math.isnan(step) else step
 
 
 def transition_after(steps, values, t_mem: float, space: str = "linear",
