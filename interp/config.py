@@ -127,6 +127,10 @@ class RunConfig:
     save_every: int = 100
     save_steps: tuple[int, ...] = ()
     stop_test_loss: float | None = None
+    # stop `stop_after_steps` steps after test accuracy first reaches `stop_test_acc` (None: never); the event
+    # times (t90, t99: first crossings) are unchanged by the stop, and the run's budget is recorded as its last step
+    stop_test_acc: float | None = None
+    stop_after_steps: int = 0
     name: str = "custom"
 
     def __init__(self, **values: Any) -> None:
@@ -157,13 +161,14 @@ class RunConfig:
                    "stop_test_loss", f"must be a number or null, got {self.stop_test_loss!r}")
         check_task_fields(self.op, self.p, self.frac_train, "RunConfig")
         for name in ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "n_steps",
-                     "eval_every", "save_every", "data_seed", "model_seed", "warmup_steps", "grad_filter_window"):
+                     "eval_every", "save_every", "data_seed", "model_seed", "warmup_steps", "grad_filter_window",
+                     "stop_after_steps"):
             value = getattr(self, name)
             _check_cfg(_is_int(value), name, f"must be an integer, got {value!r}")
         for name in ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "n_steps", "eval_every",
                      "grad_filter_window"):
             _check_cfg(getattr(self, name) > 0, name, f"must be positive, got {getattr(self, name)}")
-        for name in ("data_seed", "model_seed", "warmup_steps", "save_every"):
+        for name in ("data_seed", "model_seed", "warmup_steps", "save_every", "stop_after_steps"):
             _check_cfg(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
         for name in ("lr", "weight_decay", "eps", "momentum", "lr_min", "grad_filter_alpha", "grad_filter_lambda"):
             value = getattr(self, name)
@@ -190,6 +195,10 @@ class RunConfig:
         _check_cfg(all(s >= 0 for s in self.save_steps), "save_steps", "must be steps >= 0")
         _check_cfg(self.stop_test_loss is None or self.stop_test_loss > 0, "stop_test_loss",
                f"must be positive or null, got {self.stop_test_loss}")
+        _check_cfg(self.stop_test_acc is None or (isinstance(self.stop_test_acc, (int, float))
+                                                  and not isinstance(self.stop_test_acc, bool)
+                                                  and 0 < self.stop_test_acc <= 1), "stop_test_acc",
+                   f"must be an accuracy in (0, 1] or null, got {self.stop_test_acc!r}")
         _check_cfg(isinstance(self.name, str) and self.name != "", "name", "must be a non-empty string")
 
     def _check_knobs(self) -> None:

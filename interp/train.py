@@ -213,6 +213,7 @@ class _Trainer:
         self.batches = None if cfg.batch_size is None else Minibatches(len(train_idx), cfg.batch_size, cfg.data_seed)
         self.save_at = checkpoint_steps(cfg)
         self.saved_step = 0
+        self.first_acc_step: int | None = None
         if state is None:
             if run is None:
                 run = Run.create(out, cfg, task, hooked_config=hooked_config_kwargs(cfg, "cpu"),
@@ -240,8 +241,10 @@ class _Trainer:
             for t in range(self.start, cfg.n_steps + 1):
                 final = t == cfg.n_steps
                 loss, row = self.evaluate(t, final)
-                stop = (row["test_loss"] is not None and cfg.stop_test_loss is not None
-                        and row["test_loss"] < cfg.stop_test_loss and not final)
+                stop = not final and (
+                    (row["test_loss"] is not None and cfg.stop_test_loss is not None
+                     and row["test_loss"] < cfg.stop_test_loss)
+                    or self.stop_by_accuracy(t, row))
                 self.record(row, on_step)
                 self.save(t, force=stop)
                 bar.update(t, row)
@@ -279,6 +282,19 @@ class _Trainer:
                 row["test_loss"] = float64_cross_entropy(test_logits, d.test_labels).item()
                 row["test_acc"] = (test_logits.argmax(-1) == d.test_labels).float().mean().item()
         return loss, row
+
+    def stop_by_accuracy(self, t: int, row: dict[str, Any]) -> bool:
+        """True `stop_after_steps` steps after test accuracy first reached `stop_test_acc`. The first step is
+        found in the recorded rows after a resume, so a resumed run stops at the same step as an uninterrupted one."""
+        level = self.cfg.stop_test_acc
+        if level is None:
+            return False
+        if self.first_acc_step is None:
+            self.first_acc_step = next((r["step"] for r in self.rows if r["step"] < t and r["test_acc"] is not None
+                                        and r["test_acc"] >= level), None)
+        if self.first_acc_step is None and row["test_acc"] is not None and row["test_acc"] >= level:
+            self.first_acc_step = t
+        return self.first_acc_step is not None and t >= self.first_acc_step + self.cfg.stop_after_steps
 
     def record(self, row: dict[str, Any], on_step: Callable | None) -> None:
         if self.rows and self.rows[-1]["step"] == row["step"]:  # the resume step's row is recomputed, identically
