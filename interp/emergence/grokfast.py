@@ -137,8 +137,11 @@ class Comparison:
                 continue
             parts = []
             for _, r in g.iterrows():
-                parts.append(f"{r['ratio']:.2f}x [{r['ci_low']:.2f}, {r['ci_high']:.2f}] over {r['versus']} "
-                             f"({r['verdict']})")
+                if math.isnan(r["ratio"]):
+                    parts.append(f"neither it nor {r['versus']} reached {event} (not determined)")
+                else:
+                    parts.append(f"{r['ratio']:.2f}x [{r['ci_low']:.2f}, {r['ci_high']:.2f}] over {r['versus']} "
+                                 f"({r['verdict']})")
             beyond = g[g["versus"] != self.baseline]
             tail = ""
             if len(beyond) and beyond["verdict"].iloc[0] != "faster":
