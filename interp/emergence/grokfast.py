@@ -128,6 +128,34 @@ class Comparison:
     cpu_seconds: float | None
     notes: list[str] = field(default_factory=list)
 
+    def markdown_table(self) -> str:
+        """Per setting and arm: the KM medians of t_mem, t90 and t99 with intervals, and the t99 speed-up over the
+        baseline (the README's table; the tests compare the README with this)."""
+        def fmt(v, lo, hi, budget):
+            def one(x):
+                return f"> {budget:.0f}" if math.isinf(x) else ("-" if math.isnan(x) else f"{x:.0f}")
+            return f"{one(v)} [{one(lo)}, {one(hi)}]"
+
+        lines = ["| setting | arm | runs | t_mem | t90 | t99 (reached) | t99 speed-up over the baseline |",
+                 "|---|---|---|---|---|---|---|"]
+        m = self.medians.set_index(["setting", "arm", "event"])
+        sp = self.speedups[(self.speedups["event"] == PRIMARY) & (self.speedups["versus"] == self.baseline)]
+        sp = sp.set_index(["setting", "arm"])
+        for (setting, arm), _ in self.medians.groupby(["setting", "arm"], sort=False):
+            cells = []
+            for e in GROKFAST_EVENTS:
+                r = m.loc[(setting, arm, e)]
+                cells.append(fmt(r["median"], r["ci_low"], r["ci_high"], r["budget"])
+                             + (f" ({int(r['n_reached'])})" if e == PRIMARY else ""))
+            if (setting, arm) in sp.index:
+                r = sp.loc[(setting, arm)]
+                ratio = "-" if math.isnan(r["ratio"]) else f"{r['ratio']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
+            else:
+                ratio = "(baseline)"
+            n = int(m.loc[(setting, arm, PRIMARY)]["n_runs"])
+            lines.append(f"| {setting} | {arm} | {n} | " + " | ".join(cells) + f" | {ratio} |")
+        return "\n".join(lines)
+
     def answer_lines(self, event: str = PRIMARY) -> list[str]:
         """One line per filter arm and setting: its speed-up over the baseline and over its lr control."""
         out = []
