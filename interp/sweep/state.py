@@ -253,9 +253,6 @@ class SweepState:
         self._journal_end = 0
         self._since_compaction = 0
 
-    def write(self) -> None:  # the name earlier code used
-        self.compact()
-
     def close(self) -> None:
         """Fold the journal into sweep.json (the end of a sweep) and close it."""
         if self._fd is None:
