@@ -37,8 +37,8 @@ REPORT_MARKER = ".interp-report"
 
 # Library field / parameter -> the flag that sets it, per command (for restating ConfigErrors).
 FLAGS = {
-    "measure": {"device": "--device", "layer": "--layer"},
-    "report": {"device": "--device"},
+    "measure": {"device": "--device", "layer": "--layer", "op": "--task", "p": "--p", "frac_train": "--frac-train"},
+    "report": {"device": "--device", "op": "--task", "p": "--p", "frac_train": "--frac-train"},
     "train": {"n_steps": "--steps", "save_every": "--save-every", "save_steps": "--save-steps",
               "data_seed": "--seed", "model_seed": "--seed", "stop_test_loss": "--stop-test-loss",
               "device": "--device", "out_dir": "--out", "threads": "--threads"},
@@ -61,14 +61,14 @@ def _threads_option(p: argparse.ArgumentParser) -> None:
 
 
 def _folder_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("a folder of checkpoints trained elsewhere (config.json + *_STEP.safetensors, "
-                             "optional metrics.csv; see README 'Other tasks and models')")
+    g = p.add_argument_group("checkpoints trained elsewhere (a folder of *_STEP.safetensors with config.json, "
+                             "no run.json)")
     g.add_argument("--task", metavar="OP", help="the operation its models learnt: " + ", ".join(OPS)
                    + " (needed for such a folder; a run directory records its own)")
     g.add_argument("--p", type=int, metavar="P", help="the modulus (default: d_vocab_out of config.json)")
     g.add_argument("--frac-train", type=float, metavar="F", default=None,
                    help="share of pairs in the seeded training split (default 0.3)")
-    g.add_argument("--seed", type=int_at_least("--seed", 0), default=None, dest="data_seed",
+    g.add_argument("--seed", type=int_at_least("--seed", 0), default=None, dest="data_seed", metavar="S",
                    help="seed of that split (default 0)")
     g.add_argument("--split", type=Path, metavar="FILE",
                    help="JSON whose 'train' lists the training pairs a*p+b (instead of the seeded split)")
@@ -154,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("report", help="write the HTML report of a run (the main job)",
                        description="Curves, phase boundaries, Fourier spectra, neuron clusters and attention "
-                                   "patterns of a run in one offline page. Uses the run's saved measures "
+                                   "patterns of a run (or of a folder of checkpoints trained elsewhere, with "
+                                   "--task) in one offline page. Uses the run's saved measures "
                                    "(probes/<run-name>/ beside the run's folder or in the current directory) when "
                                    "they belong to this run, else computes them.")
     r.add_argument("run_dir", type=Path, nargs="?", default=DEFAULT_RUN, metavar="RUN_DIR",

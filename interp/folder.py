@@ -49,7 +49,7 @@ def is_checkpoint_folder(path: Path | str) -> bool:
 
 
 def folder_task(folder: Path | str, op: str, *, p: int | None = None, frac_train: float = 0.3, seed: int = 0,
-                split: Path | str | None = None, where: str = "--task") -> Task:
+                split: Path | str | None = None) -> Task:
     """The task of a folder's checkpoints: ``op`` mod ``p`` (default: the models' output size, d_vocab_out of
     config.json), trained on the pairs listed in ``split`` (a JSON object whose ``train`` lists pair indices
     a * p + b, like a run's split.json) or else on the seeded split (``frac_train``, ``seed``)."""
@@ -65,18 +65,15 @@ def folder_task(folder: Path | str, op: str, *, p: int | None = None, frac_train
         train = data.get("train") if isinstance(data, dict) else None
         if not isinstance(train, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in train):
             raise RunFormatError(f"{split}: field 'train' must be a list of pair indices a * p + b")
-    try:
-        if train is None:
-            return Task(op=op, p=p, frac_train=frac_train, seed=seed)
-        task = Task(op=op, p=p)  # the pair order, to turn a * p + b into pair indices (div has no b = 0)
-        position = {int(g): i for i, g in enumerate(task.grid_index.tolist())}
-        bad = [i for i in train if i not in position]
-        if bad or len(set(train)) != len(train) or not train:
-            raise RunFormatError(f"{split}: 'train' must list distinct pair indices a * p + b of {op} mod {p} "
-                                 f"({'e.g. ' + str(bad[:3]) + ' are not' if bad else 'empty or repeated'})")
-        return Task.custom(op, p, train_idx=[position[i] for i in train])
-    except ConfigError as e:
-        raise ConfigError(f"{where} {op} (p={p}): {e.detail or e}") from None
+    if train is None:  # a bad op, p or frac_train: ConfigError naming the field (the CLI restates it with its flag)
+        return Task(op=op, p=p, frac_train=frac_train, seed=seed)
+    task = Task(op=op, p=p)  # the pair order, to turn a * p + b into pair indices (div has no b = 0)
+    position = {int(g): i for i, g in enumerate(task.grid_index.tolist())}
+    bad = [i for i in train if i not in position]
+    if bad or len(set(train)) != len(train) or not train or len(train) == task.n_pairs:
+        raise RunFormatError(f"{split}: 'train' must list distinct pair indices a * p + b of {op} mod {p}, at least "
+                             f"one and not all ({'e.g. ' + str(bad[:3]) + ' are not' if bad else 'got ' + str(len(train))})")
+    return Task.custom(op, p, train_idx=[position[i] for i in train])
 
 
 def _read_config(path: Path) -> dict[str, Any]:
@@ -89,7 +86,8 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise RunFormatError(f"{path}: malformed JSON ({one_line(e)[:120]})") from None
     if not isinstance(kwargs, dict):
         raise RunFormatError(f"{path}: expected a JSON object of HookedTransformerConfig fields")
-    external = sorted(k for k in kwargs if any(w in k.lower() for w in ("tokenizer", "checkpoint", "hf", "pretrained")))
+    external = sorted(k for k, v in kwargs.items() if v is not None and v is not False  # None: nothing to fetch
+                      and any(w in k.lower() for w in ("tokenizer", "checkpoint", "hf", "pretrained")))
     if external:  # TransformerLens would fetch these from a model hub: a file never causes network access
         raise RunFormatError(f"{path}: field(s) {external} would load a tokenizer or weights from outside; "
                              "refused (a folder of state dicts needs only the architecture fields)")

@@ -127,7 +127,8 @@ def test_training_curves_are_drawn_only_where_the_folder_has_rows(tmp_path):
     (["measure", "{folder}", "--task", "add", "--split", "{folder}/config.json", "--seed", "1"],
      "--split lists the training pairs; --frac-train and --seed choose a seeded split"),
     (["measure", "{folder}", "--task", "mul", "--p", "29"], "--task mul: the model predicts d_vocab_out=23 classes but the task mul mod 29"),
-    (["report", "{folder}", "--task", "pow"], "--task pow"),
+    (["report", "{folder}", "--task", "pow"], "--task must be one of"),
+    (["report", "{folder}", "--task", "add", "--frac-train", "1.5"], "--frac-train must be strictly between 0 and 1"),
     (["report", "{run}", "--task", "add"], "--task: for a folder of checkpoints trained elsewhere"),
 ])
 def test_a_folder_given_wrongly_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch, argv, says):
@@ -182,3 +183,18 @@ def test_a_quadratic_run_gets_the_report_that_has_meaning(tmp_path, capsys, monk
     assert [t.get_gid() for t in gini_ax.texts] == ["not-applicable"]
     assert {ln.get_gid() for ln in loss_ax.get_lines()} >= {"train_loss", "test_loss"}
     assert not [t for t in loss_ax.texts if t.get_gid() == "not-applicable"]
+
+
+def test_split_file_lists_training_pairs_by_a_times_p_plus_b(tmp_path):
+    from interp.errors import RunFormatError
+    from interp.folder import folder_task
+
+    folder, _ = _folder(tmp_path / "in", metrics=None)
+    pairs = [(1, 2), (5, 7), (22, 1), (0, 3)]
+    (tmp_path / "split.json").write_text(json.dumps({"train": [a * P + b for a, b in pairs]}))
+    task = folder_task(folder, "div", split=tmp_path / "split.json")  # div has no b = 0: pair index != a*p + b
+    assert sorted(map(tuple, task.pairs()[task.train_idx].tolist())) == sorted(pairs)
+    assert len(task.test_idx) == P * (P - 1) - len(pairs)
+    (tmp_path / "bad.json").write_text(json.dumps({"train": [3 * P + 0]}))  # b = 0: not a pair of div
+    with pytest.raises(RunFormatError, match=r"bad.json: 'train' must list distinct pair indices a \* p \+ b of div"):
+        folder_task(folder, "div", split=tmp_path / "bad.json")
