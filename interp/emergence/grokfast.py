@@ -170,7 +170,8 @@ class Comparison:
                 else:
                     parts.append(f"{r['ratio']:.2f}x [{r['ci_low']:.2f}, {r['ci_high']:.2f}] over {r['versus']} "
                                  f"({r['verdict']})")
-            beyond = g[g["versus"] != self.baseline]
+            beyond = g[g["versus"].str.contains(" lr x", regex=False) & ~g["versus"].str.contains("+", regex=False)
+                       & (g["versus"] != self.baseline)]
             tail = ""
             if len(beyond) and beyond["verdict"].iloc[0] != "faster":
                 tail = "; no speed-up beyond the lr control"
@@ -310,7 +311,7 @@ def compare(sweep, n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> Comparison:
                 med_rows.append({"setting": setting, "arm": a, "event": e, "n_runs": int(present.sum()),
                                  "n_reached": int(o.sum()), "median": float(m[0]), "ci_low": lo, "ci_high": hi,
                                  "budget": float(d["n_steps"].max() if "n_steps" in d.columns else base.n_steps)})
-        controls = {}
+        controls, unfiltered = {}, {}
         for a in arms:
             fields = {f: g[g["arm"] == a].iloc[0][f] for f in arm_fields}
             if fields.get("grad_filter", base.grad_filter) == "none":
@@ -321,8 +322,12 @@ def compare(sweep, n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> Comparison:
                 controls[a] = ctl
             else:
                 notes.append(f"{setting}: {a} has no learning-rate control ({ctl}) in this sweep")
+            bare = arm_label({**fields, "grad_filter": "none"}, base)  # the same optimiser without the filter
+            if bare != baseline and bare in arms:
+                unfiltered[a] = bare
         for a in arms:
-            for versus in ([baseline] if a != baseline else []) + ([controls[a]] if a in controls else []):
+            for versus in ([baseline] if a != baseline else []) + ([unfiltered[a]] if a in unfiltered else []) + (
+                    [controls[a]] if a in controls else []):
                 for e in GROKFAST_EVENTS:
                     r = _ratio(meds[versus, e], meds[a, e])
                     lo, hi = _interval(r[1:])
