@@ -26,7 +26,8 @@ from ..errors import RunFormatError
 from ..sweep.spec import SweepSpec
 from ..sweep.tables import SweepTables, as_tables, is_seed
 from .events import events
-from .protocol import BOOT_SEED, CI, N_BOOT
+from .bootstrap import interval as _interval
+from .protocol import BOOT_SEED, N_BOOT
 
 __all__ = ["compare", "Comparison", "km_median_weighted", "arm_label", "ARM_FIELDS", "GROKFAST_EVENTS",
            "PRIMARY"]
@@ -71,16 +72,6 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         r = num / den
     r = np.where(np.isinf(num) & np.isinf(den), math.nan, r)
     return np.where(np.isinf(den) & np.isfinite(num), 0.0, r)
-
-
-def _interval(samples: np.ndarray, ci: float = CI) -> tuple[float, float]:
-    s = np.asarray(samples, float)
-    s = s[~np.isnan(s)]
-    if not len(s):
-        return math.nan, math.nan
-    a = (1 - ci) / 2
-    lo, hi = np.quantile(s, [a, 1 - a], method="inverted_cdf")
-    return float(lo), float(hi)
 
 
 def _verdict(lo: float, hi: float) -> str:
