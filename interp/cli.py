@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -82,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory (made by `interp train`)")
     m.add_argument("--out", type=Path, help="output directory (default: probes/<run-name>)")
     m.add_argument("--key-freqs", metavar="K,K,...", help="use these key frequencies instead of finding them")
+    m.add_argument("--llc", action="store_true",
+                   help="add the local learning coefficient of every checkpoint (column llc; needs the extra "
+                        "interp[llc]; slower than every other measure together)")
     m.add_argument("--quiet", action="store_true", help="no progress output")
     _threads_option(m)
 
@@ -209,7 +213,16 @@ def _cmd_measure(args) -> int:
     key_freqs = _parse_freqs(args.key_freqs, run.config.p) if args.key_freqs is not None else None
     out = args.out or Path("probes") / run.name
     prepare_out_dir(out, "--out")
-    m = probes.measure_run(run, key_freqs=key_freqs, progress=not args.quiet)
+    if args.llc:
+        probes.learning_coefficient.devinterp_modules()  # a missing extra fails before any work
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", probes.LLCWarning)
+        m = probes.measure_run(run, key_freqs=key_freqs, progress=not args.quiet, llc=args.llc)
+    for w in caught:
+        if issubclass(w.category, probes.LLCWarning):
+            print(f"interp: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     probes.save_measures(m, out)
     print(f"{out}: measures.csv ({len(m.df)} checkpoints), measures.json (key frequencies {m.key_frequencies})")
     return 0

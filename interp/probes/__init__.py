@@ -15,6 +15,11 @@ A whole run (one row per checkpoint, key frequencies fixed once from the final c
 >>> m = probes.measure_run(run); probes.phases(m.df)       # doctest: +SKIP
 >>> probes.save_measures(m, "probes/" + run.name)          # doctest: +SKIP
 
+The local learning coefficient (optional extra ``interp[llc]``, devinterp's SGLD sampler; slower than the rest):
+
+>>> probes.llc(model, task).estimate                       # doctest: +SKIP
+>>> probes.measure_run(run, llc=True)                      # adds an `llc` column  # doctest: +SKIP
+
 Functions that only need logits take a model or a precomputed (p*p, p) logits tensor, so one
 forward can serve many measures. Frequencies are k = 1..(p-1)/2; Fourier order is cos-first.
 """
@@ -33,6 +38,7 @@ from .losses import (
     restricted,
     train_test_metrics,
 )
+from .learning_coefficient import LLCResult, LLCSettings, LLCWarning, estimate_llc, llc, llc_sweep
 from .phases import Phases, phases
 from .series import Measures, find_measures, load_measures, measure_model, measure_run, protocol, save_measures
 from .sparsity import fourier_gini, gini, sum_squared_weights
@@ -66,4 +72,10 @@ __all__ = [
     "find_measures",
     "Phases",
     "phases",
+    "LLCSettings",
+    "LLCResult",
+    "LLCWarning",
+    "llc",
+    "estimate_llc",
+    "llc_sweep",
 ]

@@ -28,6 +28,7 @@ from ..tasks import Task
 from ._common import check_task_add, logits_and_neuron_acts
 from .frequencies import (DEFAULT_THRESHOLDS, RULES, THRESHOLD_MEANING, _top_k, fourier_norms, key_frequencies,
                           neuron_frequency_shares, per_frequency_norms, top_frequencies)
+from .learning_coefficient import LLCSettings, devinterp_modules, llc_protocol, llc_row, warn_unhealthy
 from .losses import Decomposition, cos_coefficients, train_test_metrics
 from .sparsity import gini, sum_squared_weights
 
@@ -172,7 +173,7 @@ class Measures:
 def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int] | None = None,
                 progress: bool = True, *, rule: str = "neurons", threshold: float | None = None,
                 device: str = "cpu", fallback_top_k: int | None = None,
-                causal_top_k: int | None = None) -> Measures:
+                causal_top_k: int | None = None, llc: bool | LLCSettings = False) -> Measures:
     """Measure every checkpoint of ``run`` (an :class:`interp.Run`): a :class:`Measures`, one row per step.
 
     The key frequencies are found once, from the run's final checkpoint with ``rule``/``threshold``
@@ -181,9 +182,20 @@ def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int
     formed no circuit) the key-dependent columns are NaN. ``steps`` restricts the rows to some of the run's
     checkpoint steps. Train/test use ``run.task``, the run's recorded split. On an unfinished run the result
     says so (``run_finished`` False) and its key frequencies come from the last checkpoint there is.
+
+    ``llc``: True (default settings) or an :class:`LLCSettings` adds the local learning coefficient of every
+    checkpoint (columns ``llc``, ``llc_std``, ``llc_frac_negative``, ``llc_chain_spread``; needs ``interp[llc]``;
+    slower than every other column together) and records its settings in the protocol. Checkpoints that fail a
+    health check are named in one :class:`LLCWarning`.
     """
     if rule not in RULES:
         raise ProbeError(f"measure_run: rule must be one of {list(RULES)}, got {rule!r}")
+    if llc is True:
+        llc = LLCSettings()
+    if llc:
+        devinterp_modules()  # a missing extra fails before any work
+    elif llc is not False and not isinstance(llc, LLCSettings):
+        raise ProbeError(f"measure_run: llc must be True, False or an LLCSettings, got {llc!r}")
     task = run.task
     for name, k in (("fallback_top_k", fallback_top_k), ("causal_top_k", causal_top_k)):
         n = fourier.n_frequencies(task.p)
@@ -221,14 +233,23 @@ def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int
         source, rule, threshold, freq_step = "given by the caller", "given", None, None
 
     bar = Progress(len(chosen), f"measure {run.name}", "checkpoint", enabled=progress)
-    rows = []
+    rows, unhealthy = [], {}
     for i, step in enumerate(chosen, start=1):
         model = run.load(step, device=device)
         rows.append({"step": step, **_measures(model, task, freqs, "measure_run", causal_top_k)})
+        if llc:
+            row, problems = llc_row(model, task, llc)
+            rows[-1].update(row)
+            if problems:
+                unhealthy[step] = problems
         del model
         bar.update(i)
     bar.close()
+    if unhealthy:
+        warn_unhealthy("measure_run", unhealthy)
     proto = protocol(rule, threshold, source)
+    if llc:
+        proto["llc"] = llc_protocol(llc)
     if causal_top_k is not None:
         proto["causal_columns"] = (f"restricted/excluded loss and accuracy with the top-{causal_top_k} frequencies "
                                    "(most neuron variance) of each checkpoint alone")

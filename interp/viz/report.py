@@ -28,6 +28,7 @@ from .figures import (
     PHASE_NAMES,
     fourier_norms_figure,
     loss_curves_figure,
+    llc_figure,
     measures_figure,
     neuron_clusters_figure,
     progress_figure,
@@ -48,6 +49,7 @@ FIGURES = {
     "progress": "progress.png",
     "curves": "training_curves.png",
     "measures": "more_measures.png",
+    "llc": "llc.png",
     "spectra_time": "spectra_over_time.png",
     "fourier": "fourier_norms.png",
     "neuron_freqs": "neuron_frequencies.png",
@@ -250,6 +252,8 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
         "clusters": neuron_clusters_figure(_clusters_frame(nf)),
         "attention_grid": attention_grid_figure(attention_grids),
     }
+    if "llc" in df.columns:  # opt-in column (`interp measure --llc`)
+        figures["llc"] = llc_figure(df, phases)
     for name, fig in figures.items():
         save_figure(fig, out / FIGURES[name])
     del figures
@@ -262,14 +266,14 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
     rows = _key_rows(df, metrics, phases, key_freqs, nf, bounds, land)
     peaks = _non_key_peaks(norms_final, key_freqs)
     page = _page(run, parts, rows, view, source, banner, peaks, key_freqs, grid_steps, protocol,
-                 getattr(phases, "rule", ""))
+                 getattr(phases, "rule", ""), has_llc="llc" in df.columns)
     index = out / "index.html"
     atomic_write_text(index, page)  # last: the page only ever points at figures already in place
     return index
 
 
 def _page(run, parts, rows, view: AttentionView, source: str, banner: str | None, peaks, key_freqs,
-          grid_steps: dict, protocol: Any, rule: str) -> str:
+          grid_steps: dict, protocol: Any, rule: str, has_llc: bool = False) -> str:
     cfg = run.config
     title = f"interp report: {run.name}"
     keys = ", ".join(map(str, key_freqs)) or "none"
@@ -303,6 +307,10 @@ def _page(run, parts, rows, view: AttentionView, source: str, banner: str | None
                 f"The other measures of the same table ({source}): excluded loss with one key frequency removed at a "
                 "time (training pairs), the fraction of neurons clustered, the share of the logits explained by the "
                 "key cos(w(a+b-c)) terms (all pairs), and test loss / restricted loss."),
+        *([_figure("llc", "local learning coefficient at every checkpoint, beside test and restricted accuracy",
+                   f"The local learning coefficient of each checkpoint ({source}): SGLD around the checkpoint with "
+                   "devinterp, settings in the protocol section (llc); band: spread across chains. Definition and "
+                   "health checks: docs/science.md.")] if has_llc else []),
         "<h2>Fourier spectra</h2>",
         _figure("spectra_time", "Fourier norms of W_E and W_L per frequency at every checkpoint",
                 f"Each column is one checkpoint, each row one frequency; key frequencies ({keys}) are marked in red. "
