@@ -172,3 +172,17 @@ def test_measure_run_adds_llc_columns_and_records_settings(probe_run, tmp_path):
     assert back.protocol["llc"]["settings"]["epsilon"] == FAST.epsilon
     with pytest.raises(ProbeError, match="llc must be"):
         probes.measure_run(probe_run, steps=steps, progress=False, llc="yes")
+
+
+def test_example_script_prints_a_larger_llc_after_memorising():
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    r = subprocess.run([sys.executable, str(root / "examples" / "llc.py"), "--steps", "300"], capture_output=True,
+                       text=True, cwd=root)
+    assert r.returncode == 0, r.stderr[-2000:]
+    llc = [float(x) for x in re.findall(r"LLC (-?[\d.]+) \+-", r.stdout)]
+    assert len(llc) == 2 and llc[1] > llc[0], r.stdout
