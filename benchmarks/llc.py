@@ -37,8 +37,8 @@ def bench(run, n: int, settings) -> list[tuple[int, float, float, float]]:
     rows = []
     for step in steps:
         model = run.load(step)
-        t_rest, _ = _time(lambda: probes.measure_model(model, run.task, keys))
-        t_llc, r = _time(lambda: probes.llc(model, run.task, settings, warn=False))
+        t_rest, _ = _time(lambda m=model: probes.measure_model(m, run.task, keys))
+        t_llc, r = _time(lambda m=model: probes.llc(m, run.task, settings, warn=False))
         rows.append((step, t_rest, t_llc, r.estimate))
     return rows
 

@@ -27,8 +27,8 @@ from .attention import AttentionView, attention
 from .figures import (
     PHASE_NAMES,
     fourier_norms_figure,
-    loss_curves_figure,
     llc_figure,
+    loss_curves_figure,
     measures_figure,
     neuron_clusters_figure,
     progress_figure,
@@ -43,13 +43,12 @@ from .mechanism_figures import (
 from .page import IMAGE_CHECK, html_page
 from .story import StoryPart, curve_landmarks, fmt, story
 
-__all__ = ["write_report", "report_pairs", "phase_checkpoints", "FIGURES"]
+__all__ = ["write_report", "report_pairs", "phase_checkpoints", "FIGURES", "OPTIONAL_FIGURES"]
 
 FIGURES = {
     "progress": "progress.png",
     "curves": "training_curves.png",
     "measures": "more_measures.png",
-    "llc": "llc.png",
     "spectra_time": "spectra_over_time.png",
     "fourier": "fourier_norms.png",
     "neuron_freqs": "neuron_frequencies.png",
@@ -57,6 +56,9 @@ FIGURES = {
     "clusters": "neuron_clusters.png",
     "attention_grid": "attention_grid.png",
 }
+# drawn only when the measures have the column (the opt-in `llc`, `interp measure --llc`)
+OPTIONAL_FIGURES = {"llc": "llc.png"}
+_FILES = {**FIGURES, **OPTIONAL_FIGURES}
 
 
 
@@ -181,7 +183,7 @@ def _table(rows: list[tuple[str, str]], css_class: str = "numbers", row_id: str 
 
 
 def _figure(name: str, alt: str, caption: str) -> str:
-    return (f'<figure><img class="figure" src="{html.escape(FIGURES[name])}" alt="{html.escape(alt)}">'
+    return (f'<figure><img class="figure" src="{html.escape(_FILES[name])}" alt="{html.escape(alt)}">'
             f'<figcaption>{html.escape(caption)}</figcaption></figure>')
 
 
@@ -254,8 +256,11 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
     }
     if "llc" in df.columns:  # opt-in column (`interp measure --llc`)
         figures["llc"] = llc_figure(df, phases)
+    stale = out / OPTIONAL_FIGURES["llc"]
+    if "llc" not in figures and stale.exists():
+        stale.unlink()  # an earlier report's; this one has no llc column
     for name, fig in figures.items():
-        save_figure(fig, out / FIGURES[name])
+        save_figure(fig, out / _FILES[name])
     del figures
 
     labelled = report_pairs(task)

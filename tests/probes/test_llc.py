@@ -186,3 +186,18 @@ def test_example_script_prints_a_larger_llc_after_memorising():
     assert r.returncode == 0, r.stderr[-2000:]
     llc = [float(x) for x in re.findall(r"LLC (-?[\d.]+) \+-", r.stdout)]
     assert len(llc) == 2 and llc[1] > llc[0], r.stdout
+
+
+def test_cli_measure_llc_writes_the_column_and_its_protocol(tmp_path, capsys):
+    import json
+
+    from interp.cli import main
+    from interp.train import train
+
+    run = train(preset("tiny", n_steps=100, save_every=50), tmp_path / "run", progress=False)
+    assert main(["measure", str(run.path), "--llc", "--quiet", "--out", str(tmp_path / "m")]) == 0
+    m = probes.load_measures(tmp_path / "m")
+    assert m.df["llc"].notna().all() and len(m.df) == 3
+    meta = json.loads((tmp_path / "m" / "measures.json").read_text())
+    assert meta["protocol"]["llc"]["settings"] == probes.LLCSettings().to_dict()
+    assert "Traceback" not in capsys.readouterr().err
