@@ -139,13 +139,29 @@ def test_mismatch_and_bad_settings_are_refused_in_one_line():
 
 
 def test_unhealthy_estimate_warns_and_says_why():
-    """Far too large a step: the chains leave the basin (loss below L(w*) or chains disagree) and it says so."""
-    task = Task(p=23, frac_train=0.6, seed=0)
-    model = build_model(preset("tiny"))  # an untrained model is no minimum: SGLD walks downhill
+    """w* is not a minimum (the quadratic's minimum is elsewhere): SGLD walks downhill, the draws' loss falls below
+    L(w*), and the estimate says so."""
+    class Shifted(Quadratic):
+        pass
+
+    def shifted_loss(model, input_ids):
+        d = model.w - 1.0
+        return (0.5 * d @ model.H @ d).expand(input_ids.shape[0], input_ids.shape[1] - 1)
+
+    model = Shifted(torch.eye(4) * 4.0)
+    s = probes.LLCSettings(epsilon=3e-4, gamma=0.0, n_beta=100.0, chains=2, draws=60, batch_size=4)
     with pytest.warns(probes.LLCWarning, match="health check"):
-        r = probes.llc(model, task, probes.LLCSettings(epsilon=1e-2, gamma=0.0, chains=2, draws=20, batch_size=64))
-    assert not r.healthy and r.problems
-    assert r.frac_negative > 0.1
+        r = estimate_llc(model, torch.zeros(4, 2, dtype=torch.long), shifted_loss, s)
+    assert not r.healthy and r.frac_negative > 0.9 and r.estimate < 0
+    assert any("below the loss at the checkpoint" in p for p in r.problems)
+
+
+def test_a_diverging_chain_is_an_error_not_a_number():
+    task = Task(p=23, frac_train=0.6, seed=0)
+    with pytest.raises(ProbeError, match="diverged.*lower epsilon") as e:
+        probes.llc(build_model(preset("tiny")), task,
+                   probes.LLCSettings(epsilon=1e-2, gamma=0.0, chains=2, draws=20, batch_size=64))
+    assert "\n" not in str(e.value)
 
 
 def test_missing_devinterp_is_one_line(monkeypatch):
