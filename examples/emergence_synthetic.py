@@ -1,52 +1,52 @@
-"""Emergence analysis on a synthetic sweep whose answer is known, in a few seconds and without training.
+"""The emergence protocol on synthetic sweeps whose answer is known, in seconds and without training.
 
     python examples/emergence_synthetic.py [OUT_DIR]
 
-Builds a sweep table like the one ``interp sweep`` writes (data fraction x 3 seeds, noisy curves),
-where the true answer is set by construction: accuracy emerges at t_e = 1500 / frac_train steps,
-restricted loss makes half its fall at 0.7 t_e (a lead of 0.3 t_e), excluded loss half its rise at 0.5
-t_e, Gini of W_E only at 1.2 t_e (it lags). The analysis should find exactly that. With OUT_DIR, the
-sweep directory and its report are written there (open OUT_DIR/report/index.html).
+1. A sweep shaped like ``sweeps/emergence-dense`` (data fraction x 6 seeds, events in summary.csv, causal
+   restricted/excluded loss), where by construction restricted loss moves half-way to t90 after
+   memorisation (it truly predicts) and the fraction of neurons clustered moves only after the event. The
+   protocol (docs/emergence-protocol.md) should say: restricted loss leads the controls and forecasts t90
+   better than the config baseline; the clustered fraction does neither.
+2. Two scale sweeps: a true mirage (a smooth log-probability pushed through a threshold: accuracy jumps,
+   the model does not) and a real jump (both jump together). The metric question should tell them apart.
+
+With OUT_DIR, the first sweep is written there as a sweep directory with its report (OUT_DIR/report/index.html).
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from interp import emergence
-from interp.emergence.synthetic import synthetic_sweep
+from interp.emergence.synthetic import protocol_sweep, scale_sweep, write_sweep
 
-results, truth = synthetic_sweep(frac_train=(0.15, 0.2, 0.3, 0.4, 0.5), seeds=(0, 1, 2), n_steps=8000,
-                                 every=100, noise=0.01)
-a = emergence.analyse(results, axis="frac_train")
+N_BOOT = 300  # the protocol's 2000 gives the same verdicts; fewer keeps the example fast
 
-print("The answer, measured:")
-for line in a.headline():
-    print(" -", line)
+tables, truth = protocol_sweep(frac_train=(0.3, 0.31, 0.32, 0.33, 0.35), seeds=range(6))
+la = emergence.lead_analysis(tables, n_boot=N_BOOT)
+print("Leads over t90 at q = 0.25 (steps), beside the controls:")
+cols = ["metric", "role", "median_lead", "ci_low", "ci_high", "verdict"]
+with pd.option_context("display.width", 200, "display.max_colwidth", 70):
+    print(la.summary[cols].to_string(index=False, float_format=lambda v: f"{v:.0f}"))
 
-print("\nLeads over emergence (steps; > 0: ahead of test accuracy):")
-cols = ["metric", "n_leading", "n_measured", "median_lead", "q25_lead", "q75_lead", "median_lead_frac"]
-print(a.lead_summary[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+fc = emergence.forecasts(tables, n_boot=N_BOOT)
+print("\nForecasting t90 from the past (leave one seed out; MAE ratio to the config baseline):")
+print(fc.verdicts[["measure", "verdict", "n_evaluated", "ratio", "ratio_low", "ratio_high"]].to_string(
+    index=False, float_format=lambda v: f"{v:.2f}"))
 
-print(f"\nAcross frac_train at step {a.scale.budget_step} (log10 space for losses):")
-cols = ["metric", "kind", "sharpness", "discontinuity", "discontinuity_rel"]
-print(a.scale.table[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-
-print("\nPredicting the emergence step, leave one run out (MAE in steps):")
-cols = ["measure", "n_scored", "mae", "mae_baseline", "n_never_emerged", "n_beyond_end"]
-print(a.prediction_table[cols].to_string(index=False, float_format=lambda v: f"{v:.0f}"))
-
-# the truth the tables should show: restricted loss leads by 0.3 of the time to emergence
-s = a.lead_summary.set_index("metric")
-print(f"\nrestricted loss lead: measured {s.loc['restricted_loss', 'median_lead_frac']:.3f} of t_e, built in 0.300")
+print("\nThe metric question across frac_train at step 6000:")
+for kind in ("mirage", "real"):
+    a = emergence.metric_question(scale_sweep(kind), "frac_train", 6000, n_boot=N_BOOT)
+    acc, logp = a.fits["test_acc"], a.fits["test_logp"]
+    print(f"  built-in {kind}: verdict {a.verdict!r}: accuracy width {acc.width:.3f}, log-prob width "
+          f"{logp.width:.3f}, R = {a.ratio:.2f} [{a.ratio_low:.2f}, {a.ratio_high:.2f}]")
 
 if len(sys.argv) > 1:
     from interp.viz.sweep_report import write_sweep_report
 
     out = Path(sys.argv[1])
-    out.mkdir(parents=True, exist_ok=True)
-    results.to_csv(out / "results.csv", index=False)
-    (out / "sweep.json").write_text(json.dumps({"axes": ["frac_train", "data_seed"]}))
-    print(write_sweep_report(out, out / "report"))
+    write_sweep(tables, out)
+    print(write_sweep_report(out, out / "report", n_boot=N_BOOT))

@@ -1,6 +1,6 @@
 """interp: grokking progress measures on TransformerLens models.
 
-Train a model (``interp.train.train`` or ``interp train``), open the run (``interp.Run``), measure it
+Train a model (``from interp import train; train(cfg, out_dir)``, or ``interp train``), open the run (``interp.Run``), measure it
 (``from interp import probes``), and show it (``interp.viz``).
 """
 

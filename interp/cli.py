@@ -8,48 +8,55 @@ or parameter are restated with the flag that sets it.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import warnings
 from pathlib import Path
 from typing import Sequence
 
-import torch
 
 from . import __version__, probes
-from .cli_types import int_at_least
-from .config import PRESETS, parse_steps, preset
-from .emergence import cli as emergence_cli
+from .cli_types import MAX_THREADS as MAX_THREADS_FLAG, int_at_least
+from .config import PRESETS, parse_field, parse_steps, preset
+from .commands import emergence as emergence_cli
 from .errors import ConfigError, InterpError
-from .files import prepare_out_dir
+from .files import prepare_out_dir, read_limited, staged_dir
+from .model import check_device
 from .fourier import check_frequencies
 from .runs import Run
 from .sweep import cli as sweep_cli
+from .threads import MAX_THREADS
 from .train import train
 from .viz.attention import attention
 from .viz.report import write_report
 
 DEFAULT_RUN = Path("checkpoints") / "nanda2023-p113-seed0"
-DEFAULT_THREADS = 1  # measured: see README "Threads"
 REPORT_MARKER = ".interp-report"
 
 # Library field / parameter -> the flag that sets it, per command (for restating ConfigErrors).
 FLAGS = {
+    "measure": {"device": "--device", "layer": "--layer"},
+    "report": {"device": "--device"},
     "train": {"n_steps": "--steps", "save_every": "--save-every", "save_steps": "--save-steps",
               "data_seed": "--seed", "model_seed": "--seed", "stop_test_loss": "--stop-test-loss",
-              "device": "--device", "out_dir": "--out"},
+              "device": "--device", "out_dir": "--out", "threads": "--threads"},
 }
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)  # `--p 4` is not `--preset 4`: only whole option names
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # one line, exit 2, like every other error
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def _threads_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=int_at_least("--threads", 1), default=DEFAULT_THREADS, metavar="N",
-                   help=f"torch CPU threads (default {DEFAULT_THREADS}: on a small or busy machine one thread per "
-                        "process is fastest; a resumed run is bit-identical only with the same N)")
+    p.add_argument("--threads", type=int_at_least("--threads", 1, MAX_THREADS_FLAG), metavar="N",
+                   help="torch CPU threads (default: the free physical cores, at most "
+                        f"{MAX_THREADS}; a resumed run keeps its recorded count, bit-identical only with the same N)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("train", help="train a preset into a run directory (resumable)",
-                       description="Full-batch training of a preset; writes run.json, split.json, metrics.csv "
-                                   "and step_XXXXXX.safetensors checkpoints into --out.")
+                       description="Training of a preset, with any RunConfig field changed by --set; writes "
+                                   "run.json, split.json, metrics.csv and step_XXXXXX.safetensors checkpoints "
+                                   "into --out.")
     p.add_argument("--preset", help="preset name (see `interp presets`); not needed with --resume")
     p.add_argument("--out", required=True, type=Path, help="run directory to create (or resume)")
     p.add_argument("--steps", type=int_at_least("--steps", 1), help="number of training steps (default: the preset's)")
@@ -70,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "e.g. 0-2000:100,2500,3000-20000:500 (thins a long run to what you keep)")
     p.add_argument("--seed", type=int_at_least("--seed", 0), help="seed for both the data split and the model init")
     p.add_argument("--stop-test-loss", type=float, metavar="X", help="stop early once test loss < X")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="set_fields",
+                   help="set any RunConfig field (repeatable), e.g. --set op=mul --set n_layers=2 --set "
+                        "optimiser=sgd --set lr_schedule=cosine --set batch_size=512 --set layer_norm=true "
+                        "--set grad_filter=ema --set grad_filter_lambda=2 (fields: README 'Training knobs')")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -86,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--llc", action="store_true",
                    help="add the local learning coefficient of every checkpoint (column llc; needs the extra "
                         "interp[llc]; slower than every other measure together)")
+    m.add_argument("--layer", type=int_at_least("--layer", 0), metavar="L",
+                   help="the MLP layer the neuron and W_L columns read (default: the last; a multi-layer run also "
+                        "gets per-layer columns)")
+    m.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    m.add_argument("--recompute", action="store_true",
+                   help="rewrite this run's measures in --out even when they are up to date")
     m.add_argument("--quiet", action="store_true", help="no progress output")
     _threads_option(m)
 
@@ -102,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--measures", type=Path, metavar="DIR",
                    help="directory with measures.csv and measures.json (default: found as described above)")
     r.add_argument("--recompute", action="store_true", help="ignore saved measures and recompute them")
+    r.add_argument("--device", default="cpu", help="cpu (default) or cuda, for measures computed now")
     _threads_option(r)
 
     a = sub.add_parser("attention", help="write an attention-pattern page for one checkpoint",
@@ -123,8 +142,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if getattr(args, "threads", None):
-        torch.set_num_threads(args.threads)
     try:
         return _COMMANDS[args.command](args)
     except InterpError as e:
@@ -133,6 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"interp {args.command}: interrupted{_continue_hint(args)}", file=sys.stderr)
         return 130
+    except RecursionError:  # a structure nested too deeply for a parser we do not own (checked where we can)
+        print(f"interp {args.command}: error: an input file is nested too deeply to read", file=sys.stderr)
+        return 1
 
 
 def _in_flags(e: InterpError, command: str) -> str:
@@ -144,6 +164,8 @@ def _in_flags(e: InterpError, command: str) -> str:
 
 
 def _continue_hint(args) -> str:
+    if args.command == "sweep":
+        return f"; continue it with `{sweep_cli.resume_command(args)}`"
     if args.command != "train":
         return ""
 
@@ -172,22 +194,57 @@ def _cmd_train(args) -> int:
         overrides["data_seed"] = overrides["model_seed"] = args.seed
     if args.stop_test_loss is not None:
         overrides["stop_test_loss"] = args.stop_test_loss
+    flagged = {field: flag for field, flag in FLAGS["train"].items() if field in overrides}
+    if args.steps is not None:
+        flagged["n_steps"] = "--steps"
+    fields = _set_fields(args.set_fields, flagged)
+    n_steps = fields.pop("n_steps", args.steps)  # like --steps: a resumed run may be extended
+    overrides.update(fields)
     if args.resume:
         # The same command line plus --resume is fine; anything that changes the recorded config is refused.
         if overrides and not args.preset:
             raise ConfigError("--resume continues the run as recorded in run.json; give --preset with these "
                               "options (they must match the run) or drop them")
-        cfg = preset(args.preset, **overrides) if args.preset else None
+        cfg = _preset_with(args.preset, overrides, fields) if args.preset else None
     else:
         if not args.preset:
             raise ConfigError("--preset is required for a new run (see `interp presets`)")
-        cfg = preset(args.preset, **overrides)
-    run = train(cfg, args.out, device=args.device, resume=args.resume, n_steps=args.steps,
-                progress=not args.quiet)
+        cfg = _preset_with(args.preset, overrides, fields)
+    run = train(cfg, args.out, device=args.device, resume=args.resume, n_steps=n_steps,
+                progress=not args.quiet, threads=args.threads)
     last = run.metrics.dropna().iloc[-1]
     print(f"{run.path}: {run.state}, {len(run.steps)} checkpoints, step {int(last.step)}: train loss "
           f"{last.train_loss:.3g}, test loss {last.test_loss:.3g}, test acc {last.test_acc:.3f}")
     return 0
+
+
+def _set_fields(items: list[str], flagged: dict[str, str]) -> dict:
+    """``--set FIELD=VALUE`` items as RunConfig values (read by each field's type); errors name --set and the field."""
+    values: dict = {}
+    for item in items:
+        name, eq, text = item.partition("=")
+        name = name.strip()
+        if not eq or not name:
+            raise ConfigError(f"--set {item!r}: expected FIELD=VALUE, e.g. --set optimiser=sgd")
+        if name in values:
+            raise ConfigError(f"--set {name} is given twice; give it once")
+        if name in flagged:
+            raise ConfigError(f"--set {name}={text} and {flagged[name]} both set {name}; give it once")
+        try:
+            values[name] = parse_field(name, text)
+        except ConfigError as e:
+            raise ConfigError(f"--set {name} {e.detail}") from None
+    return values
+
+
+def _preset_with(name: str, overrides: dict, set_fields: dict):
+    """The preset with the overrides, validated; an error about a field given with --set names --set."""
+    try:
+        return preset(name, **overrides)
+    except ConfigError as e:
+        if e.field in set_fields and e.detail:
+            raise ConfigError(f"--set {e.field} {e.detail}") from None
+        raise
 
 
 def _warn_unfinished(run) -> None:
@@ -210,14 +267,34 @@ def _cmd_measure(args) -> int:
     run = Run(args.run_dir)
     run.final_step  # fails early on a run without checkpoints
     _warn_unfinished(run)
-    key_freqs = _parse_freqs(args.key_freqs, run.config.p) if args.key_freqs is not None else None
+    check_device(args.device)
+    group = run.task.group
+    if args.key_freqs is not None and group is None:
+        raise ConfigError(f"--key-freqs: task {run.config.op!r} has no group basis; its circuit measures are not "
+                          "applicable")
+    key_freqs = _parse_freqs(args.key_freqs, group.order) if args.key_freqs is not None else None
     out = args.out or Path("probes") / run.name
-    prepare_out_dir(out, "--out")
     if args.llc:
         probes.learning_coefficient.devinterp_modules()  # a missing extra fails before any work
+    run = run.snapshot()
+    owner = probes.saved_identity(out)
+    if owner is not None and owner.get("run_id") != run.run_id:
+        raise ConfigError(f"--out {out}: holds the measures of run {owner.get('run_id')} ({owner.get('path')}), not "
+                          f"of {run.path} (run {run.run_id}); choose another --out (nothing was written)")
+    if owner is not None and not args.recompute:
+        try:
+            kept = probes.load_measures(out)
+        except InterpError:
+            kept = None  # this run's own pair, damaged (an interrupted write): rewritten
+        if kept is not None and kept.same_measurement(run, key_freqs, llc=args.llc):
+            print(f"{out}: measures of this run at the same {len(kept.steps)} checkpoints are already there; kept "
+                  "(pass --recompute to compute them again)")
+            return 0
+    prepare_out_dir(out, "--out")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", probes.LLCWarning)
-        m = probes.measure_run(run, key_freqs=key_freqs, progress=not args.quiet, llc=args.llc)
+        m = probes.measure_run(run, key_freqs=key_freqs, progress=not args.quiet, device=args.device,
+                               layer=args.layer, threads=args.threads, llc=args.llc)
     for w in caught:
         if issubclass(w.category, probes.LLCWarning):
             print(f"interp: warning: {w.message}", file=sys.stderr)
@@ -228,25 +305,57 @@ def _cmd_measure(args) -> int:
     return 0
 
 
-def _report_dir(out: Path) -> Path:
-    """The report's directory: new, empty, or an earlier report (marked); anything else is refused."""
-    if out.is_dir() and any(out.iterdir()) and not (out / REPORT_MARKER).exists():
-        raise ConfigError(f"--out {out}: holds files that are not an interp report; choose a new or empty directory")
-    prepare_out_dir(out, "--out")
-    (out / REPORT_MARKER).touch()
-    return out
+def _check_report_dir(out: Path, owner: dict) -> None:
+    """The report's directory must be new, empty, or an earlier report of the same run or sweep (its marker records
+    whose); anything else is refused before any work, naming both owners."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        marker = out / REPORT_MARKER
+        if not marker.is_file():
+            raise ConfigError(f"--out {out}: holds files that are not an interp report; choose a new or empty "
+                              "directory")
+        try:
+            recorded = json.loads(read_limited(marker, 4096) or b"{}")  # empty: a report of an older interp
+        except (ValueError, InterpError):
+            recorded = {"path": "an unreadable marker"}
+        recorded = recorded if isinstance(recorded, dict) else {"path": "an unreadable marker"}
+        key = "run_id" if "run_id" in owner else "sweep"
+        if recorded and recorded.get(key) != owner[key]:
+            raise ConfigError(f"--out {out}: holds the report of {recorded.get('path', 'another run')} "
+                              f"({recorded.get('run_id') or recorded.get('sweep')}), not of {owner['path']}; choose "
+                              "another --out (nothing was written)")
+    prepare_out_dir(out.parent if str(out.parent) else Path("."), "--out")
+
+
+def _write_report_dir(out: Path, owner: dict, write) -> Path:
+    """Build the report in a staging directory and move it into place whole (never a page of one run with
+    another's figures); returns the final index.html."""
+    with staged_dir(out) as tmp:
+        (tmp / REPORT_MARKER).write_text(json.dumps(owner) + "\n")
+        write(tmp)
+    return out / "index.html"
 
 
 def _cmd_report(args) -> int:
-    if emergence_cli.is_sweep_dir(args.run_dir):
-        return emergence_cli.report_command(args, _report_dir(args.out or Path("report") / args.run_dir.resolve().name))
     t0 = time.perf_counter()
+    if emergence_cli.is_sweep_dir(args.run_dir):
+        emergence_cli.check_report_args(args)
+        out = args.out or Path("report") / args.run_dir.resolve().name
+        owner = {"sweep": str(args.run_dir.resolve()), "path": str(args.run_dir)}
+        _check_report_dir(out, owner)
+        index = _write_report_dir(out, owner, lambda tmp: emergence_cli.report_command(args, tmp))
+        print(f"{index}  ({time.perf_counter() - t0:.1f} s)")
+        return 0
     if not args.run_dir.exists() and args.run_dir == DEFAULT_RUN:
         raise ConfigError(f"{DEFAULT_RUN}: the shipped run is not here; run `interp report` from the repository "
                           "root or pass a RUN_DIR")
-    run = Run(args.run_dir)
+    check_device(args.device)
+    run = Run(args.run_dir).snapshot()  # one list of checkpoints for the whole report, even while it trains
     run.final_step
-    out = _report_dir(args.out or Path("report") / run.name)  # checked before any work
+    out = args.out or Path("report") / run.name
+    owner = {"run_id": run.run_id, "path": str(run.path)}
+    _check_report_dir(out, owner)  # checked before any work
     _warn_unfinished(run)
     measures = None
     if not args.recompute:
@@ -259,7 +368,8 @@ def _cmd_report(args) -> int:
         if measures is None:
             print(f"interp report: no saved measures of {run.path} found; computing them now "
                   f"({len(run.steps)} checkpoints)", file=sys.stderr)
-    index = write_report(run, out, measures=measures)
+    index = _write_report_dir(out, owner, lambda tmp: write_report(run, tmp, measures=measures, device=args.device,
+                                                                 threads=args.threads))
     print(f"{index}  ({time.perf_counter() - t0:.1f} s)")
     return 0
 

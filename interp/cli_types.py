@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["int_at_least"]
+__all__ = ["int_at_least", "MAX_THREADS"]
 
 
-def int_at_least(name: str, minimum: int):
-    """argparse type: an integer >= minimum, with an error that names the option."""
+MAX_THREADS = 256  # torch threads per process (and sweep runs at a time): past this a typo, not a machine
+
+
+def int_at_least(name: str, minimum: int, maximum: int | None = None):
+    """argparse type: an integer >= minimum (and <= maximum), with an error that names the option."""
     def parse(text: str) -> int:
+        if len(text) > 30:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer of at most 30 digits, got {text[:20]!r}...")
         try:
             value = int(text)
         except ValueError:
@@ -17,5 +22,7 @@ def int_at_least(name: str, minimum: int):
         if value < minimum:
             raise argparse.ArgumentTypeError(
                 f"{name} must be positive, got {value}" if minimum == 1 else f"{name} must be >= {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{name} must be at most {maximum:,}, got {value:,}")
         return value
     return parse

@@ -20,17 +20,37 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["RunConfig", "OPS", "PRESETS", "preset", "preset_names", "is_prime", "parse_steps"]
+__all__ = ["RunConfig", "OPS", "PRESETS", "preset", "preset_names", "is_prime", "parse_steps", "parse_field"]
 
-# Binary operations mod p that need nothing but all p^2 pairs (a, b).
+# Binary operations mod p on the pairs (a, b): all p^2 of them, except div, which has no b = 0.
 OPS: dict[str, str] = {
     "add": "(a + b) mod p",
     "sub": "(a - b) mod p",
     "mul": "(a * b) mod p",
-    "x2y2": "(a^2 + b^2) mod p",
+    "div": "(a / b) mod p, b != 0",
+    "a2+b2": "(a^2 + b^2) mod p",
+    "a2+ab+b2": "(a^2 + a b + b^2) mod p",
 }
+RENAMED_OPS = {"x2y2": "a2+b2"}  # old name -> the name that says what it computes
+
+
+def n_pairs_of(op: str, p: int) -> int:
+    """How many pairs (a, b) the task has: p^2, or p (p - 1) for div (b != 0)."""
+    return p * (p - 1) if op == "div" else p * p
 
 ACT_FNS = ("relu", "gelu")
+OPTIMISERS = ("adamw", "adam", "sgd")
+LR_SCHEDULES = ("constant", "cosine", "linear")
+GRAD_FILTERS = ("none", "ema", "ma")
+
+# Bounds, checked before any work (and before any loop over them): p up to MAX_P keeps the p^2 pairs and the
+# primality test instant; sizes and step counts past these are typos, not experiments on one machine.
+MAX_P = 2003
+MAX_WIDTH = 16_384        # d_model, d_mlp, n_heads * d_head
+MAX_LAYERS = 64
+MAX_STEPS = 100_000_000
+MAX_SEED = 2**32 - 1
+MAX_CHECKPOINTS = 100_000  # explicit save steps
 
 
 def is_prime(n: int) -> bool:
@@ -43,23 +63,29 @@ def is_prime(n: int) -> bool:
 
 def check_task_fields(op: Any, p: Any, frac_train: Any, where: str) -> None:
     """The checks a task's (op, p, frac_train) must pass, shared by :class:`RunConfig` and :class:`interp.Task`."""
+    if op in RENAMED_OPS:
+        _check(False, where, "op", f"{op!r} was renamed {RENAMED_OPS[op]!r} (it computes {OPS[RENAMED_OPS[op]]}); "
+                                   f"use op = {RENAMED_OPS[op]!r} (edit run.json of an older run)")
     _check(op in OPS, where, "op", f"must be one of {sorted(OPS)}, got {op!r}")
     _check(isinstance(p, int) and not isinstance(p, bool), where, "p", f"must be an integer, got {p!r}")
     _check(p >= 5, where, "p", f"must be at least 5 (two Fourier frequencies), got {p}")
+    _check(p <= MAX_P, where, "p", f"must be at most {MAX_P} (p^2 pairs are trained full-batch), got {p}")
     _check(is_prime(p), where, "p", f"must be prime (Z_p must be a field), got {p}")
     _check(isinstance(frac_train, (int, float)) and not isinstance(frac_train, bool) and 0 < frac_train < 1,
            where, "frac_train", f"must be strictly between 0 and 1, got {frac_train!r}")
-    n_train = int(frac_train * p * p)
-    _check(0 < n_train < p * p, where, "frac_train",
-           f"{frac_train} of {p * p} pairs leaves an empty train or test split")
+    n = n_pairs_of(op, p)
+    n_train = int(frac_train * n)
+    _check(0 < n_train < n, where, "frac_train", f"{frac_train} of {n} pairs leaves an empty train or test split")
 
 
 @dataclass(frozen=True, init=False)
 class RunConfig:
     """Task, model, optimiser, schedule and seeds of one run.
 
-    Steps are full-batch optimiser steps (one step = one epoch over the training pairs). Fields are
-    keyword-only; an unknown field is a ConfigError naming it.
+    Steps are optimiser steps: full-batch by default (one step = one epoch over the training pairs), or one
+    minibatch each with ``batch_size``. Fields are keyword-only; an unknown field is a ConfigError naming it.
+    Every default is the paper's run; the knobs below the paper's fields (``optimiser``, ``momentum``,
+    ``lr_schedule``, ``lr_min``, ``batch_size``, ``layer_norm``, ``grad_filter*``) change nothing unless set.
     """
 
     # task
@@ -74,19 +100,37 @@ class RunConfig:
     d_head: int = 32
     d_mlp: int = 512
     act_fn: str = "relu"
+    layer_norm: bool = False  # True: TransformerLens LayerNorm (normalization_type "LN") before attn, MLP, unembed
     model_seed: int = 0
-    # optimiser
+    # optimiser: adamw (the paper's), adam (weight decay as an L2 term), sgd (with momentum; L2 weight decay)
+    optimiser: str = "adamw"
     lr: float = 1e-3
     weight_decay: float = 1.0
-    betas: tuple[float, float] = (0.9, 0.98)
-    eps: float = 1e-8
+    betas: tuple[float, float] = (0.9, 0.98)  # adamw, adam
+    eps: float = 1e-8  # adamw, adam
+    momentum: float = 0.9  # sgd
     warmup_steps: int = 10
+    # learning rate after the warm-up: constant, or cosine / linear decay from lr to lr_min at n_steps
+    lr_schedule: str = "constant"
+    lr_min: float = 0.0
+    # None: full batch; else minibatches of this many training pairs (seeded by data_seed, see interp.optim)
+    batch_size: int | None = None
+    # gradient filter between backward and the optimiser step (Grokfast, Lee et al. 2024):
+    # ema: g + lambda * EMA_alpha(g); ma: g + lambda * mean of the last `window` gradients (once that many)
+    grad_filter: str = "none"
+    grad_filter_alpha: float = 0.98
+    grad_filter_lambda: float = 2.0
+    grad_filter_window: int = 100
     # schedule (save_every = 0: only save_steps, step 0 and the final step are checkpointed)
     n_steps: int = 40_000
     eval_every: int = 10
     save_every: int = 100
     save_steps: tuple[int, ...] = ()
     stop_test_loss: float | None = None
+    # stop `stop_after_steps` steps after test accuracy first reaches `stop_test_acc` (None: never); the event
+    # times (t90, t99: first crossings) are unchanged by the stop, and the run's budget is recorded as its last step
+    stop_test_acc: float | None = None
+    stop_after_steps: int = 0
     name: str = "custom"
 
     def __init__(self, **values: Any) -> None:
@@ -108,17 +152,41 @@ class RunConfig:
         except (TypeError, ValueError):
             raise ConfigError("RunConfig.betas must be two numbers and RunConfig.save_steps a list of "
                               f"integers, got betas={self.betas!r}, save_steps={self.save_steps!r}") from None
+        for name in ("lr", "weight_decay", "eps", "frac_train"):
+            value = getattr(self, name)
+            _check_cfg(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+                       name, f"must be a finite number, got {value!r}")
+        _check_cfg(self.stop_test_loss is None or (isinstance(self.stop_test_loss, (int, float))
+                                                   and not isinstance(self.stop_test_loss, bool)),
+                   "stop_test_loss", f"must be a number or null, got {self.stop_test_loss!r}")
         check_task_fields(self.op, self.p, self.frac_train, "RunConfig")
         for name in ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "n_steps",
-                     "eval_every", "save_every", "data_seed", "model_seed", "warmup_steps"):
+                     "eval_every", "save_every", "data_seed", "model_seed", "warmup_steps", "grad_filter_window",
+                     "stop_after_steps"):
             value = getattr(self, name)
-            _check_cfg(isinstance(value, int) and not isinstance(value, bool), name,
-                   f"must be an integer, got {value!r}")
-        for name in ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "n_steps", "eval_every"):
+            _check_cfg(_is_int(value), name, f"must be an integer, got {value!r}")
+        for name in ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "n_steps", "eval_every",
+                     "grad_filter_window"):
             _check_cfg(getattr(self, name) > 0, name, f"must be positive, got {getattr(self, name)}")
-        for name in ("data_seed", "model_seed", "warmup_steps", "save_every"):
+        for name in ("data_seed", "model_seed", "warmup_steps", "save_every", "stop_after_steps"):
             _check_cfg(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
+        for name in ("lr", "weight_decay", "eps", "momentum", "lr_min", "grad_filter_alpha", "grad_filter_lambda"):
+            value = getattr(self, name)
+            _check_cfg(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+                       name, f"must be a finite number, got {value!r}")
+        for name, top in (("d_model", MAX_WIDTH), ("d_mlp", MAX_WIDTH), ("n_heads", MAX_WIDTH),
+                          ("d_head", MAX_WIDTH), ("n_layers", MAX_LAYERS), ("n_steps", MAX_STEPS),
+                          ("eval_every", MAX_STEPS), ("save_every", MAX_STEPS), ("warmup_steps", MAX_STEPS),
+                          ("data_seed", MAX_SEED), ("model_seed", MAX_SEED)):
+            _check_cfg(getattr(self, name) <= top, name, f"must be at most {top:,}, got {getattr(self, name):,}")
+        _check_cfg(self.n_heads * self.d_head <= MAX_WIDTH, "d_head",
+                   f"n_heads * d_head must be at most {MAX_WIDTH:,}, got {self.n_heads * self.d_head:,}")
+        _check_cfg(len(self.save_steps) <= MAX_CHECKPOINTS, "save_steps",
+                   f"must list at most {MAX_CHECKPOINTS:,} steps, got {len(self.save_steps):,}")
+        _check_cfg(all(s <= MAX_STEPS for s in self.save_steps), "save_steps", f"must be steps <= {MAX_STEPS:,}")
         _check_cfg(self.act_fn in ACT_FNS, "act_fn", f"must be one of {ACT_FNS}, got {self.act_fn!r}")
+        _check_cfg(isinstance(self.layer_norm, bool), "layer_norm", f"must be true or false, got {self.layer_norm!r}")
+        self._check_knobs()
         _check_cfg(self.lr > 0, "lr", f"must be positive, got {self.lr}")
         _check_cfg(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
         _check_cfg(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas",
@@ -127,7 +195,29 @@ class RunConfig:
         _check_cfg(all(s >= 0 for s in self.save_steps), "save_steps", "must be steps >= 0")
         _check_cfg(self.stop_test_loss is None or self.stop_test_loss > 0, "stop_test_loss",
                f"must be positive or null, got {self.stop_test_loss}")
+        _check_cfg(self.stop_test_acc is None or (isinstance(self.stop_test_acc, (int, float))
+                                                  and not isinstance(self.stop_test_acc, bool)
+                                                  and 0 < self.stop_test_acc <= 1), "stop_test_acc",
+                   f"must be an accuracy in (0, 1] or null, got {self.stop_test_acc!r}")
         _check_cfg(isinstance(self.name, str) and self.name != "", "name", "must be a non-empty string")
+
+    def _check_knobs(self) -> None:
+        """The optimiser, schedule, minibatch and gradient-filter fields (numbers already checked finite)."""
+        _check_cfg(self.optimiser in OPTIMISERS, "optimiser", f"must be one of {OPTIMISERS}, got {self.optimiser!r}")
+        _check_cfg(0 <= self.momentum < 1, "momentum", f"must be in [0, 1), got {self.momentum}")
+        _check_cfg(self.lr_schedule in LR_SCHEDULES, "lr_schedule",
+                   f"must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        _check_cfg(0 <= self.lr_min <= self.lr, "lr_min", f"must be in [0, lr = {self.lr}], got {self.lr_min}")
+        if self.batch_size is not None:
+            _check_cfg(_is_int(self.batch_size), "batch_size", f"must be an integer or null, got {self.batch_size!r}")
+            _check_cfg(1 <= self.batch_size <= self.n_train, "batch_size",
+                       f"must be between 1 and the {self.n_train} training pairs (null: full batch), "
+                       f"got {self.batch_size}")
+        _check_cfg(self.grad_filter in GRAD_FILTERS, "grad_filter",
+                   f"must be one of {GRAD_FILTERS}, got {self.grad_filter!r}")
+        _check_cfg(0 <= self.grad_filter_alpha < 1, "grad_filter_alpha",
+                   f"must be in [0, 1), got {self.grad_filter_alpha}")
+        _check_cfg(self.grad_filter_lambda >= 0, "grad_filter_lambda", f"must be >= 0, got {self.grad_filter_lambda}")
 
     # Derived sizes: properties, never stored, so they always follow p.
     @property
@@ -176,6 +266,10 @@ class RunConfig:
             raise ConfigError(f"{where}: {e}") from None
         except TypeError as e:  # wrong types that slipped past the checks (e.g. betas=3)
             raise ConfigError(f"{where}: {e}") from None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check(ok: bool, where: str, fieldname: str, message: str) -> None:
@@ -254,16 +348,75 @@ def parse_steps(spec: str) -> tuple[int, ...]:
                 a, b, e = int(start), int(end), int(every or 1)
                 if a < 0 or b < a or e <= 0:
                     raise ValueError
+                if len(steps) + (b - a) // e + 1 > MAX_CHECKPOINTS:
+                    raise ConfigError(f"step list {spec!r} names more than {MAX_CHECKPOINTS:,} checkpoints; "
+                                      "thin it (a larger EVERY in START-END:EVERY)", field="save_steps",
+                                      detail=f"names more than {MAX_CHECKPOINTS:,} checkpoints; use a larger EVERY")
                 steps.update(range(a, b + 1, e))
             else:
                 s = int(part)
                 if s < 0:
                     raise ValueError
                 steps.add(s)
+        except ConfigError:
+            raise
         except ValueError:
             raise ConfigError(f"bad step list item {part!r} in {spec!r}: use steps (e.g. 500) or ranges "
                               "START-END:EVERY (e.g. 0-2000:100), separated by commas") from None
     return tuple(sorted(steps))
+
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+_NULL = ("null", "none")
+
+
+def parse_field(name: str, text: str) -> Any:
+    """The value of RunConfig field ``name`` written as text (``interp train --set name=text``), read by its type.
+
+    Numbers as usual, booleans ``true``/``false``, ``null`` for an optional field, ``betas`` as ``B1,B2`` and
+    ``save_steps`` as a step list (:func:`parse_steps`). The value is then validated by :class:`RunConfig`.
+
+    >>> parse_field("betas", "0.9,0.99"), parse_field("batch_size", "null"), parse_field("layer_norm", "true")
+    ((0.9, 0.99), None, True)
+    """
+    types = {f.name: str(f.type) for f in dataclasses.fields(RunConfig)}
+    if name not in types:
+        import difflib
+
+        close = difflib.get_close_matches(name, types, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(f"RunConfig has no field {name!r}{hint}; its fields are {list(types)}", field=name,
+                          detail=f"is not a RunConfig field{hint}; fields: {', '.join(types)}")
+    kind = types[name]
+    word = text.strip().lower()
+    if kind.endswith("| None"):
+        if word in _NULL:
+            return None
+        kind = kind[: -len("| None")].strip()
+
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"RunConfig.{name} must be {expected}, got {text!r}", field=name,
+                           detail=f"must be {expected}, got {text!r}")
+
+    if kind == "str":
+        return text
+    if kind == "bool":
+        if word not in _TRUE + _FALSE:
+            raise bad("true or false")
+        return word in _TRUE
+    try:
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+        if kind == "tuple[float, float]":
+            return tuple(float(x) for x in text.strip("()[] ").split(","))
+        if kind == "tuple[int, ...]":
+            return parse_steps(text)
+    except ValueError:
+        raise bad({"int": "an integer", "float": "a number"}.get(kind, "comma-separated numbers")
+                  + (" or null" if types[name].endswith("| None") else "")) from None
+    raise AssertionError(f"parse_field: no reader for RunConfig.{name} of type {kind}")  # a new field's type
 
 
 PRESETS: dict[str, Preset] = _presets()

@@ -16,6 +16,7 @@ __all__ = [
     "ProbeError",
     "TrainingError",
     "FigureError",
+    "OutputError",
 ]
 
 
@@ -58,3 +59,7 @@ class TrainingError(InterpError):
 
 class FigureError(InterpError, ValueError):
     """A figure was given data it cannot draw (a DataFrame without the columns it plots, wrong shapes, ...)."""
+
+
+class OutputError(InterpError):
+    """A file could not be written (a full disk, a read-only directory): names the file and the reason."""

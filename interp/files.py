@@ -7,20 +7,30 @@ new one, never half of one. Tensors are only ever read from safetensors: nothing
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import shutil
+import stat
 import tempfile
 from pathlib import Path
+from typing import Any, Iterator
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load_bytes
 from safetensors.torch import save as st_save_bytes
 
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, OutputError, RunFormatError
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "save_tensors", "read_safetensors", "prepare_out_dir",
-           "one_line"]
+           "one_line", "read_limited", "read_json", "staged_dir", "MAX_TEXT_BYTES", "MAX_TENSOR_BYTES"]
+
+# Largest files read (checked with stat before opening, so /dev/zero, a FIFO or a huge file is refused at once):
+MAX_TEXT_BYTES = 256 * 2**20     # run.json, split.json, metrics.csv, measures, sweep tables
+MAX_TENSOR_BYTES = 8 * 2**30     # one checkpoint or resume file
+MAX_JSON_DEPTH = 64              # nesting of any JSON file read (deeper is refused, not a RecursionError)
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -29,7 +39,10 @@ os.umask(_UMASK)
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers only ever see the old or the complete new file."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise _output_error(path, e) from None
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a run is meant to be shared like any file
         with os.fdopen(fd, "wb") as f:
@@ -37,13 +50,20 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError):
+            raise _output_error(path, e) from None
         raise
     _fsync_dir(path.parent)
+
+
+def _output_error(path: Path, e: OSError) -> OutputError:
+    why = "no space left on device" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or one_line(e))
+    return OutputError(f"{path}: cannot write ({why})")
 
 
 def atomic_write_text(path: Path | str, text: str) -> None:
@@ -72,12 +92,7 @@ def save_tensors(path: Path | str, tensors: dict[str, torch.Tensor], metadata: d
 def read_safetensors(path: Path | str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and metadata of a safetensors file; any damage becomes a CheckpointError naming the file."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: file not found") from None
-    except OSError as e:
-        raise CheckpointError(f"{path}: cannot read ({e.strerror})") from None
+    data = read_limited(path, MAX_TENSOR_BYTES, error=CheckpointError)
     if len(data) < 8:
         raise CheckpointError(f"{path}: not a safetensors file ({len(data)} bytes; truncated or empty)")
     header_len = int.from_bytes(data[:8], "little")
@@ -98,6 +113,107 @@ def read_safetensors(path: Path | str) -> tuple[dict[str, torch.Tensor], dict[st
     return tensors, dict(metadata)
 
 
+def read_limited(path: Path | str, max_bytes: int = MAX_TEXT_BYTES, *, error: type = RunFormatError) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``; anything else is ``error`` naming the file.
+
+    Checked with ``stat`` before the file is opened, so a FIFO (which would block), a device such as
+    /dev/zero (endless), a directory or a file larger than the limit is refused at once.
+    """
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise error(f"{path}: file not found") from None
+    except OSError as e:
+        raise error(f"{path}: cannot read ({e.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise error(f"{path}: is a directory, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"{path}: not a regular file (a device, FIFO or socket); refused")
+    if st.st_size > max_bytes:
+        raise error(f"{path}: {st.st_size:,} bytes, more than the {max_bytes:,} this file may have; refused")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except OSError as e:
+        raise error(f"{path}: cannot read ({e.strerror})") from None
+    if len(data) > max_bytes:  # grew while being read
+        raise error(f"{path}: more than {max_bytes:,} bytes; refused")
+    return data
+
+
+def read_json(path: Path | str, *, error: type = RunFormatError, max_bytes: int = MAX_TEXT_BYTES) -> Any:
+    """A JSON file parsed, bounded in size and nesting; every fault one ``error`` naming the file."""
+    path = Path(path)
+    data = read_limited(path, max_bytes, error=error)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: not UTF-8 text ({one_line(e)[:100]})") from None
+    check_nesting(text, path, error=error)
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise error(f"{path}: nested too deeply") from None
+    except ValueError as e:  # JSONDecodeError, and integers over Python's digit limit
+        raise error(f"{path}: malformed JSON ({one_line(e)[:120]})") from None
+
+
+def check_nesting(text: str, path: Path | str, *, error: type = RunFormatError, limit: int = MAX_JSON_DEPTH,
+                  openers: str = "[{", closers: str = "]}") -> None:
+    """Refuse text whose brackets nest deeper than ``limit`` (before a recursive parser sees it).
+
+    Brackets inside strings are counted too, which can only make the check stricter than the structure."""
+    depth = 0
+    for ch in text:
+        if ch in openers:
+            depth += 1
+            if depth > limit:
+                raise error(f"{path}: nested more than {limit} levels deep; refused")
+        elif ch in closers:
+            depth -= 1
+
+
+@contextlib.contextmanager
+def staged_dir(out: Path | str) -> Iterator[Path]:
+    """Build a directory's new content in a hidden sibling, then move it into place as a whole.
+
+    Yields the temporary directory to write into. On success the old ``out`` (if any) is moved aside and the new
+    one renamed into its place, then the old one is deleted, so a reader (or a kill at any moment) finds the
+    old complete directory, the new complete one, or none, never a mix. On error the temporary is removed.
+    Leftovers of a killed earlier call (``.NAME.*.staged``/``.old``) are removed first.
+    """
+    out = Path(out)
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        for leftover in parent.glob(f".{out.name}.*.staged"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staged", dir=parent))
+    except OSError as e:
+        raise _output_error(out, e) from None
+    os.chmod(tmp, 0o777 & ~_UMASK)
+    try:
+        yield tmp
+        from .killpoints import kill_point
+
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staged", dir=parent))
+            os.rmdir(old)
+            os.rename(out, old)
+            kill_point("staged.between_renames")
+        os.rename(tmp, out)
+        _fsync_dir(parent)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and not isinstance(e, FileNotFoundError):
+            raise _output_error(out, e) from None
+        raise
+
+
 def one_line(e: BaseException) -> str:
     """An exception's message on one line, at most 200 characters (for error messages that quote it)."""
     return " ".join(str(e).split())[:200]
@@ -109,12 +225,16 @@ def prepare_out_dir(out: Path | str, what: str = "out_dir") -> Path:
     ``what`` names the parameter in the error (the CLI passes its flag, e.g. ``--out``).
     """
     out = Path(out)
+
+    def refuse(fault: str) -> ConfigError:  # field/detail let the CLI restate a library name with its flag
+        return ConfigError(f"{what} {out}: {fault}", field=what, detail=f"{out}: {fault}")
+
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"{what} {out}: exists and is not a directory")
+        raise refuse("exists and is not a directory")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ConfigError(f"{what} {out}: cannot create directory ({e.strerror})") from None
+        raise refuse(f"cannot create directory ({e.strerror})") from None
     if not os.access(out, os.W_OK | os.X_OK):
-        raise ConfigError(f"{what} {out}: directory is not writable")
+        raise refuse("directory is not writable")
     return out

@@ -1,20 +1,23 @@
-"""The Fourier basis over Z_p (cos-first), its 1-D and 2-D transforms, and the directions of a + b.
+"""The Fourier basis over Z_n (cos-first), its 1-D and 2-D transforms, and the directions of a + b and a - b.
 
-Conventions (docs/science.md, section 2): ``F = fourier_basis(p)`` is a (p, p) orthonormal matrix whose
-rows are functions of a residue x in {0, ..., p-1}:
+Conventions (docs/science.md, section 2): ``F = fourier_basis(n)`` is an (n, n) orthonormal matrix whose
+rows are functions of a group element x in {0, ..., n-1}:
 
-* row 0: the constant 1/sqrt(p)
-* row 2k-1: cos(w_k x) * sqrt(2/p), row 2k: sin(w_k x) * sqrt(2/p), with w_k = 2 pi k / p, k = 1..(p-1)/2
+* row 0: the constant 1/sqrt(n)
+* row 2k-1: cos(w_k x) * sqrt(2/n), row 2k: sin(w_k x) * sqrt(2/n), with w_k = 2 pi k / n, k = 1..(n-1)//2
+* for even n only, the last row n-1: the Nyquist term cos(pi x) / sqrt(n) (frequency n/2, which has no sine)
 
+Frequencies are k = 1..n//2 (:func:`n_frequencies`); for odd n (Z_p of the additive tasks) that is 1..(p-1)/2,
+for even n (Z_(p-1) of the multiplicative tasks, by discrete logarithm) the last one is the Nyquist frequency.
 This is the *cos-first* order; TransformerLens' grokking demo is sin-first, so its indices differ.
-Anything indexed by a pair (a, b) is laid out as index a * p + b (see :mod:`interp.tasks`).
+Anything indexed by a pair (a, b) is laid out as index a * n + b (see :mod:`interp.tasks`).
 
 >>> F = fourier_basis(7)
 >>> torch.allclose(F @ F.T, torch.eye(7, dtype=F.dtype))
 True
->>> basis_labels(5)
-['const', 'cos 1', 'sin 1', 'cos 2', 'sin 2']
->>> x = torch.randn(7 * 7, 3, dtype=torch.float64)
+>>> basis_labels(5), basis_labels(4)
+(['const', 'cos 1', 'sin 1', 'cos 2', 'sin 2'], ['const', 'cos 1', 'sin 1', 'cos 2'])
+>>> x = torch.randn(6 * 6, 3, dtype=torch.float64)
 >>> torch.allclose(ifft2d(fft2d(x)), x)
 True
 """
@@ -33,11 +36,13 @@ __all__ = [
     "fourier_basis",
     "basis_labels",
     "n_frequencies",
+    "row_frequencies",
     "check_frequencies",
     "fft1d",
     "ifft1d",
     "fft2d",
     "ifft2d",
+    "per_frequency_norms",
     "sum_directions",
     "key_directions",
     "frequency_coefficients",
@@ -46,14 +51,34 @@ __all__ = [
 
 
 def _check_p(p: int) -> int:
-    if not isinstance(p, int) or isinstance(p, bool) or p < 3 or p % 2 == 0:
-        raise ProbeError(f"Fourier basis: p must be an odd integer >= 3, got {p!r}")
+    if not isinstance(p, int) or isinstance(p, bool) or p < 3:
+        raise ProbeError(f"Fourier basis: the group order must be an integer >= 3, got {p!r}")
     return p
 
 
 def n_frequencies(p: int) -> int:
-    """Number of non-constant frequencies, (p - 1) / 2."""
-    return (_check_p(p) - 1) // 2
+    """Number of non-constant frequencies of Z_n: n // 2 ((n - 1) / 2 for odd n; for even n the last is Nyquist)."""
+    return _check_p(p) // 2
+
+
+def has_nyquist(p: int) -> bool:
+    """True for even n: frequency n/2 is a single row cos(pi x), the last row of the basis."""
+    return _check_p(p) % 2 == 0
+
+
+@lru_cache(maxsize=64)
+def _row_freq(p: int) -> tuple[int, ...]:
+    rows = [0]
+    for k in range(1, (p - 1) // 2 + 1):
+        rows += [k, k]
+    if p % 2 == 0:
+        rows.append(p // 2)
+    return tuple(rows)
+
+
+def row_frequencies(p: int) -> list[int]:
+    """The frequency of each row of :func:`fourier_basis`: ``[0, 1, 1, 2, 2, ...]`` (and n/2 last for even n)."""
+    return list(_row_freq(_check_p(p)))
 
 
 @lru_cache(maxsize=64)
@@ -63,12 +88,14 @@ def _basis(p: int, dtype: torch.dtype) -> torch.Tensor:
     for k in range(1, (p - 1) // 2 + 1):
         w = 2 * math.pi * k / p
         rows += [torch.cos(w * x), torch.sin(w * x)]
+    if p % 2 == 0:
+        rows.append(torch.cos(math.pi * x))  # Nyquist: (-1)^x
     F = torch.stack(rows)
     return (F / F.norm(dim=1, keepdim=True)).to(dtype)
 
 
 def fourier_basis(p: int, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None) -> torch.Tensor:
-    """(p, p): the orthonormal cos-first basis, one basis function per row. Cached per (p, dtype).
+    """(n, n): the orthonormal cos-first basis of Z_n, one basis function per row. Cached per (n, dtype).
 
     Computed in float64 and cast; the returned tensor is a fresh copy, safe to modify.
     """
@@ -77,15 +104,26 @@ def fourier_basis(p: int, dtype: torch.dtype = torch.float64, device: torch.devi
 
 
 def basis_labels(p: int) -> list[str]:
-    """Names of the rows of :func:`fourier_basis`: ``['const', 'cos 1', 'sin 1', ..., 'sin (p-1)/2']``."""
+    """Names of the rows of :func:`fourier_basis`: ``['const', 'cos 1', 'sin 1', ...]`` (``'cos n/2'`` last for even n)."""
     labels = ["const"]
-    for k in range(1, n_frequencies(p) + 1):
+    for k in range(1, (_check_p(p) - 1) // 2 + 1):
         labels += [f"cos {k}", f"sin {k}"]
+    if p % 2 == 0:
+        labels.append(f"cos {p // 2}")
     return labels
 
 
+def per_frequency_norms(norms: torch.Tensor) -> torch.Tensor:
+    """(n,) norms per basis row -> (n//2,) norm per frequency: sqrt(cos^2 + sin^2) (|cos| for Nyquist)."""
+    n = norms.shape[0]
+    K = n_frequencies(n)
+    idx = torch.tensor(_row_freq(n), device=norms.device)
+    sq = torch.zeros(K + 1, dtype=norms.dtype, device=norms.device).index_add_(0, idx, norms.square())
+    return sq[1:].sqrt()
+
+
 def check_frequencies(freqs: Iterable[int], p: int, *, what: str = "frequencies") -> list[int]:
-    """Sorted distinct frequencies, each an integer in 1..(p-1)/2; ProbeError naming ``what`` otherwise."""
+    """Sorted distinct frequencies, each an integer in 1..n//2; ProbeError naming ``what`` otherwise."""
     try:
         given = list(freqs)
         if any(isinstance(k, bool) or int(k) != k for k in given):
@@ -96,7 +134,7 @@ def check_frequencies(freqs: Iterable[int], p: int, *, what: str = "frequencies"
     half = n_frequencies(p)
     bad = [k for k in out if not 1 <= k <= half]
     if bad:
-        raise ProbeError(f"{what} {bad} out of range: frequencies must be in 1..{half} for p={p}")
+        raise ProbeError(f"{what} {bad} out of range: frequencies must be in 1..{half} for Z_{p}")
     return out
 
 
@@ -134,13 +172,13 @@ def _pair_grid(x: torch.Tensor, p: int | None) -> tuple[torch.Tensor, int, bool]
     n = x.shape[0]
     if p is None:
         q = math.isqrt(n)
-        if q * q == n and q % 2 == 1 and q >= 3:
+        if q * q == n and q >= 3:
             p = q
         elif x.ndim >= 2 and x.shape[1] == n:
             p = n
         else:
             raise ProbeError(f"fft2d: cannot read a pair axis from shape {tuple(x.shape)}; "
-                             "expected (p*p, ...) or (p, p, ...) with p odd")
+                             "expected (n*n, ...) or (n, n, ...)")
     _check_p(p)
     if n == p * p:
         return x.reshape(p, p, *x.shape[1:]), p, True
@@ -171,42 +209,67 @@ def ifft2d(x: torch.Tensor, p: int | None = None) -> torch.Tensor:
 
 
 @lru_cache(maxsize=32)
-def _sum_directions(p: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+def _sum_directions(p: int, dtype: torch.dtype, sign: int) -> tuple[torch.Tensor, torch.Tensor]:
     s = torch.arange(p, dtype=torch.float64)
-    ab = (s[:, None] + s[None, :]).reshape(-1)  # a + b at pair index a*p + b
-    w = 2 * math.pi * torch.arange(1, (p - 1) // 2 + 1, dtype=torch.float64) / p
-    scale = math.sqrt(2) / p  # sum over the p^2 grid of cos^2(w(a+b)) is p^2 / 2 for w != 0
-    cos = torch.cos(w[:, None] * ab[None, :]) * scale
-    sin = torch.sin(w[:, None] * ab[None, :]) * scale
+    ab = (s[:, None] + sign * s[None, :]).reshape(-1)  # a + b (or a - b) at pair index a*n + b
+    w = 2 * math.pi * torch.arange(1, p // 2 + 1, dtype=torch.float64) / p
+    cos = torch.cos(w[:, None] * ab[None, :])
+    sin = torch.sin(w[:, None] * ab[None, :])
+    if p % 2 == 0:
+        sin[-1] = 0.0  # Nyquist: sin(pi (a + b)) is 0 on the grid; its row stays zero (no direction)
+    cos = cos / cos.norm(dim=1, keepdim=True)
+    norm = sin.norm(dim=1, keepdim=True)
+    sin = sin / torch.where(norm > 0, norm, torch.ones_like(norm))
     return cos.to(dtype), sin.to(dtype)
 
 
-def sum_directions(p: int, dtype: torch.dtype = torch.float64,
-                   device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Unit vectors of cos(w_k(a+b)) and sin(w_k(a+b)) on the p^2 grid, for k = 1..(p-1)/2.
+def _check_sign(sign: int) -> int:
+    if sign not in (1, -1):
+        raise ProbeError(f"sum directions: sign must be +1 (a + b) or -1 (a - b), got {sign!r}")
+    return sign
 
-    Returns ``(c, s)``, each ((p-1)/2, p*p); row k-1 is frequency k. All rows are orthonormal
-    and orthogonal to the constant. Equal to ``(F[2k-1]⊗F[2k-1] - F[2k]⊗F[2k]) / sqrt(2)`` and
-    ``(F[2k]⊗F[2k-1] + F[2k-1]⊗F[2k]) / sqrt(2)`` (docs/science.md, section 2). Cached per (p, dtype).
+
+def sum_directions(p: int, dtype: torch.dtype = torch.float64,
+                   device: torch.device | str | None = None, sign: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unit vectors of cos(w_k(a+b)) and sin(w_k(a+b)) on the n^2 grid, for k = 1..n//2.
+
+    ``sign=-1`` gives the directions of a - b instead. Returns ``(c, s)``, each (n//2, n*n); row k-1 is
+    frequency k. All rows are orthonormal and orthogonal to the constant, except the Nyquist row of ``s`` for
+    even n, which is zero (sin(pi (a + b)) vanishes on the grid). For a + b, equal to
+    ``(F[2k-1]⊗F[2k-1] - F[2k]⊗F[2k]) / sqrt(2)`` and ``(F[2k]⊗F[2k-1] + F[2k-1]⊗F[2k]) / sqrt(2)``
+    (docs/science.md, section 2). Cached per (n, dtype, sign).
     """
-    c, s = _sum_directions(_check_p(p), dtype)
+    c, s = _sum_directions(_check_p(p), dtype, _check_sign(sign))
     return c.to(device, copy=True), s.to(device, copy=True)
 
 
+def direction_rows(p: int, freqs: Sequence[int]) -> tuple[list[int], dict[int, list[int]]]:
+    """Row indices into ``cat([c, s])`` of :func:`sum_directions` for ``freqs``: all the c rows, then the s rows
+    (no s row for the Nyquist frequency), and, per frequency, which positions of that list are its own."""
+    K = n_frequencies(p)
+    cos_rows = [k - 1 for k in freqs]
+    sin_rows = [K + k - 1 for k in freqs if not (p % 2 == 0 and k == p // 2)]
+    rows = cos_rows + sin_rows
+    own = {k: [i for i, r in enumerate(rows) if r in (k - 1, K + k - 1)] for k in freqs}
+    return rows, own
+
+
 def key_directions(p: int, freqs: Sequence[int], dtype: torch.dtype = torch.float64,
-                   device: torch.device | str | None = None) -> torch.Tensor:
-    """(2|S|, p*p): the unit rows c_k for k in ``freqs`` (in the given order), then s_k in the same order."""
+                   device: torch.device | str | None = None, sign: int = 1) -> torch.Tensor:
+    """(2|S|, n*n) orthonormal rows: c_k for k in ``freqs`` (in the given order), then s_k in the same order
+    (the Nyquist frequency of an even n has only its c row). ``sign=-1``: the directions of a - b."""
     freqs = list(freqs)
     check_frequencies(freqs, p)
-    c, s = _sum_directions(_check_p(p), dtype)
+    c, s = _sum_directions(_check_p(p), dtype, _check_sign(sign))
+    both = torch.cat([c, s])
     if device is not None:
-        c, s = c.to(device), s.to(device)  # no copy on the same device; indexing below copies
-    idx = torch.tensor([k - 1 for k in freqs], dtype=torch.long, device=c.device)
-    return torch.cat([c[idx], s[idx]])
+        both = both.to(device)  # no copy on the same device; indexing below copies
+    rows, _ = direction_rows(p, freqs)
+    return both[torch.tensor(rows, dtype=torch.long, device=both.device)]
 
 
-def _directions(p: int, freqs: Sequence[int], x: torch.Tensor) -> torch.Tensor:
-    return key_directions(p, freqs, x.dtype, x.device)
+def _directions(p: int, freqs: Sequence[int], x: torch.Tensor, sign: int = 1) -> torch.Tensor:
+    return key_directions(p, freqs, x.dtype, x.device, sign)
 
 
 def _as_pair_matrix(x: torch.Tensor, p: int | None, where: str) -> tuple[torch.Tensor, int]:
@@ -215,35 +278,37 @@ def _as_pair_matrix(x: torch.Tensor, p: int | None, where: str) -> tuple[torch.T
     n = x.shape[0] if x.ndim else 0
     if p is None:
         p = math.isqrt(n)
-    if x.ndim == 0 or n != p * p or p % 2 == 0 or p < 3:
-        raise ProbeError(f"{where}: expected shape (p*p, ...) indexed by pair a*p + b, got {tuple(x.shape)}")
+    if x.ndim == 0 or n != p * p or p < 3:
+        raise ProbeError(f"{where}: expected shape (n*n, ...) indexed by pair a*n + b, got {tuple(x.shape)}")
     return x.reshape(n, -1), p
 
 
 def frequency_coefficients(x: torch.Tensor, freqs: Iterable[int] | None = None,
-                           p: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                           p: int | None = None, sign: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Inner products of ``x`` with c_k and s_k: ``(c_k · x, s_k · x)``, each (|S|, ...).
 
-    x: (p*p, ...) indexed by pair a*p + b. ``freqs`` defaults to every frequency 1..(p-1)/2.
+    x: (n*n, ...) indexed by pair a*n + b. ``freqs`` defaults to every frequency 1..n//2 (the Nyquist
+    frequency of an even n has s_k · x = 0). ``sign=-1``: the directions of a - b.
     """
     flat, p = _as_pair_matrix(x, p, "frequency_coefficients")
     freqs = list(range(1, n_frequencies(p) + 1)) if freqs is None else check_frequencies(freqs, p)
-    D = _directions(p, freqs, flat)
-    coef = D @ flat  # (2|S|, m)
+    c, s = _sum_directions(p, flat.dtype, _check_sign(sign))
+    idx = torch.tensor([k - 1 for k in freqs], dtype=torch.long)
     n = len(freqs)
-    return coef[:n].reshape(n, *x.shape[1:]), coef[n:].reshape(n, *x.shape[1:])
+    c, s = c[idx].to(flat.device), s[idx].to(flat.device)
+    return (c @ flat).reshape(n, *x.shape[1:]), (s @ flat).reshape(n, *x.shape[1:])
 
 
-def project_onto_frequencies(x: torch.Tensor, freqs: Iterable[int], p: int | None = None) -> torch.Tensor:
+def project_onto_frequencies(x: torch.Tensor, freqs: Iterable[int], p: int | None = None, sign: int = 1) -> torch.Tensor:
     """P_S x: the projection of ``x`` onto span{c_k, s_k : k in S}, along the pair axis.
 
-    x: (p*p, ...) indexed by pair a*p + b; returns the same shape and dtype. Uses the rank-2|S|
-    structure (inner products with c_k and s_k), never a (p*p, p*p) matrix: memory O(|S| p^2 + x).
-    An empty ``freqs`` gives zeros. ``x - P_S x`` is the excluded part.
+    x: (n*n, ...) indexed by pair a*n + b; returns the same shape and dtype. Uses the rank-2|S|
+    structure (inner products with c_k and s_k), never a (n*n, n*n) matrix: memory O(|S| n^2 + x).
+    An empty ``freqs`` gives zeros. ``x - P_S x`` is the excluded part. ``sign=-1``: the directions of a - b.
     """
     flat, p = _as_pair_matrix(x, p, "project_onto_frequencies")
     freqs = check_frequencies(freqs, p, what="key frequencies")
     if not freqs:
         return torch.zeros_like(x)
-    D = _directions(p, freqs, flat)
+    D = _directions(p, freqs, flat, sign)
     return (D.T @ (D @ flat)).reshape(x.shape)

@@ -7,8 +7,8 @@ Training only needs the logits at the last position; in a 1-layer model those de
 position's query, every position's key and value, and the last position's MLP and unembed.
 :func:`training_logits` computes exactly that on the model's own parameters (about a third of the work
 of ``model(tokens)[:, -1]``). It is a private training detail: it bypasses TransformerLens' HookPoints,
-so on a model with any hook attached (or an architecture it does not cover) it runs the model's own
-forward instead. Measures never use it (:mod:`interp.probes` always runs the hooked forward).
+so on a model with any hook attached (or an architecture it does not cover: more than one layer, LayerNorm, ...)
+it runs the model's own forward instead. Measures never use it (:mod:`interp.probes` always runs the hooked forward).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import RunConfig
+from .errors import ConfigError
 
 __all__ = [
     "hooked_config_kwargs",
@@ -48,12 +49,28 @@ def hooked_config_kwargs(cfg: RunConfig, device: str = "cpu") -> dict[str, Any]:
         d_vocab_out=cfg.d_vocab_out,
         n_ctx=cfg.n_ctx,
         act_fn=cfg.act_fn,
-        normalization_type=None,
+        normalization_type="LN" if cfg.layer_norm else None,
         positional_embedding_type="standard",
         attn_only=False,
         seed=cfg.model_seed,
         device=device,
     )
+
+
+def check_device(device: Any) -> str:
+    """``device`` ('cpu', 'cuda' or 'cuda:N'), or one ConfigError line when it cannot be used on this machine."""
+    if device == "cpu":
+        return device
+    if isinstance(device, str) and (device == "cuda" or device.startswith("cuda:") and device[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r}: CUDA is not available on this machine; use 'cpu'",
+                              field="device", detail=f"{device!r}: CUDA is not available on this machine")
+        if ":" in device and int(device[5:]) >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)",
+                              field="device", detail=f"this machine has {torch.cuda.device_count()} CUDA device(s)")
+        return device
+    raise ConfigError(f"device must be 'cpu' or 'cuda', got {device!r}", field="device",
+                      detail=f"must be 'cpu' or 'cuda', got {device!r}")
 
 
 def model_from_kwargs(kwargs: dict[str, Any], device: str | None = None):

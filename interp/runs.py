@@ -6,7 +6,8 @@ A run directory holds::
     split.json               the exact training (and test) pair indices, index = a * p + b
     metrics.csv              step, train_loss, train_acc, test_loss, test_acc (test only every eval_every steps)
     step_000000.safetensors  one per checkpoint: the plain TransformerLens state dict, fp32
-    resume.safetensors       latest model + AdamW state, for `interp train --resume` (may be absent in shipped runs)
+    resume.safetensors       latest model + optimiser (+ gradient filter, minibatch) state, for `interp train --resume`
+                             (may be absent in shipped runs; tensor names in interp.optim)
     .lock                    held (flock) by the one process writing the run
 
 Every file is written atomically (:mod:`interp.files`), so a killed process leaves either the old file or the new
@@ -43,11 +44,13 @@ import torch
 
 from .config import RunConfig
 from .errors import CheckpointError, ConfigError, RunFormatError, RunLockedError
-from .files import atomic_write_text, one_line, read_safetensors, save_tensors
-from .model import freeze_biases, model_from_kwargs
+from .files import atomic_write_text, one_line, read_json, read_limited, read_safetensors, save_tensors
+from .killpoints import kill_point
+from .model import check_device, freeze_biases, hooked_config_kwargs, model_from_kwargs
 from .tasks import Task
 
-__all__ = ["Run", "RunLock", "METRIC_COLUMNS", "FINISHED_STATES", "checkpoint_name", "check_state_dict"]
+__all__ = ["Run", "RunLock", "METRIC_COLUMNS", "FINISHED_STATES", "checkpoint_name", "check_state_dict",
+           "check_tensors"]
 
 FORMAT = "interp-run"
 FORMAT_VERSION = 1
@@ -60,6 +63,11 @@ RESUME_FORMAT = "interp-resume-1"
 METRIC_COLUMNS = ("step", "train_loss", "train_acc", "test_loss", "test_acc")
 STATES = ("running", "complete", "stopped_early", "interrupted", "failed")
 FINISHED_STATES = ("complete", "stopped_early")
+# Every run.json of format 1 records these config fields; one missing is a damaged file, never a default silently
+# used (fields added to RunConfig since may be absent from older runs: their defaults are what those runs used).
+RECORDED_CONFIG_FIELDS = ("op", "p", "frac_train", "data_seed", "n_layers", "d_model", "n_heads", "d_head", "d_mlp",
+                          "act_fn", "model_seed", "lr", "weight_decay", "betas", "eps", "warmup_steps", "n_steps",
+                          "eval_every", "save_every", "save_steps", "stop_test_loss", "name")
 _STEP_RE = re.compile(r"^step_(\d{6,})\.safetensors$")
 
 
@@ -123,28 +131,37 @@ def run_identity(config: dict[str, Any], train: list[int], created: str) -> str:
 
 
 class RunLock:
-    """An exclusive ``flock`` on ``<run>/.lock``. The kernel drops it when the holder dies, so a
-    killed run never leaves the directory locked."""
+    """An exclusive ``flock`` on the run directory itself. The kernel drops it when the holder dies, so a
+    killed run never leaves the directory locked, and no file can fake it: deleting ``.lock`` (which only
+    records the holder's pid, for messages) leaves the directory, and its lock, in place."""
 
     def __init__(self, run_dir: Path | str):
-        self.path = Path(run_dir) / LOCK_FILE
+        self.dir = Path(run_dir)
+        self.path = self.dir / LOCK_FILE
         self._fd: int | None = None
 
     def acquire(self) -> "RunLock":
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            try:
-                holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
-            finally:
-                os.close(fd)
-            raise RunLockedError(f"{self.path.parent}: run directory is in use by {holder}; "
+            os.close(fd)
+            raise RunLockedError(f"{self.dir}: run directory is in use by {self.holder()}; "
                                  "wait for it to finish or stop it first") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()}".encode())
         self._fd = fd
+        try:
+            atomic_write_text(self.path, f"pid {os.getpid()}")
+        except BaseException:
+            self.release()
+            raise
         return self
+
+    def holder(self) -> str:
+        """Who holds the lock, as recorded in ``.lock`` (``pid N``), for messages."""
+        try:
+            return read_limited(self.path, 64).decode(errors="replace").strip() or "another process"
+        except RunFormatError:
+            return "another process"
 
     def release(self) -> None:
         if self._fd is not None:
@@ -154,7 +171,7 @@ class RunLock:
     def held_elsewhere(self) -> bool:
         """True while another process holds the lock (probed with a shared lock, released at once)."""
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
         except OSError:
             return False
         try:
@@ -196,10 +213,8 @@ def _csv_value(x: Any) -> str:
 def parse_metrics_csv(path: Path) -> list[dict[str, Any]]:
     """Rows of metrics.csv as dicts (missing test values as None); errors name the file and line."""
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise RunFormatError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
+        text = read_limited(path).decode("utf-8")
+    except UnicodeDecodeError as e:
         raise RunFormatError(f"{path}: cannot read ({one_line(e)})") from None
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
@@ -217,6 +232,7 @@ def parse_metrics_csv(path: Path) -> list[dict[str, Any]]:
             raise RunFormatError(f"{path}: line {lineno} is not numeric: {','.join(rec)[:80]}") from None
         if row["train_loss"] is None:
             raise RunFormatError(f"{path}: line {lineno} (step {row['step']}) has no train_loss")
+        _check_metric_ranges(row, path, lineno)
         if rows and row["step"] != rows[-1]["step"] + 1:
             raise RunFormatError(f"{path}: line {lineno}: step {row['step']} follows step {rows[-1]['step']}; "
                                  "rows are missing or out of order (every step has a row)")
@@ -224,25 +240,62 @@ def parse_metrics_csv(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _check_metric_ranges(row: dict[str, Any], path: Path, lineno: int) -> None:
+    """Losses are finite and >= 0, accuracies in [0, 1]: anything else is a damaged file, not a curve to draw."""
+    if row["step"] < 0:
+        raise RunFormatError(f"{path}: line {lineno}: step {row['step']} is negative")
+    for name in METRIC_COLUMNS[1:]:
+        v = row[name]
+        if v is None:
+            continue
+        top = 1.0 if name.endswith("_acc") else math.inf
+        if not (math.isfinite(v) and 0.0 <= v <= top):
+            allowed = "in [0, 1]" if name.endswith("_acc") else "finite and >= 0"
+            raise RunFormatError(f"{path}: line {lineno} (step {row['step']}): {name} is {v}; it must be {allowed}")
+
+
 # ---------------------------------------------------------------------------------------------
 # checkpoints
 
 
-def check_state_dict(tensors: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]], path: Path) -> None:
-    """Raise CheckpointError unless ``tensors`` has exactly the model's parameters (buffers optional) with the right shapes."""
-    for name, shape in expected.items():
+def check_tensors(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], path: Path, *,
+                  what: str = "the run's model", optional: tuple[str, ...] = ()) -> None:
+    """Raise CheckpointError unless ``tensors`` has exactly the names of ``expected``, each with its shape and dtype,
+    and every floating-point value finite (a diverged-but-finite checkpoint is fine; NaN or inf is not).
+
+    ``expected`` maps names to template tensors (their shape and dtype); names ending in one of ``optional`` are
+    constant buffers: they may be absent, and where present must equal the template. Errors name the file and
+    the tensor.
+    """
+    for name, ref in expected.items():
         if name not in tensors:
-            if name.endswith(("IGNORE", "mask")):  # TransformerLens buffers; rebuilt by the model
+            if optional and name.endswith(optional):
                 continue
-            raise CheckpointError(f"{path}: tensor {name!r} is missing; this checkpoint is not from this run's model")
-        if tuple(tensors[name].shape) != shape:
-            raise CheckpointError(f"{path}: tensor {name!r} has shape {tuple(tensors[name].shape)}, "
-                                  f"the run's model needs {shape} (checkpoint from a different config?)")
-        if tensors[name].dtype != torch.float32 and tensors[name].is_floating_point():
-            raise CheckpointError(f"{path}: tensor {name!r} is {tensors[name].dtype}, expected float32")
+            raise CheckpointError(f"{path}: tensor {name!r} is missing; this file is not from {what}")
+        t = tensors[name]
+        if t.dtype != ref.dtype:
+            raise CheckpointError(f"{path}: tensor {name!r} is {t.dtype}, {what} needs {ref.dtype}")
+        if tuple(t.shape) != tuple(ref.shape):
+            raise CheckpointError(f"{path}: tensor {name!r} has shape {tuple(t.shape)}, "
+                                  f"{what} needs {tuple(ref.shape)} (a file from a different config?)")
+        if optional and name.endswith(optional):  # a constant buffer (the causal mask, IGNORE = -inf)
+            if not torch.equal(t, ref):
+                raise CheckpointError(f"{path}: buffer {name!r} differs from the constant {what} uses")
+            continue
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            kind = "NaN" if bool(torch.isnan(t).any()) else "infinite"
+            raise CheckpointError(f"{path}: tensor {name!r} has {bad} {kind} value(s) of {t.numel()}; "
+                                  "a damaged file (or a diverged run) is not measured")
     extra = sorted(set(tensors) - set(expected))
     if extra:
-        raise CheckpointError(f"{path}: unexpected tensor(s) {extra[:5]}; not a checkpoint of this run's model")
+        raise CheckpointError(f"{path}: unexpected tensor(s) {extra[:5]}; not a file of {what}")
+
+
+def check_state_dict(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], path: Path) -> None:
+    """A checkpoint: exactly the model's parameters (TransformerLens' buffers optional), checked by
+    :func:`check_tensors`."""
+    check_tensors(tensors, expected, path, what="this run's model", optional=("IGNORE", "mask"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,6 +318,7 @@ class Run:
         self._task: Task | None = None
         self._metrics: pd.DataFrame | None = None
         self._template = None
+        self._frozen_steps: tuple[int, ...] | None = None
 
     # -- creating -------------------------------------------------------------------------------
 
@@ -295,6 +349,7 @@ class Run:
             "status": {"state": "running", "step": 0, "n_steps": cfg.n_steps},
         }
         atomic_write_text(path / RUN_JSON, json.dumps(meta, indent=2) + "\n")
+        kill_point("train.created")
         return cls(path)
 
     def write_status(self, state: str, step: int, *, config: RunConfig | None = None, error: str | None = None) -> None:
@@ -313,28 +368,37 @@ class Run:
 
     def save_checkpoint(self, step: int, state_dict: dict[str, torch.Tensor]) -> None:
         save_tensors(self.path / checkpoint_name(step), state_dict)
+        kill_point("train.checkpoint")
 
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
         atomic_write_text(self.path / METRICS_CSV, format_metrics_csv(rows))
         self._metrics = None
+        kill_point("train.metrics")
 
-    def save_resume(self, step: int, tensors: dict[str, torch.Tensor]) -> None:
-        """Model and optimiser state in one file, so they can never disagree about the step."""
-        save_tensors(self.path / RESUME_FILE, tensors, metadata={"step": str(step), "format": RESUME_FORMAT})
+    def save_resume(self, step: int, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+        """Model and optimiser state in one file, so they can never disagree about the step. ``metadata``: what
+        the trainer records about the layout (its optimiser and state keys, see :mod:`interp.train`)."""
+        save_tensors(self.path / RESUME_FILE, tensors,
+                     metadata={**(metadata or {}), "step": str(step), "format": RESUME_FORMAT})
+        kill_point("train.resume")
 
     def read_resume(self) -> tuple[int, dict[str, torch.Tensor], list[dict[str, Any]]] | None:
         """``(step, tensors, metrics rows up to step)`` of the resume state; None if the run was killed
-        before it saved any; RunFormatError if it is missing from a run that had saved one."""
+        before it saved any (then it has no training progress either: at most the step-0 checkpoint, which
+        the restarted run rewrites identically); RunFormatError if it is missing from a run that trained."""
         path = self.path / RESUME_FILE
         if not path.exists():
-            if self.meta.get("status", {}).get("step") == 0 and not self.steps:
-                return None  # killed before step 0 was saved: start again
-            raise RunFormatError(f"{path}: no resume state in this run (it may have been thinned for shipping)")
+            if all(s == 0 for s in self.steps):
+                return None  # killed before the first resume state: start again from the initialisation
+            raise RunFormatError(f"{path}: no resume state in this run, which has checkpoints to step "
+                                 f"{self.steps[-1]} (it may have been thinned for shipping)")
         tensors, meta = read_safetensors(path)
         try:
             step = int(meta["step"])
         except (KeyError, ValueError):
             raise RunFormatError(f"{path}: metadata has no valid 'step'") from None
+        if not 0 <= step <= self.config.n_steps:
+            raise RunFormatError(f"{path}: step {step} is outside the run's 0..{self.config.n_steps}")
         rows = [r for r in parse_metrics_csv(self.path / METRICS_CSV) if r["step"] <= step]
         if not rows or rows[-1]["step"] != step:
             raise RunFormatError(f"{self.path / METRICS_CSV}: has no row for the resume step {step}")
@@ -358,10 +422,7 @@ class Run:
         if not run_json.is_file():
             raise RunFormatError(f"{self.path}: not a run directory (no run.json); "
                                  "create one with `interp train --preset NAME --out DIR`")
-        try:
-            meta = json.loads(run_json.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise RunFormatError(f"{run_json}: malformed JSON ({one_line(e)})") from None
+        meta = read_json(run_json)
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise RunFormatError(f"{run_json}: not an interp run file (field 'format' must be {FORMAT!r})")
         if meta.get("format_version") != FORMAT_VERSION:
@@ -370,13 +431,20 @@ class Run:
         for key in ("config", "hooked_transformer_config"):
             if not isinstance(meta.get(key), dict):
                 raise RunFormatError(f"{run_json}: field {key!r} is missing or not an object")
+        _check_status(meta.get("status"), run_json)
         return meta
 
     def _config_of(self, meta: dict[str, Any]) -> RunConfig:
+        missing = [k for k in RECORDED_CONFIG_FIELDS if k not in meta["config"]]
+        if missing:
+            raise RunFormatError(f"{self.path / RUN_JSON}: config lacks field(s) {missing}; a damaged run.json "
+                                 "(a default is never substituted for a recorded value)")
         try:
-            return RunConfig.from_dict(meta["config"], where=f"{self.path / RUN_JSON}: config")
+            cfg = RunConfig.from_dict(meta["config"], where=f"{self.path / RUN_JSON}: config")
         except ConfigError as e:
             raise RunFormatError(str(e)) from None
+        _check_copies_agree(meta, cfg, self.path / RUN_JSON)
+        return cfg
 
     # -- identity and state -----------------------------------------------------------------------
 
@@ -398,10 +466,10 @@ class Run:
 
         A run recorded as ``running`` whose lock no process holds was killed: ``interrupted``.
         """
-        state = self.meta.get("status", {}).get("state", "complete")
+        state = self.meta["status"]["state"]
         if state == "running" and not RunLock(self.path).held_elsewhere():
             return "interrupted"
-        return state if state in STATES else "interrupted"
+        return state
 
     @property
     def finished(self) -> bool:
@@ -424,7 +492,9 @@ class Run:
 
     @property
     def hooked_config_kwargs(self) -> dict[str, Any]:
-        return dict(self.meta["hooked_transformer_config"])
+        """The ``HookedTransformerConfig`` keyword arguments, derived from the validated config alone (run.json's
+        recorded copy was checked to agree with them, so no file can pass TransformerLens anything else)."""
+        return hooked_config_kwargs(self.config, "cpu")
 
     # -- data ---------------------------------------------------------------------------------
 
@@ -433,12 +503,9 @@ class Run:
         """The run's task, carrying the exact training pairs recorded in split.json."""
         if self._task is None:
             path = self.path / SPLIT_JSON
-            try:
-                split = json.loads(path.read_text())
-            except FileNotFoundError:
-                raise RunFormatError(f"{path}: file not found (every run records its training pairs)") from None
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise RunFormatError(f"{path}: malformed JSON ({one_line(e)})") from None
+            if not path.exists():
+                raise RunFormatError(f"{path}: file not found (every run records its training pairs)")
+            split = read_json(path)
             train = split.get("train") if isinstance(split, dict) else None
             if not isinstance(train, list) or not all(isinstance(i, int) for i in train):
                 raise RunFormatError(f"{path}: field 'train' must be a list of pair indices")
@@ -462,8 +529,22 @@ class Run:
 
     @property
     def steps(self) -> list[int]:
-        """Sorted steps that have a checkpoint file."""
+        """Sorted steps that have a checkpoint file (as listed once by :meth:`snapshot`, on a snapshot)."""
+        if self._frozen_steps is not None:
+            return list(self._frozen_steps)
         return sorted(s for f in os.listdir(self.path) if (s := checkpoint_step(f)) is not None)
+
+    def snapshot(self) -> "Run":
+        """This run as it is now: its checkpoint list read once, and its metrics cut at the last of them.
+
+        A report or measurement made while the run trains uses one snapshot throughout, so its final step,
+        its model and its curves all describe the same moment, not whatever was saved meanwhile."""
+        snap = copy.copy(self)
+        snap._frozen_steps = tuple(self.steps)
+        last = snap._frozen_steps[-1] if snap._frozen_steps else -1
+        metrics = self.metrics
+        snap._metrics = metrics[metrics["step"] <= last].reset_index(drop=True)
+        return snap
 
     @property
     def final_step(self) -> int:
@@ -483,11 +564,8 @@ class Run:
             raise CheckpointError(f"{self.path}: no checkpoint for step {step!r}; available steps: {shown}")
         path = self.checkpoint_path(step)
         tensors, _ = read_safetensors(path)
-        check_state_dict(tensors, self._expected_shapes(), path)
+        check_state_dict(tensors, self._empty_template().state_dict(), path)
         return tensors
-
-    def _expected_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {k: tuple(v.shape) for k, v in self._empty_template().state_dict().items()}
 
     def _empty_template(self):
         if self._template is None:
@@ -504,6 +582,7 @@ class Run:
     def load(self, step: int | None = None, device: str = "cpu"):
         """The HookedTransformer at ``step`` (default: the final checkpoint), in eval mode."""
         step = self.final_step if step is None else step
+        check_device(device)
         tensors = self.state_dict(step)
         model = self.empty_model(device)
         model.load_state_dict(tensors, strict=False)
@@ -516,6 +595,41 @@ class Run:
 
     def __len__(self) -> int:
         return len(self.steps)
+
+
+def _check_status(status: Any, run_json: Path) -> None:
+    """run.json's ``status`` must be there and well-formed: a run without one is not read as complete."""
+    if not isinstance(status, dict):
+        raise RunFormatError(f"{run_json}: field 'status' is missing or not an object (every run records its state)")
+    if status.get("state") not in STATES:
+        raise RunFormatError(f"{run_json}: status.state must be one of {list(STATES)}, got {status.get('state')!r}")
+    for key in ("step", "n_steps"):
+        v = status.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise RunFormatError(f"{run_json}: status.{key} must be an integer >= 0, got {v!r}")
+
+
+def _check_copies_agree(meta: dict[str, Any], cfg: RunConfig, run_json: Path) -> None:
+    """run.json's other copies of the config (the HookedTransformerConfig kwargs, the seeds) must agree with it.
+
+    The model is always built from the validated RunConfig; a recorded kwarg that differs, or one that the
+    config does not produce (``tokenizer_name`` would make TransformerLens reach for a model hub), is refused.
+    Older files may lack kwargs added since (their defaults apply)."""
+    derived = hooked_config_kwargs(cfg, "cpu")
+    for key, value in meta["hooked_transformer_config"].items():
+        if key == "device":
+            continue  # where it was trained; the model is always rebuilt on the device asked for
+        if key not in derived:
+            raise RunFormatError(f"{run_json}: hooked_transformer_config.{key} is not a key interp records "
+                                 f"(allowed: {sorted(derived)}); refused")
+        if value != derived[key]:
+            raise RunFormatError(f"{run_json}: hooked_transformer_config.{key} is {value!r} but the run's config "
+                                 f"gives {derived[key]!r}; the copies disagree (edited or damaged file)")
+    seeds = meta.get("seeds")
+    if seeds is not None:
+        want = {"data_seed": cfg.data_seed, "model_seed": cfg.model_seed}
+        if not isinstance(seeds, dict) or any(seeds.get(k) != v for k, v in want.items()):
+            raise RunFormatError(f"{run_json}: seeds {seeds!r} disagree with the config's {want}")
 
 
 def remove_stale_temporaries(directory: Path) -> None:

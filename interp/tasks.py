@@ -1,7 +1,13 @@
-"""Modular-arithmetic tasks: all p^2 pairs, their labels, and a seeded train/test split.
+"""Modular-arithmetic tasks: the pairs, their labels, a seeded train/test split, and the group they live in.
 
-Pairs are always listed in the order index = a * p + b, so anything indexed by pair can be
-reshaped to a (p, p) grid with ``x.reshape(p, p, ...)`` (a on the first axis).
+Pairs are listed in the order index = a * p + b, so anything indexed by pair can be reshaped to a (p, p)
+grid with ``x.reshape(p, p, ...)`` (a on the first axis); ``div`` has no b = 0 and lists its p (p - 1) pairs in
+the same order with those left out (``Task.grid_index`` gives each pair's a * p + b).
+
+A task owns its group and basis (:mod:`interp.groups`): ``task.group`` says which cyclic group the inputs
+live in and how residues map onto it, and ``task.circuit_idx`` lists the pairs inside the group in group
+order, which is what every Fourier measure reads. A user's own input format (another ``=`` token, more
+positions) or labels: :meth:`Task.custom`.
 
 >>> task = Task(op="add", p=5, frac_train=0.5, seed=0)
 >>> task.tokens().shape, task.labels()[:6].tolist()
@@ -12,11 +18,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Sequence
 
 import torch
 
-from .config import RunConfig, check_task_fields
-from .errors import ConfigError
+from .config import OPS, RunConfig, check_task_fields, n_pairs_of
+from .errors import ConfigError, ProbeError
+from .groups import Group, group_of
 
 __all__ = ["Task", "SPLITS"]
 
@@ -34,6 +42,10 @@ class Task:
     # A run directory's split.json is the record of truth; a Task opened from a run carries it
     # here so that probes use exactly the pairs the run trained on.
     explicit_train: tuple[int, ...] | None = field(default=None, repr=False, compare=False)
+    # A user's own tokens (n_pairs, n_ctx) and labels (n_pairs,), in pair order (see Task.custom).
+    given_tokens: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    given_labels: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    given_d_vocab: int | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_task_fields(self.op, self.p, self.frac_train, "Task")
@@ -44,6 +56,36 @@ class Task:
                 raise ConfigError(f"Task.explicit_train must be {self.n_train} distinct pair indices "
                                   f"in [0, {self.n_pairs}), got {len(idx)} entries", field="explicit_train",
                                   detail=f"must be {self.n_train} distinct pair indices in [0, {self.n_pairs})")
+        if self.given_tokens is not None:
+            t = self.given_tokens
+            if not isinstance(t, torch.Tensor) or t.ndim != 2 or t.shape[0] != self.n_pairs or t.is_floating_point():
+                raise ConfigError(f"Task.custom: tokens must be an integer tensor ({self.n_pairs}, n_ctx) in pair "
+                                  f"order, got {getattr(t, 'shape', type(t).__name__)}", field="tokens")
+        if self.given_labels is not None:
+            y = self.given_labels
+            if (not isinstance(y, torch.Tensor) or y.shape != (self.n_pairs,) or y.is_floating_point()
+                    or int(y.min()) < 0 or int(y.max()) >= self.p):
+                raise ConfigError(f"Task.custom: labels must be an integer tensor ({self.n_pairs},) of classes "
+                                  f"0..{self.p - 1} in pair order", field="labels")
+
+    @classmethod
+    def custom(cls, op: str, p: int, *, tokens: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+               d_vocab: int | None = None, frac_train: float = 0.3, seed: int = 0,
+               train_idx: Sequence[int] | None = None) -> "Task":
+        """A task with a user's own input format or labels, measured in the basis of ``op``.
+
+        tokens: (n_pairs, n_ctx) long, one row per pair in pair order (a*p + b), the logits read at the last
+        position; labels: (n_pairs,) long classes in 0..p-1 (default: ``op``'s). d_vocab: the model's input
+        vocabulary (default: the largest token + 1). train_idx: the pair indices the model trained on (default:
+        the seeded split). ``op`` decides the group and the directions every Fourier measure uses.
+        """
+        tokens = None if tokens is None else torch.as_tensor(tokens)
+        labels = None if labels is None else torch.as_tensor(labels)
+        explicit = None if train_idx is None else tuple(sorted(int(i) for i in train_idx))
+        if explicit is not None:
+            frac_train = len(explicit) / n_pairs_of(op, p)
+        return cls(op=op, p=p, frac_train=frac_train, seed=seed, explicit_train=explicit, given_tokens=tokens,
+                   given_labels=labels, given_d_vocab=d_vocab)
 
     @classmethod
     def from_config(cls, cfg: RunConfig, explicit_train: tuple[int, ...] | None = None) -> "Task":
@@ -51,42 +93,111 @@ class Task:
         return cls(op=cfg.op, p=cfg.p, frac_train=cfg.frac_train, seed=cfg.data_seed, explicit_train=explicit_train)
 
     @property
-    def eq_token(self) -> int:
-        """Token id of '=' (one past the residues)."""
-        return self.p
+    def eq_token(self) -> int | None:
+        """Token id of '=' (one past the residues); None for a task with the user's own tokens."""
+        return self.p if self.given_tokens is None else None
+
+    @property
+    def n_ctx(self) -> int:
+        """Positions of one input: 3 for ``[a, b, =]``."""
+        return 3 if self.given_tokens is None else int(self.given_tokens.shape[1])
+
+    @property
+    def d_vocab(self) -> int:
+        """The input vocabulary the model must have: p residues and '=' (p + 1), or the user's."""
+        if self.given_d_vocab is not None:
+            return int(self.given_d_vocab)
+        return self.p + 1 if self.given_tokens is None else int(self.given_tokens.max()) + 1
+
+    @property
+    def input_format(self) -> str:
+        return f"[a, b, =] with '=' = token {self.p}" if self.given_tokens is None else \
+            f"the given tokens ({self.n_ctx} positions)"
 
     @property
     def n_pairs(self) -> int:
-        return self.p * self.p
+        return n_pairs_of(self.op, self.p)
+
+    @property
+    def description(self) -> str:
+        return f"{self.op} mod {self.p}: {OPS[self.op]}"
+
+    # ---- the group and basis
+    @property
+    def group(self) -> Group | None:
+        """The group the inputs live in (:mod:`interp.groups`), or None when the task has no group basis."""
+        return group_of(self.op, self.p)
+
+    def require_group(self, measure: str) -> Group:
+        """The task's group; ProbeError naming the task and the measure when it has none."""
+        g = self.group
+        if g is None:
+            raise ProbeError(f"{measure}: not applicable to task {self.op!r} ({OPS[self.op]}): its labels are not a "
+                             "group operation of the inputs, so no Fourier basis of a group describes the algorithm")
+        return g
+
+    @cached_property
+    def grid_index(self) -> torch.Tensor:
+        """(n_pairs,) long: a * p + b of each pair, in pair order (arange(p*p) except for div)."""
+        a, b = self.pairs().unbind(1)
+        return a * self.p + b
+
+    @cached_property
+    def circuit_idx(self) -> torch.Tensor:
+        """(n^2,) long: the pair indices of the pairs inside the group, in group order (i * n + j for the group
+        elements i, j). add/sub: every pair, in pair order; mul/div: the pairs without a zero input, by discrete
+        log. ProbeError for a task without a group."""
+        g = self.require_group("circuit pairs")
+        where = torch.full((self.p * self.p,), -1, dtype=torch.long)
+        where[self.grid_index] = torch.arange(self.n_pairs)
+        idx = where[g.pair_grid()]
+        assert bool((idx >= 0).all())
+        return idx
+
+    def circuit_split(self, split: str) -> torch.Tensor:
+        """Positions in :attr:`circuit_idx` (sorted) of the pairs in ``split`` ("all", "train" or "test")."""
+        member = torch.zeros(self.n_pairs, dtype=torch.bool)
+        member[self.split_idx(split)] = True
+        return member[self.circuit_idx].nonzero().squeeze(1)
 
     @property
     def n_train(self) -> int:
         return int(self.frac_train * self.n_pairs)
 
     def pairs(self) -> torch.Tensor:
-        """(p*p, 2) long: row a*p + b is (a, b)."""
+        """(n_pairs, 2) long: the pairs (a, b) in the order a*p + b (div: b = 0 left out)."""
         a = torch.arange(self.p).repeat_interleave(self.p)
         b = torch.arange(self.p).repeat(self.p)
-        return torch.stack([a, b], dim=1)
+        keep = b != 0 if self.op == "div" else torch.ones_like(b, dtype=torch.bool)
+        return torch.stack([a[keep], b[keep]], dim=1)
 
     def tokens(self) -> torch.Tensor:
-        """(p*p, 3) long: [a, b, =] for every pair, in pair order."""
+        """(n_pairs, n_ctx) long: [a, b, =] for every pair (or the given tokens), in pair order."""
+        if self.given_tokens is not None:
+            return self.given_tokens.to(torch.long).clone()
         pairs = self.pairs()
-        eq = torch.full((self.n_pairs, 1), self.eq_token, dtype=torch.long)
+        eq = torch.full((self.n_pairs, 1), self.p, dtype=torch.long)
         return torch.cat([pairs, eq], dim=1)
 
     def labels(self) -> torch.Tensor:
-        """(p*p,) long: op(a, b) mod p, in pair order."""
+        """(n_pairs,) long: op(a, b) mod p (or the given labels), in pair order."""
+        if self.given_labels is not None:
+            return self.given_labels.to(torch.long).clone()
         a, b = self.pairs().unbind(1)
+        p = self.p
         if self.op == "add":
             c = a + b
         elif self.op == "sub":
             c = a - b
         elif self.op == "mul":
             c = a * b
-        else:  # x2y2
+        elif self.op == "div":
+            c = a * torch.tensor([pow(int(x), p - 2, p) for x in range(p)])[b]  # b^(p-2) = 1/b mod p
+        elif self.op == "a2+b2":
             c = a * a + b * b
-        return c % self.p
+        else:  # a2+ab+b2
+            c = a * a + a * b + b * b
+        return c % p
 
     @cached_property
     def _is_train(self) -> torch.Tensor:

@@ -171,5 +171,5 @@ def test_bad_parameters_fail_before_any_work(good_run, tmp_path):
     _assert_clean_error(_cli("measure", run, "--key-freqs", "3,40", "--out", str(tmp_path / "m")), "1..11")
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    _assert_clean_error(_cli("report", run, "--out", str(blocker / "r")), "cannot create directory")
+    _assert_clean_error(_cli("report", run, "--out", str(blocker / "r")), "--out", "is not a directory")
     assert not (tmp_path / "a.html").exists() and not (tmp_path / "m").exists()

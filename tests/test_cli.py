@@ -98,6 +98,14 @@ def test_library_errors_are_restated_with_the_flag(tmp_path, capsys, argv, messa
     assert not (tmp_path / "r").exists()
 
 
+def test_an_output_directory_that_cannot_be_made_is_named_by_its_flag(tmp_path, capsys):
+    (tmp_path / "file").write_text("not a directory")
+    for out, fault in (("/proc/nope", "cannot create directory"), (str(tmp_path / "file"), "is not a directory")):
+        assert main(["train", "--preset", "tiny", "--quiet", "--out", out]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"interp train: error: --out {out}: ") and fault in err and "out_dir" not in err
+
+
 def test_library_errors_name_library_parameters(tmp_path):
     from interp.config import RunConfig, preset
     from interp.errors import ConfigError
@@ -111,3 +119,50 @@ def test_library_errors_name_library_parameters(tmp_path):
     assert "--" not in str(e.value)
     with pytest.raises(ConfigError, match=r"no field\(s\) \['n_step'\]"):
         RunConfig(n_step=10)
+
+
+@pytest.mark.parametrize("sets, message", [
+    (["p=91"], "--set p must be prime (Z_p must be a field), got 91"),
+    (["lr=fast"], "--set lr must be a number, got 'fast'"),
+    (["optimiser=rmsprop"], "--set optimiser must be one of ('adamw', 'adam', 'sgd'), got 'rmsprop'"),
+    (["batch_size=1000"], "--set batch_size must be between 1 and the 317 training pairs (null: full batch), got 1000"),
+    (["layer_norm=maybe"], "--set layer_norm must be true or false, got 'maybe'"),
+    (["grad_filter_alpha=1"], "--set grad_filter_alpha must be in [0, 1), got 1.0"),
+    (["lr=1e-3", "lr=2e-3"], "--set lr is given twice; give it once"),
+    (["model_seed=3"], "--set model_seed=3 and --seed both set model_seed; give it once"),
+    (["optimiser"], "--set 'optimiser': expected FIELD=VALUE, e.g. --set optimiser=sgd"),
+])
+def test_set_errors_name_the_field_and_value(tmp_path, capsys, sets, message):
+    argv = ["train", "--preset", "tiny", "--out", str(tmp_path / "r"), "--seed", "1"]
+    assert main([*argv, *(a for s in sets for a in ("--set", s))]) == 1
+    assert capsys.readouterr().err.strip() == f"interp train: error: {message}"
+    assert not (tmp_path / "r").exists()
+
+
+def test_set_unknown_field_suggests_the_field(tmp_path, capsys):
+    assert main(["train", "--preset", "tiny", "--out", str(tmp_path / "r"), "--set", "d_modle=3"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("interp train: error: --set d_modle is not a RunConfig field (did you mean d_model?)")
+    assert len(err.splitlines()) == 1 and "grad_filter_window" in err
+
+
+def test_set_any_field_from_the_command_line_and_resume(tmp_path, capsys):
+    from interp import Run
+
+    out = tmp_path / "run"
+    sets = ["op=mul", "n_layers=2", "optimiser=sgd", "momentum=0.5", "lr_schedule=linear", "batch_size=32",
+            "layer_norm=true", "grad_filter=ma", "grad_filter_window=2", "betas=0.8,0.9", "n_steps=4"]
+    assert main(["train", "--preset", "tiny", "--out", str(out), "--quiet", *(a for s in sets
+                                                                                for a in ("--set", s))]) == 0
+    run = Run(out)
+    cfg = run.config
+    assert (cfg.op, cfg.n_layers, cfg.optimiser, cfg.momentum, cfg.lr_schedule, cfg.batch_size, cfg.layer_norm,
+            cfg.grad_filter, cfg.grad_filter_window, cfg.betas, cfg.n_steps) == (
+        "mul", 2, "sgd", 0.5, "linear", 32, True, "ma", 2, (0.8, 0.9), 4)
+    assert run.hooked_config_kwargs["normalization_type"] == "LN" and run.final_step == 4
+    assert "SGD" in run.meta["protocol"]["step"] and "window 2" in run.meta["protocol"]["grad_filter"]
+    capsys.readouterr()
+    # resume continues the recorded config; a --set that changes it is refused
+    assert main(["train", "--preset", "tiny", "--out", str(out), "--resume", "--set", "optimiser=adam"]) == 1
+    err = capsys.readouterr().err
+    assert "recorded with different" in err and "optimiser" in err

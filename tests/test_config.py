@@ -85,7 +85,7 @@ def test_is_prime_matches_trial_division(n):
     frac=st.floats(min_value=0.05, max_value=0.95),
     d_model=st.integers(1, 256),
     seed=st.integers(0, 2**31),
-    op=st.sampled_from(["add", "sub", "mul", "x2y2"]),
+    op=st.sampled_from(["add", "sub", "mul", "div", "a2+b2", "a2+ab+b2"]),
 )
 def test_any_valid_config_round_trips(p, frac, d_model, seed, op):
     cfg = RunConfig(p=p, frac_train=frac, d_model=d_model, data_seed=seed, model_seed=seed, op=op)

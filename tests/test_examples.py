@@ -61,3 +61,23 @@ def test_notebook_runs_and_is_stripped(name):
     streams = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "TqdmWarning" not in streams and "IProgress" not in streams
     assert any("image/png" in o.get("data", {}) or "text/html" in o.get("data", {}) for o in outputs)
+
+
+def test_other_tasks_example_trains_sub_and_mul_and_measures_each_in_its_basis(tmp_path):
+    r = subprocess.run([sys.executable, str(EXAMPLES / "other_tasks.py"), str(tmp_path), "--preset", "tiny",
+                        "--steps", "100"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "sub mod 23: basis Z_23, a - b directions" in r.stdout
+    assert "mul mod 23: basis Z_22 (discrete log, generator 5), a + b directions" in r.stdout
+    for op, order in (("sub", 23), ("mul", 22)):
+        m = probes.load_measures(tmp_path / op / "measures")
+        assert m.protocol["basis"]["order"] == order
+        assert {"gini_W_E", "gini_W_L", "frac_neurons_clustered"} <= set(m.df.columns)
+
+
+def test_training_knobs_example_resumes_bit_identically(tmp_path):
+    r = subprocess.run([sys.executable, str(EXAMPLES / "training_knobs.py"), str(tmp_path), "--steps", "40"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "Grokfast EMA" in r.stdout and "minibatch (64 pairs) Adam updates" in r.stdout
+    assert "identical to the uninterrupted one at all 5 checkpoints: True" in r.stdout

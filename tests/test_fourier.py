@@ -37,10 +37,42 @@ def test_labels_and_cache_is_not_shared_mutable_state():
     assert fourier.fourier_basis(11).abs().sum() > 0
 
 
-@pytest.mark.parametrize("bad", [4, 1, 0, -3, 2.5, "7"])
-def test_basis_rejects_even_or_non_integer_p(bad):
-    with pytest.raises(ProbeError, match="odd integer"):
+@pytest.mark.parametrize("bad", [2, 1, 0, -3, 2.5, "7"])
+def test_basis_rejects_a_non_integer_or_too_small_order(bad):
+    with pytest.raises(ProbeError, match="integer >= 3"):
         fourier.fourier_basis(bad)
+
+
+@pytest.mark.parametrize("n", [4, 22, 52])
+def test_even_length_basis_has_the_nyquist_term_last_and_is_orthonormal(n):
+    F = fourier.fourier_basis(n)
+    assert torch.allclose(F @ F.T, torch.eye(n, dtype=F.dtype), atol=1e-12)
+    x = torch.arange(n, dtype=torch.float64)
+    assert torch.allclose(F[-1], torch.cos(math.pi * x) / math.sqrt(n), atol=1e-12)
+    assert torch.allclose(F[1], torch.cos(2 * math.pi * x / n) * math.sqrt(2 / n), atol=1e-12)
+    labels = fourier.basis_labels(n)
+    assert len(labels) == n and labels[-1] == f"cos {n // 2}" and labels[-2] == f"sin {n // 2 - 1}"
+    assert fourier.n_frequencies(n) == n // 2
+    assert fourier.row_frequencies(n)[-1] == n // 2
+    # per-frequency norms: the Nyquist frequency is the one cos row
+    norms = torch.arange(1.0, n + 1, dtype=torch.float64)
+    pf = fourier.per_frequency_norms(norms)
+    assert pf.shape == (n // 2,) and pf[-1] == norms[-1]
+    assert torch.isclose(pf[0], (norms[1] ** 2 + norms[2] ** 2).sqrt())
+
+
+@pytest.mark.parametrize("n,sign", [(22, 1), (22, -1), (7, -1)])
+def test_sum_and_difference_directions_are_orthonormal_and_match_their_formula(n, sign):
+    c, s = fourier.sum_directions(n, sign=sign)
+    a = torch.arange(n, dtype=torch.float64)
+    ab = (a[:, None] + sign * a[None, :]).reshape(-1)
+    for k in range(1, n // 2 + 1):
+        want = torch.cos(2 * math.pi * k * ab / n)
+        assert torch.allclose(c[k - 1], want / want.norm(), atol=1e-12)
+    D = fourier.key_directions(n, range(1, n // 2 + 1), sign=sign)
+    assert D.shape[0] == 2 * (n // 2) - (n % 2 == 0)  # Nyquist has no sine row
+    assert torch.allclose(D @ D.T, torch.eye(D.shape[0], dtype=D.dtype), atol=1e-10)
+    assert torch.allclose(D.sum(1), torch.zeros(D.shape[0], dtype=D.dtype), atol=1e-10)
 
 
 @pytest.mark.parametrize("p", [5, 23, 31])
@@ -125,9 +157,9 @@ def test_projection_is_idempotent_complementary_and_matches_the_matrix(p, data):
 def test_projection_of_an_empty_set_is_zero_and_bad_frequencies_fail():
     x = torch.randn(49, 2, dtype=torch.float64)
     assert torch.equal(fourier.project_onto_frequencies(x, []), torch.zeros_like(x))
-    with pytest.raises(ProbeError, match=r"\[4\] out of range: frequencies must be in 1..3 for p=7"):
+    with pytest.raises(ProbeError, match=r"\[4\] out of range: frequencies must be in 1..3 for Z_7"):
         fourier.project_onto_frequencies(x, [1, 4])
-    with pytest.raises(ProbeError, match="pair a\\*p \\+ b"):
+    with pytest.raises(ProbeError, match="pair a\\*n \\+ b"):
         fourier.project_onto_frequencies(torch.randn(48, 2, dtype=torch.float64), [1])
 
 

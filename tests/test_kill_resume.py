@@ -42,9 +42,9 @@ def start():
     """Start the CLI in a child process; every child is killed (if still running) and reaped after the test."""
     children = []
 
-    def _start(out, *extra, env_extra=None):
+    def _start(out, *extra, env_extra=None, args=ARGS):
         env = dict(os.environ, RUN_DIR=str(out), **(env_extra or {}))
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, *ARGS, "--out", str(out), *extra],
+        proc = subprocess.Popen([sys.executable, "-c", CHILD, *args, "--out", str(out), *extra],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         children.append(proc)
         return proc
@@ -116,6 +116,34 @@ def test_sigkill_at_several_points_then_resume_is_bit_identical(tmp_path, refere
         name = f"step_{step:06d}.safetensors"
         assert (out / name).read_bytes() == (reference.path / name).read_bytes(), name
     assert (out / "metrics.csv").read_bytes() == (reference.path / "metrics.csv").read_bytes()
+
+
+KNOBS = {"optimiser": "adam", "weight_decay": 0.0, "lr_schedule": "cosine", "batch_size": 64, "layer_norm": True,
+         "grad_filter": "ema"}
+KNOB_STEPS = 150
+
+
+def test_sigkill_with_the_training_knobs_then_resume_is_bit_identical(tmp_path, start):
+    """Minibatches, a decaying schedule, Adam, LayerNorm and the Grokfast filter: their state survives a SIGKILL."""
+    args = ["train", "--preset", "tiny", "--steps", str(KNOB_STEPS), "--save-every", "50", "--quiet",
+            *(a for k, v in KNOBS.items() for a in ("--set", f"{k}={str(v).lower()}"))]
+    ref = train(preset("tiny", n_steps=KNOB_STEPS, save_every=50, **KNOBS), tmp_path / "ref", progress=False)
+    out = tmp_path / "run"
+    proc = start(out, args=args)
+    _wait_for(out / "step_000050.safetensors", proc)  # a resume state past step 0 exists
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    _assert_nothing_partial(out)
+    assert not Run(out).finished
+    proc = start(out, "--resume", args=args)
+    _, stderr = proc.communicate()
+    assert proc.returncode == 0, stderr
+    assert Run(out).config == ref.config
+    for step in ref.steps:
+        name = f"step_{step:06d}.safetensors"
+        assert (out / name).read_bytes() == (ref.path / name).read_bytes(), name
+    assert (out / "metrics.csv").read_bytes() == (ref.path / "metrics.csv").read_bytes()
 
 
 def test_one_writer_per_run_directory(tmp_path, start):

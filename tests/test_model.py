@@ -51,10 +51,13 @@ def test_fast_forward_gradients_match():
         assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6), name
 
 
-def test_other_architectures_fall_back_to_the_model():
-    cfg = RunConfig(p=11, n_layers=2, d_model=16, n_heads=2, d_head=8, d_mlp=32)
+@pytest.mark.parametrize("arch", [{"n_layers": 2}, {"layer_norm": True}, {"n_layers": 2, "layer_norm": True}])
+def test_other_architectures_fall_back_to_the_model(arch):
+    cfg = RunConfig(p=11, d_model=16, n_heads=2, d_head=8, d_mlp=32, **arch)
     model = build_model(cfg)
     assert not _supports_fast_forward(model)
+    if cfg.layer_norm:
+        assert model.cfg.normalization_type == "LN" and hasattr(model, "ln_final")
     tokens = Task.from_config(cfg).tokens()
     with torch.no_grad():
         assert torch.equal(training_logits(model, tokens), model(tokens)[:, -1])

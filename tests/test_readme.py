@@ -43,3 +43,22 @@ def test_the_readme_ablation_claim(monkeypatch):
     with model.hooks(fwd_hooks=[("blocks.0.mlp.hook_post", lambda act, hook: act * 0)]):
         ablated = probes.loss_and_accuracy(model, run.task, "test").loss
     assert clean < 1e-6 and ablated == pytest.approx(4, abs=0.5)
+
+
+def test_the_extras_install_what_the_readme_needs():
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(r.startswith("ray[client]") for r in extras["ray"])  # --address ray://HOST:10001 needs Ray Client
+    assert any(r.split(">")[0].split("=")[0] in ("notebook", "jupyterlab") for r in extras["notebooks"])
+
+
+def test_the_install_lines_work_on_any_machine():
+    text = (ROOT / "README.md").read_text()
+    shell = [line for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S) for line in block.splitlines()]
+    assert not [line for line in shell if line.lstrip().startswith("sudo ")], "sudo is absent on many machines"
+    installs = [line for line in shell if "apt-get install" in line]
+    assert installs and all("apt-get update" in line.split("apt-get install")[0] for line in installs)
+    torch_line = next(line for line in shell if line.startswith("pip install torch"))
+    assert "--index-url https://download.pytorch.org/whl/cpu" in torch_line  # no local wheel: the CPU index
+    assert "for reproducibility" in text and "not for correctness" in text

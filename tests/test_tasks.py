@@ -7,7 +7,8 @@ from interp.tasks import Task
 
 
 @pytest.mark.parametrize("op, fn", [("add", lambda a, b: a + b), ("sub", lambda a, b: a - b),
-                                    ("mul", lambda a, b: a * b), ("x2y2", lambda a, b: a * a + b * b)])
+                                    ("mul", lambda a, b: a * b), ("a2+b2", lambda a, b: a * a + b * b),
+                                    ("a2+ab+b2", lambda a, b: a * a + a * b + b * b)])
 def test_labels_follow_pair_order(op, fn):
     task = Task(op=op, p=7, frac_train=0.5)
     tokens, labels = task.tokens(), task.labels()

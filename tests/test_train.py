@@ -108,6 +108,28 @@ def test_checkpoint_schedule_and_early_stop(tmp_path, tiny_reference):
     assert json.loads((run.path / "run.json").read_text())["status"] == {"state": "complete", "step": 60, "n_steps": 60}
 
 
+def test_stop_after_test_accuracy_is_reached_and_resumes_identically(tmp_path, tiny_reference):
+    """stop_test_acc / stop_after_steps: the run stops that many steps after the first eval at or above the level,
+    its rows are the uninterrupted run's, and a run killed in between and resumed stops at the same step."""
+    evals = tiny_reference.metrics.dropna()
+    rising = evals[evals.test_acc > evals.test_acc.iloc[0]]
+    level = float(rising.test_acc.iloc[0])            # tiny's test accuracy climbs above its start early on
+    first = int(evals[evals.test_acc >= level].step.iloc[0])
+    assert 0 < first < 200
+    cfg = preset("tiny", n_steps=250, stop_test_acc=level, stop_after_steps=25)
+    run = train(cfg, tmp_path / "stop", progress=False)
+    assert run.final_step == first + 25
+    assert json.loads((run.path / "run.json").read_text())["status"]["state"] == "stopped_early"
+    ref = tiny_reference.metrics[tiny_reference.metrics.step <= first + 25].reset_index(drop=True)
+    assert run.metrics.reset_index(drop=True).equals(ref)
+    with pytest.raises(_Interrupt):
+        train(cfg, tmp_path / "killed", progress=False, on_step=_interrupt_at(first + 10))
+    train(None, tmp_path / "killed", resume=True, progress=False)
+    assert _files(tmp_path / "killed") == _files(run.path)
+    with pytest.raises(ConfigError, match="stop_test_acc"):
+        preset("tiny", stop_test_acc=1.5)
+
+
 def test_small_preset_groks(grokked_run):
     """The `small` preset memorises first and generalises much later: real grokking, in the suite."""
     m = grokked_run.metrics.dropna()
@@ -118,3 +140,15 @@ def test_small_preset_groks(grokked_run):
     assert len(generalised) > 0 and m.test_acc.iloc[-1] >= 0.99
     assert int(generalised.step.iloc[0]) > 3 * first_memorised
     assert m.test_loss.max() > 5 and m.test_loss.iloc[-1] < 0.05
+
+
+def test_from_interp_import_train_trains(tmp_path):
+    import inspect
+
+    import interp
+    from interp import train as train_from_package
+
+    run = train_from_package(preset("tiny", n_steps=3), tmp_path / "r", progress=False)  # as people write it
+    assert run.state == "complete" and run.steps == [0, 3]
+    assert "cfg" in inspect.signature(train_from_package).parameters
+    assert interp.train.train is train and interp.train.checkpoint_steps is checkpoint_steps  # the module still

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ._load import SweepTables, as_tables
+from ..sweep.tables import SweepTables, as_tables
 from .metrics import EMERGENCE_METRIC, PROGRESS
 from .predict import Prediction, predict_emergence
 from .scale import Scale, scale_table

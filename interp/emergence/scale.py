@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from ._load import as_tables, is_seed
+from ..sweep.tables import as_tables, is_seed
 from .metrics import metric_info
 from .tables import metric_columns, run_groups
 

@@ -11,13 +11,14 @@ step and 10 %->90 % width, placed relative to the run's emergence time ``t_e = b
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["logistic", "synthetic_sweep", "CURVES"]
+__all__ = ["logistic", "synthetic_sweep", "CURVES", "protocol_sweep", "scale_sweep", "write_sweep", "checkpoint_steps"]
 
 # metric -> (half-way as a multiple of t_e, 10-90 width as a multiple of t_e, start, end, log10 space)
 CURVES = {
@@ -80,3 +81,151 @@ def synthetic_sweep(frac_train: Sequence[float] = (0.3, 0.4, 0.5, 0.6), seeds: S
             for r in truth[-len(CURVES):]:
                 r["emergence_step"] = e if e <= steps[-1] else math.nan
     return pd.concat(rows, ignore_index=True), pd.DataFrame(truth)
+
+
+# ---- sweeps with the protocol's tables (summary.csv events, causal columns), with a known truth ----
+
+def _sig(t, mid, width):
+    return 1.0 / (1.0 + np.exp(-(np.asarray(t, float) - mid) * 2 * math.log(9) / width))
+
+
+def _accuracy(t, mid, width):
+    return 0.02 + 0.98 * _sig(t, mid, width)
+
+
+def checkpoint_steps(budget: int, every: int = 50) -> np.ndarray:
+    """The protocol's checkpoint schedule: every 25 steps to 300, then every ``every`` to the budget."""
+    return np.unique(np.r_[np.arange(0, 301, 25), np.arange(300, budget + 1, every)])
+
+
+def protocol_sweep(frac_train: Sequence[float] = (0.3, 0.35, 0.4, 0.45, 0.5, 0.6), seeds: Sequence[int] = range(6),
+                   budget: int = 6000, every: int = 50, lead_frac: float = 0.5, late_frac: float = 0.3,
+                   spread: float = 0.35, noise: float = 0.01, widths: Sequence[int] = (), width_frac: float = 0.4,
+                   rng_seed: int = 0):
+    """``(SweepTables, truth)``: a sweep shaped like ``sweeps/emergence-dense`` with a known truth.
+
+    Per run: memorisation ends at ``t_mem`` ~ 100-110; the time to the event is ``dt = 12 / (f - 0.285)^1.5``
+    times a seed factor ``exp(spread z)`` (z standard normal: what the config does not know), so the
+    slowest fractions are censored at ``budget``; test accuracy crosses 0.9 at ``t90 = t_mem + dt``.
+    Measures, relative to each run's own dt:
+
+    - ``restricted_loss`` (and its causal column): falls (log10 0.7 -> -5) centred at ``t_mem + lead_frac dt``,
+      10-90 width 0.6 dt: it **truly predicts** for ``lead_frac`` < 1 (moves first, and where it stands tells
+      how far the run is from t90); with ``lead_frac`` > 1 it moves after the event.
+    - ``frac_neurons_clustered``: rises centred at ``t90 + late_frac dt``: it moves **only after** the event.
+    - ``gini_W_E``: rises centred at t90. ``excluded_loss`` (and causal): rises with the predictive measure.
+    - controls: ``train_loss`` falls steadily after t_mem (like the clock); ``test_loss`` falls with accuracy.
+
+    ``widths``: d_mlp values added at ``frac_train = width_frac`` (dt scaled by (256 / d_mlp)^0.3); the data
+    part has d_mlp 256. Each run's noise is seeded by its config and seed alone, so the same run in two
+    sweeps is the same run. truth: one row per run with t_mem, dt, t90_exact, seed factor.
+    """
+    from ..sweep.tables import SweepTables
+
+    steps = checkpoint_steps(budget, every)
+    fine = np.arange(0, budget + 1, 10)  # test accuracy every 10 steps: the events' resolution
+    configs = [(f, 256) for f in frac_train]
+    configs += [(width_frac, w) for w in widths if (width_frac, w) not in configs]
+    rows, summary, truth = [], [], []
+    for f, w in configs:
+        for s in seeds:
+            rng = np.random.default_rng([rng_seed, s, round(f * 1000), w])  # a run is its config and seed
+            z = rng.standard_normal()
+            t_mem = 100.0 + 10 * rng.random()
+            dt = 12.0 / max(f - 0.285, 1e-3) ** 1.5 * math.exp(spread * z) * (256 / w) ** 0.3
+            t90 = t_mem + dt
+            wa = 0.3 * dt + 30
+            mid = t90 - wa / (2 * math.log(9)) * math.log((0.9 - 0.02) / (0.98 - 0.9 + 0.02))
+
+            acc = functools.partial(_accuracy, mid=mid, width=wa)
+
+            run = f"frac_train={f:g},d_mlp={w},seed={s}"
+            ev = {}
+            for name, lvl in (("t50", 0.5), ("t90", 0.9), ("t99", 0.99)):
+                hit = fine[acc(fine) >= lvl]
+                ev[name] = float(hit[0]) if len(hit) else math.nan
+            ev["t_mem"] = float(fine[fine >= t_mem][0])
+            summary.append({"run": run, "frac_train": f, "d_mlp": w, "data_seed": s, "model_seed": s,
+                            "status": "complete", **ev, "budget": budget})
+            truth.append({"run": run, "frac_train": f, "d_mlp": w, "seed": s, "t_mem": t_mem, "dt": dt,
+                          "t90_exact": t90, "seed_factor": math.exp(spread * z)})
+            t = steps.astype(float)
+
+            def jitter(y, scale=noise, rng=rng):
+                return y + rng.normal(0, scale, len(y))
+
+            mem = np.clip(t / t_mem, 0, 1)
+            tr_loss = np.where(t < t_mem, 0.6 - 2.6 * mem, -2 - 4 * (t - t_mem) / (budget - t_mem))
+            te_loss = np.where(t < t_mem, 0.6 + 0.7 * mem, 1.3 - 6.3 * _sig(t, t90 - 0.2 * wa, 1.5 * wa))
+            restricted = 0.7 - 5.7 * _sig(t, t_mem + lead_frac * dt, 0.6 * dt)
+            excluded = -1.0 + 1.5 * _sig(t, t_mem + lead_frac * dt, 0.6 * dt)
+            a = np.clip(jitter(acc(t)), 0, 1)
+            cols = {
+                "run": run, "frac_train": f, "d_mlp": w, "data_seed": s, "model_seed": s, "step": steps,
+                "train_loss": 10 ** jitter(tr_loss, 2 * noise), "train_acc": np.clip(mem ** 3 + 0.01, 0, 1),
+                "test_loss": 10 ** jitter(te_loss, 2 * noise), "test_acc": a,
+                "test_brier": np.clip(0.98 * (1 - a) + jitter(np.zeros(len(t))), 0, 2),
+                "restricted_loss": 10 ** jitter(restricted, 2 * noise),
+                "excluded_loss": 10 ** jitter(excluded, 2 * noise),
+                "gini_W_E": jitter(0.05 + 0.7 * _sig(t, t90, 0.5 * dt)),
+                "sum_sq_weights": 10 ** jitter(3.5 - 0.6 * _sig(t, t90, dt), 2 * noise),
+                "frac_neurons_clustered": np.clip(jitter(0.7 * _sig(t, t90 + late_frac * dt, 0.3 * dt)), 0, 1),
+            }
+            cols["restricted_loss_causal"] = cols["restricted_loss"] * 10 ** jitter(np.zeros(len(t)), noise)
+            cols["excluded_loss_causal"] = cols["excluded_loss"] * 10 ** jitter(np.zeros(len(t)), noise)
+            rows.append(pd.DataFrame(cols))
+    results = pd.concat(rows, ignore_index=True)
+    axes = ["frac_train", "d_mlp", "data_seed", "model_seed"]
+    return SweepTables(results, pd.DataFrame(summary), axes, None, {"axes": axes}), pd.DataFrame(truth)
+
+
+def scale_sweep(truth: str = "mirage", values: Sequence[float] = tuple(np.round(np.linspace(0.3, 0.6, 13), 3)),
+                seeds: Sequence[int] = range(6), budget: int = 6000, noise: float = 0.01, rng_seed: int = 0):
+    """``SweepTables`` whose runs at ``budget`` answer the metric question with a known truth, on frac_train.
+
+    - ``"mirage"``: the log-probability of the correct answer moves smoothly along the axis (a wide logistic,
+      10-90 width 0.25, from -4 to -0.02 nats) and accuracy is a threshold of it (``sigmoid((logp + 1.2) /
+      0.12)``): accuracy jumps where nothing in the model does.
+    - ``"real"``: the log-probability jumps (width 0.06 at 0.45) and accuracy follows it at the same place.
+    - ``"none"``: accuracy rises linearly over the whole axis (no jump).
+    Two checkpoints per run: step 0 and ``budget``.
+    """
+    from ..sweep.tables import SweepTables
+
+    if truth not in ("mirage", "real", "none"):
+        raise ValueError(f"truth must be 'mirage', 'real' or 'none', got {truth!r}")
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+    lo_x, hi_x = min(values), max(values)
+    for x in values:
+        for s in seeds:
+            if truth == "mirage":
+                logp = -4 + 3.98 * _sig(x, 0.45, 0.25) + rng.normal(0, 0.05)
+                acc = 1 / (1 + math.exp(-(logp + 1.2) / 0.12))
+            elif truth == "real":
+                logp = -4 + 3.98 * _sig(x, 0.45, 0.06) + rng.normal(0, 0.05)
+                acc = 0.02 + 0.97 * float(_sig(x, 0.45, 0.06))
+            else:
+                acc = 0.05 + 0.9 * (x - lo_x) / (hi_x - lo_x)
+                logp = math.log(acc)
+            acc = float(np.clip(acc + rng.normal(0, noise), 0, 1))
+            for step, (a, lp) in ((0, (0.02, -4.0)), (budget, (acc, float(logp)))):
+                rows.append({"run": f"frac_train={x:g},seed={s}", "frac_train": x, "data_seed": s, "step": step,
+                             "train_acc": 1.0, "train_loss": 1e-6, "test_acc": a, "test_loss": -lp,
+                             "test_brier": 1 - a})
+    axes = ["frac_train", "data_seed"]
+    return SweepTables(pd.DataFrame(rows), None, axes, None, {"axes": axes})
+
+
+def write_sweep(tables, out_dir) -> None:
+    """Write synthetic tables as a sweep directory (results.csv, summary.csv, sweep.json) for the CLI."""
+    import json
+    from pathlib import Path
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tables.results.to_csv(out / "results.csv", index=False)
+    if tables.summary is not None:
+        tables.summary.to_csv(out / "summary.csv", index=False)
+    (out / "sweep.json").write_text(json.dumps({"format": "interp-sweep", "axes": list(tables.axes),
+                                                "provenance": {"synthetic": True}}))

@@ -17,11 +17,23 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from ._load import SweepTables, as_tables
+from ..sweep.tables import SweepTables, as_tables
 from .metrics import EMERGENCE_METRIC, METRICS, metric_info
-from .transition import emergence_step, rise_steps, transition
+from .transition import Transition, emergence_step, rise_steps, transition
 
 __all__ = ["emergence_table", "run_transitions", "leads", "lead_summary", "metric_columns", "run_groups"]
+
+
+# ---- not applicable: a measure with no meaning for a run's task or model (kept apart from "no transition")
+NOT_APPLICABLE = "not applicable"
+
+
+def not_applicable_metrics(tables: SweepTables) -> dict[str, set[str]]:
+    """Run -> the metrics that have no meaning for it (summary.csv ``not_applicable``, space-separated)."""
+    s = tables.summary
+    if s is None or "not_applicable" not in s or "run" not in s:
+        return {}
+    return {str(r): set(str(v).split()) for r, v in zip(s["run"], s["not_applicable"]) if isinstance(v, str) and v}
 
 
 def metric_columns(results: pd.DataFrame, metrics: Sequence[str] | None) -> list[str]:
@@ -101,6 +113,7 @@ def run_transitions(sweep, metrics: Sequence[str] | None = None, *, level: float
         raise ConfigError(f"run_transitions: loss_space must be one of {list(LOSS_SPACES)}, got {loss_space!r}")
     tables = as_tables(sweep, needed=(EMERGENCE_METRIC,))
     cols = metric_columns(tables.results, metrics)
+    na = not_applicable_metrics(tables)
     out = []
     for run, rows in run_groups(tables.results):
         s = rows["step"].to_numpy(float)
@@ -110,8 +123,12 @@ def run_transitions(sweep, metrics: Sequence[str] | None = None, *, level: float
         for m in cols:
             info = metric_info(m)
             log = info.log and loss_space == "log10"
-            t = transition(s, rows[m].to_numpy(float), log=log, min_change=info.min_change if log == info.log
-                           else None, window=window, span=span, where=f"run {run!r}, metric {m!r}")
+            if m in na.get(run, ()):
+                t = Transition(False, f"{NOT_APPLICABLE}: the measure has no meaning for this run's task or model",
+                               log=log)
+            else:
+                t = transition(s, rows[m].to_numpy(float), log=log, min_change=info.min_change if log == info.log
+                               else None, window=window, span=span, where=f"run {run!r}, metric {m!r}")
             out.append({**common, "metric": m, "label": info.label, "kind": info.kind, "role": info.role,
                         "space": "log10" if log else "linear", **t.to_dict(), "emergence_step": math.nan if e is None else e,
                         "emerged": e is not None, "final_step": int(s[-1])})
@@ -133,7 +150,8 @@ def leads(transitions: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd
     lead = emergence_step - step (positive: the metric made half its change before accuracy reached
     the emergence level), lead_frac = lead / emergence_step (the share of the time to emergence by
     which it is ahead), and status: "leads", "lags", "same step", "never emerged" (the run's accuracy
-    never reached the level) or "no transition" (the metric had none; ``reason`` says why).
+    never reached the level), "no transition" (the metric had none; ``reason`` says why) or "not applicable"
+    (the measure has no meaning for the run's task or model, e.g. a circuit measure of a task without a group).
     """
     _need(transitions, ("run", "metric", "step", "found", "emergence_step", "reason"), "leads")
     df = transitions[transitions["metric"] != EMERGENCE_METRIC]
@@ -148,7 +166,7 @@ def leads(transitions: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd
 
     def status(r) -> str:
         if not r["found"]:
-            return "no transition"
+            return NOT_APPLICABLE if str(r["reason"]).startswith(NOT_APPLICABLE) else "no transition"
         if math.isnan(r["emergence_step"]):
             return "never emerged"
         return "leads" if r["lead"] > 0 else "lags" if r["lead"] < 0 else "same step"
@@ -168,7 +186,7 @@ _TRANSITION_COLUMNS = {"run", "metric", "label", "kind", "role", "space", "found
 def lead_summary(lead_table: pd.DataFrame) -> pd.DataFrame:
     """One row per metric over runs: n_runs, n_measured (runs with both an emergence step and a
     transition), n_leading (lead > 0), median_lead with q25/q75 (the interquartile range), min/max
-    lead, median_lead_frac, n_never_emerged, n_no_transition. Leads in steps; NaN when no run measured."""
+    lead, median_lead_frac, n_never_emerged, n_no_transition, n_not_applicable. Leads in steps; NaN when no run measured."""
     _need(lead_table, ("metric", "lead", "status"), "lead_summary")
     out = []
     for metric, g in lead_table.groupby("metric", sort=False):
@@ -185,5 +203,6 @@ def lead_summary(lead_table: pd.DataFrame) -> pd.DataFrame:
             "median_lead_frac": float(np.median(measured["lead_frac"])) if len(lead) else math.nan,
             "n_never_emerged": int((g["status"] == "never emerged").sum()),
             "n_no_transition": int((g["status"] == "no transition").sum()),
+            "n_not_applicable": int((g["status"] == NOT_APPLICABLE).sum()),
         })
     return pd.DataFrame(out)

@@ -99,9 +99,11 @@ def running_median(y: np.ndarray, window: int = 5) -> np.ndarray:
     """Median over a centred window of ``window`` points (odd; shrinks symmetrically at the ends)."""
     y = np.asarray(y, dtype=float)
     half = max(0, int(window) // 2)
-    out = np.empty_like(y)
     n = len(y)
-    for i in range(n):
+    out = np.empty_like(y)
+    if n > 2 * half:  # the interior at once; the shrinking windows at the ends one by one
+        out[half:n - half] = np.median(np.lib.stride_tricks.sliding_window_view(y, 2 * half + 1), axis=1)
+    for i in [*range(min(half, n)), *range(max(n - half, min(half, n)), n)]:
         h = min(half, i, n - 1 - i)
         out[i] = np.median(y[i - h:i + h + 1])
     return out

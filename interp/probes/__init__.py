@@ -20,11 +20,15 @@ The local learning coefficient (optional extra ``interp[llc]``, devinterp's SGLD
 >>> probes.llc(model, task).estimate                       # doctest: +SKIP
 >>> probes.measure_run(run, llc=True)                      # adds an `llc` column  # doctest: +SKIP
 
-Functions that only need logits take a model or a precomputed (p*p, p) logits tensor, so one
-forward can serve many measures. Frequencies are k = 1..(p-1)/2; Fourier order is cos-first.
+Functions that only need logits take a model or a precomputed (n_pairs, p) logits tensor, so one
+forward can serve many measures. Every Fourier measure is taken in the task's group (``task.group``: Z_p for add
+and sub, Z_(p-1) by discrete log for mul and div); frequencies are k = 1..n//2 of that group; Fourier order is
+cos-first. A measure with no meaning for the task raises ProbeError naming both. Neuron and W_L measures take
+``layer=`` (default: the last layer). Checkpoints trained elsewhere: :func:`measure_series`.
 """
 
-from .frequencies import fourier_norms, key_frequencies, neuron_clusters, neuron_frequency_shares, top_frequencies
+from .frequencies import (fourier_norms, key_frequencies, logit_map, neuron_clusters, neuron_frequency_shares,
+                          top_frequencies)
 from .losses import (
     CosCoefficients,
     Decomposition,
@@ -40,7 +44,8 @@ from .losses import (
 )
 from .learning_coefficient import LLCResult, LLCSettings, LLCWarning, estimate_llc, llc, llc_sweep
 from .phases import Phases, phases
-from .series import Measures, find_measures, load_measures, measure_model, measure_run, protocol, save_measures
+from .series import (Measures, find_measures, load_measures, measure_model, measure_run, measure_series,
+                     not_applicable, protocol, save_measures, saved_identity)
 from .sparsity import fourier_gini, gini, sum_squared_weights
 
 __all__ = [
@@ -49,6 +54,7 @@ __all__ = [
     "neuron_frequency_shares",
     "top_frequencies",
     "fourier_norms",
+    "logit_map",
     "Score",
     "loss_and_accuracy",
     "outcome_metrics",
@@ -66,10 +72,13 @@ __all__ = [
     "Measures",
     "measure_model",
     "measure_run",
+    "measure_series",
+    "not_applicable",
     "protocol",
     "save_measures",
     "load_measures",
     "find_measures",
+    "saved_identity",
     "Phases",
     "phases",
     "LLCSettings",

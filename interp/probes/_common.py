@@ -18,18 +18,50 @@ from ..tasks import Task
 HOOK_POST = "blocks.0.mlp.hook_post"
 
 
+def hook_post(layer: int) -> str:
+    return f"blocks.{layer}.mlp.hook_post"
+
+
 def is_model(x: Any) -> bool:
     return isinstance(x, torch.nn.Module) and hasattr(x, "cfg")
 
 
 def check_model(model: Any, task: Task, where: str) -> None:
-    """The model must read [a, b, =] over p residues and predict p classes."""
+    """The model must read the task's inputs (n_ctx positions, its vocabulary, '=' at the right id) and predict
+    its p classes; a mismatch is one line naming both."""
     if not is_model(model):
         raise ProbeError(f"{where}: expected a HookedTransformer (or a logits tensor), got {type(model).__name__}")
     c = model.cfg
-    if c.d_vocab_out != task.p or c.d_vocab < task.p + 1:
-        raise ProbeError(f"{where}: the model has d_vocab={c.d_vocab}, d_vocab_out={c.d_vocab_out} but the task "
-                         f"has p={task.p} (needs d_vocab >= {task.p + 1}, d_vocab_out = {task.p})")
+    want = (f"the task {task.op} mod {task.p} feeds {task.input_format} (n_ctx={task.n_ctx}, d_vocab={task.d_vocab}) "
+            f"and predicts {task.p} classes")
+    hint = " (pass Task.custom(..., tokens=, labels=) for another input format)"
+    if c.d_vocab_out != task.p:
+        extra = " (a tied-embedding model with an '=' output class is not supported)" \
+            if c.d_vocab_out == task.d_vocab else ""
+        raise ProbeError(f"{where}: the model predicts d_vocab_out={c.d_vocab_out} classes but {want}{extra}")
+    if c.n_ctx != task.n_ctx:
+        raise ProbeError(f"{where}: the model has n_ctx={c.n_ctx} but {want}{hint}")
+    if c.d_vocab != task.d_vocab:
+        raise ProbeError(f"{where}: the model has d_vocab={c.d_vocab} (so its '=' token is not id {task.p}) but "
+                         f"{want}{hint}")
+
+
+def has_mlp(model) -> bool:
+    return not getattr(model.cfg, "attn_only", False)
+
+
+def check_layer(model, layer: int | None, where: str, needs_mlp: bool = True) -> int:
+    """``layer`` checked against the model (None: the last layer); ProbeError for an attention-only model when the
+    measure reads MLP neurons or W_L."""
+    n = model.cfg.n_layers
+    if needs_mlp and not has_mlp(model):
+        raise ProbeError(f"{where}: not applicable to an attention-only model (attn_only=True): it has no MLP "
+                         "neurons and no W_L = W_out W_U")
+    if layer is None:
+        return n - 1
+    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < n:
+        raise ProbeError(f"{where}: layer must be an integer in [0, {n}) for this {n}-layer model, got {layer!r}")
+    return layer
 
 
 def model_device(model) -> torch.device:
@@ -40,15 +72,15 @@ def model_device(model) -> torch.device:
 
 
 def logits_of(model_or_logits: Any, task: Task, where: str) -> torch.Tensor:
-    """(p*p, p) float64 logits at the last position on every pair (pair order a*p + b), on the CPU.
+    """(n_pairs, p) float64 logits at the last position on every pair (pair order a*p + b), on the CPU.
 
     A tensor is checked and converted; a model is run once with its own (hooked) forward.
     """
     if isinstance(model_or_logits, torch.Tensor):
         L = model_or_logits
         if L.shape != (task.n_pairs, task.p):
-            raise ProbeError(f"{where}: logits must have shape (p*p, p) = ({task.n_pairs}, {task.p}) for p={task.p} "
-                             f"(last position, all pairs in order a*p + b), got {tuple(L.shape)}")
+            raise ProbeError(f"{where}: logits must have shape (n_pairs, p) = ({task.n_pairs}, {task.p}) for "
+                             f"{task.op} mod {task.p} (last position, all pairs in order a*p + b), got {tuple(L.shape)}")
         if not L.is_floating_point():
             raise ProbeError(f"{where}: logits must be floating point, got {L.dtype}")
         return L.detach().to("cpu", torch.float64)
@@ -59,15 +91,21 @@ def logits_of(model_or_logits: Any, task: Task, where: str) -> torch.Tensor:
     return L.to("cpu", torch.float64)
 
 
-def logits_and_neuron_acts(model, task: Task, where: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """One ``run_with_cache`` on all pairs: logits (p*p, p) float64 and ``blocks.0.mlp.hook_post``
-    at the last position (p*p, d_mlp) float32, both on the CPU (as the model's hooks left them)."""
+def logits_and_neuron_acts(model, task: Task, where: str, layer: int | None = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """One ``run_with_cache`` on all pairs: logits (n_pairs, p) float64 and ``blocks.{layer}.mlp.hook_post``
+    at the last position (n_pairs, d_mlp) float32, both on the CPU (as the model's hooks left them)."""
+    logits, acts = logits_and_layer_acts(model, task, where, [check_layer(model, layer, where)])
+    return logits, acts[0]
+
+
+def logits_and_layer_acts(model, task: Task, where: str, layers: list[int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Logits (n_pairs, p) and the last-position ``hook_post`` of each of ``layers``, from one forward."""
     check_model(model, task, where)
     tokens = task.tokens().to(model_device(model))
+    names = [hook_post(layer) for layer in layers]
     with torch.no_grad():
-        logits, cache = model.run_with_cache(tokens, names_filter=HOOK_POST)
-    acts = cache[HOOK_POST][:, -1].to("cpu")
-    return logits[:, -1].to("cpu", torch.float64), acts
+        logits, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+    return logits[:, -1].to("cpu", torch.float64), [cache[n][:, -1].to("cpu") for n in names]
 
 
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -78,7 +116,3 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> float:
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return (logits.argmax(-1) == labels).to(torch.float64).mean().item()
 
-
-def check_task_add(task: Task, where: str) -> None:
-    if task.op != "add":
-        raise ProbeError(f"{where}: defined for op 'add' (the directions of a + b); this task's op is {task.op!r}")

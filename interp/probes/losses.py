@@ -1,8 +1,10 @@
 """Losses on all pairs, the paper's restricted and excluded losses, and the cos(w(a+b-c)) coefficients.
 
-L is the logits at the last position on every pair, shape (p*p, p) (pair index a*p + b, the p output
-classes). P_S projects each class's column onto span{c_k, s_k : k in S}, the directions of
-cos(w_k(a+b)) and sin(w_k(a+b)) (docs/science.md):
+L is the logits at the last position on every pair, shape (n_pairs, p) (pair index a*p + b, the p output
+classes). The circuit measures read it in the task's group (:attr:`interp.Task.group`): the pairs inside
+the group (``task.circuit_idx``; for mul/div those without a zero input, by discrete log), where P_S projects
+each class's column onto span{c_k, s_k : k in S}, the directions of cos(w_k s) and sin(w_k s) with s the
+group sum i + j (add, mul) or difference i - j (sub, div) (docs/science.md):
 
 * restricted logits ``P_S L + mean over pairs of L`` (keep what the algorithm uses);
 * excluded logits ``(I - P_S) L`` (remove what it uses; no mean added back).
@@ -22,7 +24,7 @@ import torch
 from .. import fourier
 from ..errors import ProbeError
 from ..tasks import Task
-from ._common import accuracy, check_task_add, cross_entropy, logits_of
+from ._common import accuracy, cross_entropy, logits_of
 
 
 class Score(NamedTuple):
@@ -71,45 +73,54 @@ def train_test_metrics(model_or_logits: Any, task: Task) -> dict[str, float]:
 class Decomposition:
     """The logits split along the key directions, computed once and shared by every restricted/excluded measure.
 
-    L: (p*p, p) float64; key_freqs: the key set S (non-empty). ``coef`` holds (c_k · L, s_k · L) for k in S
-    as (2|S|, p); the projection P_S L is (p*p, p), never a (p*p, p*p) matrix.
+    L: (n_pairs, p) float64; key_freqs: the key set S (non-empty), frequencies of the task's group. ``G`` is
+    L on the group's pairs in group order, (n*n, p); ``coef`` holds the inner products of its columns with the
+    key directions, (2|S|, p) (the Nyquist frequency of an even n has one direction); the projection P_S G is
+    (n*n, p), never a (n*n, n*n) matrix. Restricted and excluded scores are over the group's pairs of a split.
     """
 
     def __init__(self, L: torch.Tensor, task: Task, key_freqs: Iterable[int], where: str = "Decomposition"):
-        check_task_add(task, where)
-        freqs = fourier.check_frequencies(key_freqs, task.p, what=f"{where}: key frequencies")
+        g = task.require_group(where)
+        freqs = fourier.check_frequencies(key_freqs, g.order, what=f"{where}: key frequencies")
         if not freqs:
             raise ProbeError(f"{where}: empty key-frequency set; the measure needs at least one key frequency "
                              "(key_frequencies() found none: pass key_freqs explicitly or lower the threshold)")
         self.L, self.task, self.freqs = L, task, freqs
-        self.D = fourier.key_directions(task.p, freqs, L.dtype)  # (2|S|, p*p): rows c_k, then s_k
-        self.coef = self.D @ L  # (2|S|, p)
-        self.projected = self.D.T @ self.coef  # P_S L, (p*p, p)
+        self.G = L[task.circuit_idx]  # (n*n, p)
+        self.labels = task.labels()[task.circuit_idx]
+        self.D = fourier.key_directions(g.order, freqs, L.dtype, sign=g.sign)  # (2|S| or less, n*n)
+        self.rows_of = fourier.direction_rows(g.order, freqs)[1]
+        self.coef = self.D @ self.G  # (2|S|, p)
+        self.projected = self.D.T @ self.coef  # P_S G, (n*n, p)
 
     @property
     def restricted_logits(self) -> torch.Tensor:
-        """``P_S L + mean over pairs of L``, (p*p, p)."""
-        return self.projected + self.L.mean(0, keepdim=True)
+        """``P_S G + mean over the group's pairs of G``, (n*n, p)."""
+        return self.projected + self.G.mean(0, keepdim=True)
 
     @property
     def excluded_logits(self) -> torch.Tensor:
-        """``(I - P_S) L``, (p*p, p)."""
-        return self.L - self.projected
+        """``(I - P_S) G``, (n*n, p)."""
+        return self.G - self.projected
+
+    def _score(self, logits: torch.Tensor, split: str) -> Score:
+        pos = self.task.circuit_split(split)
+        return Score(cross_entropy(logits[pos], self.labels[pos]), accuracy(logits[pos], self.labels[pos]))
 
     def restricted(self, split: str = "all") -> Score:
-        return _score(self.restricted_logits, self.task, split)
+        return self._score(self.restricted_logits, split)
 
     def excluded(self, split: str = "train") -> Score:
-        return _score(self.excluded_logits, self.task, split)
+        return self._score(self.excluded_logits, split)
 
     def excluded_per_frequency(self, split: str = "train") -> dict[int, float]:
-        """``{k: loss}`` on ``split`` after removing only frequency k's two directions, for each key k."""
-        idx = self.task.split_idx(split)
-        labels, rows = self.task.labels()[idx], self.L[idx]
-        n, out = len(self.freqs), {}
-        for i, k in enumerate(self.freqs):
-            pick = [i, n + i]
-            without_k = torch.addmm(rows, self.D[pick][:, idx].T, self.coef[pick], alpha=-1)
+        """``{k: loss}`` on the group's pairs of ``split`` after removing only frequency k's directions."""
+        pos = self.task.circuit_split(split)
+        labels, rows = self.labels[pos], self.G[pos]
+        out = {}
+        for k in self.freqs:
+            pick = self.rows_of[k]
+            without_k = torch.addmm(rows, self.D[pick][:, pos].T, self.coef[pick], alpha=-1)
             out[k] = cross_entropy(without_k, labels)
         return out
 
@@ -122,7 +133,8 @@ def decompose(model_or_logits: Any, task: Task, key_freqs: Iterable[int], split:
 
 
 def restricted(model_or_logits: Any, task: Task, key_freqs: Iterable[int], split: str = "all") -> Score:
-    """``Score(loss, accuracy)`` of the restricted logits ``P_S L + mean over pairs of L`` (default: all pairs)."""
+    """``Score(loss, accuracy)`` of the restricted logits ``P_S L + mean over pairs of L`` (default: all pairs
+    inside the task's group)."""
     return decompose(model_or_logits, task, key_freqs, split, "restricted").restricted(split)
 
 
@@ -139,12 +151,12 @@ def excluded_loss_per_frequency(model_or_logits: Any, task: Task, key_freqs: Ite
 
 @dataclass(frozen=True)
 class CosCoefficients:
-    """How much of the logits is the sum of cos(w_k(a+b-c)) terms.
+    """How much of the logits is the sum of cos(w_k(s-c)) terms, s the group sum (or difference) of the inputs.
 
-    coefficients[k-1] is the inner product of L with the unit-norm function cos(w_k(a+b-c)) on the
-    (p*p, p) cube (pairs x classes), for k = 1..(p-1)/2. ``centred_norm_sq`` is the squared norm of the
-    logits centred over the classes of each pair (the part softmax sees; the cos terms lie in it).
-    ``explained_fraction`` = sum over k in ``key_frequencies`` of coefficient^2 / centred_norm_sq
+    coefficients[k-1] is the inner product of the logits on the group (pairs and classes in group order) with
+    the unit-norm function cos(w_k(s-c)) on the (n*n, n) cube, for k = 1..n//2. ``centred_norm_sq`` is the
+    squared norm of those logits centred over the classes of each pair (the part softmax sees; the cos terms
+    lie in it). ``explained_fraction`` = sum over k in ``key_frequencies`` of coefficient^2 / centred_norm_sq
     (every frequency when no key set was given); ``explained_fraction_all`` uses every frequency.
     """
 
@@ -160,22 +172,29 @@ class CosCoefficients:
 
 
 def cos_coefficients(model_or_logits: Any, task: Task, key_freqs: Sequence[int] | None = None) -> CosCoefficients:
-    """Coefficients of L on cos(w_k(a+b-c)) for every k, and the share of the centred logits the key terms explain.
+    """Coefficients of the logits on cos(w_k(s-c)) for every k, and the share of the centred logits the key terms
+    explain, in the task's group (for add: cos(w(a+b-c)) on all p^2 pairs and p classes; for mul: by discrete
+    log, on the (p-1)^2 pairs without a zero input and the p-1 non-zero classes).
 
-    Uses cos(w(a+b-c)) = cos(w(a+b)) cos(wc) + sin(w(a+b)) sin(wc): with unit vectors c_k, s_k on the pair
-    grid and F[2k-1], F[2k] on the classes, the coefficient is (c_k^T L F[2k-1] + s_k^T L F[2k]) / sqrt(2).
-    Memory O(p^3 / 2) for the sum directions, never the (p*p, p) cube per frequency.
+    Uses cos(w(s-c)) = cos(ws) cos(wc) + sin(ws) sin(wc): with unit vectors c_k, s_k on the pair grid and
+    F[2k-1], F[2k] on the classes, the coefficient is (c_k^T G F[2k-1] + s_k^T G F[2k]) / sqrt(2) (the Nyquist
+    term of an even n: c_k^T G F[n-1]). Memory O(n^3 / 2) for the sum directions, never the cube per frequency.
     """
-    check_task_add(task, "cos_coefficients")
+    g = task.require_group("cos_coefficients")
     L = logits_of(model_or_logits, task, "cos_coefficients")
-    p = task.p
-    K = fourier.n_frequencies(p)
+    n = g.order
+    G = L[task.circuit_idx][:, g.residue_index()]  # (n*n, n): pairs and classes in group order
+    K = fourier.n_frequencies(n)
     keys = list(range(1, K + 1)) if key_freqs is None else fourier.check_frequencies(
-        key_freqs, p, what="cos_coefficients: key frequencies")
-    cos_ab, sin_ab = fourier.frequency_coefficients(L, p=p)  # (K, p): c_k^T L and s_k^T L
-    F = fourier.fourier_basis(p, L.dtype)
-    coef = ((cos_ab * F[1::2]).sum(1) + (sin_ab * F[2::2]).sum(1)) / math.sqrt(2)  # (K,)
-    centred = L - L.mean(1, keepdim=True)
+        key_freqs, n, what="cos_coefficients: key frequencies")
+    cos_ab, sin_ab = fourier.frequency_coefficients(G, p=n, sign=g.sign)  # (K, n): c_k^T G and s_k^T G
+    F = fourier.fourier_basis(n, L.dtype)
+    m = (n - 1) // 2  # frequencies with a cos and a sin row
+    coef = torch.empty(K, dtype=L.dtype)
+    coef[:m] = ((cos_ab[:m] * F[1:2 * m:2]).sum(1) + (sin_ab[:m] * F[2:2 * m + 1:2]).sum(1)) / math.sqrt(2)
+    if n % 2 == 0:
+        coef[K - 1] = (cos_ab[K - 1] * F[n - 1]).sum()
+    centred = G - G.mean(1, keepdim=True)
     total = float(centred.square().sum())
     sq = coef.square()
 

@@ -11,6 +11,7 @@ state of the run it was computed from, so nothing depends on ``DataFrame.attrs``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -22,18 +23,21 @@ import torch
 
 from .. import fourier
 from ..errors import ProbeError, RunFormatError
-from ..files import atomic_write_text, one_line
+from ..files import atomic_write_text, one_line, read_json, read_limited
+from ..killpoints import kill_point
+from ..table_checks import read_csv_checked
 from ..progress import Progress
 from ..tasks import Task
-from ._common import check_task_add, logits_and_neuron_acts
-from .frequencies import (DEFAULT_THRESHOLDS, RULES, THRESHOLD_MEANING, _top_k, fourier_norms, key_frequencies,
-                          neuron_frequency_shares, per_frequency_norms, top_frequencies)
+from ..threads import uses_threads
+from ._common import check_layer, check_model, has_mlp, logits_and_layer_acts
+from .frequencies import (DEFAULT_THRESHOLDS, RULES, THRESHOLD_MEANING, _top_k, fourier_norms, group_acts,
+                          key_frequencies, neuron_frequency_shares, per_frequency_norms, top_frequencies)
 from .learning_coefficient import LLCSettings, devinterp_modules, llc_protocol, llc_row, warn_unhealthy
 from .losses import Decomposition, cos_coefficients, train_test_metrics
-from .sparsity import gini, sum_squared_weights
+from .sparsity import SSW_INCLUDES, gini, sum_squared_weights
 
-__all__ = ["Measures", "measure_model", "measure_run", "save_measures", "load_measures", "find_measures",
-           "protocol", "MEASURES_CSV", "MEASURES_JSON"]
+__all__ = ["Measures", "measure_model", "measure_run", "measure_series", "save_measures", "load_measures",
+           "find_measures", "not_applicable", "saved_identity", "protocol", "MEASURES_CSV", "MEASURES_JSON"]
 
 MEASURES_CSV = "measures.csv"
 MEASURES_JSON = "measures.json"
@@ -42,12 +46,59 @@ NEURON_THRESHOLD = DEFAULT_THRESHOLDS["neurons"]
 KEY_COLUMNS = ("restricted_loss", "restricted_acc", "excluded_loss", "excluded_acc", "test_over_restricted",
                "cos_explained", "frac_neurons_key")
 CAUSAL_COLUMNS = ("restricted_loss_causal", "restricted_acc_causal", "excluded_loss_causal", "excluded_acc_causal")
+# Columns that read MLP neurons or W_L: one per layer (suffix _l{L}) in a multi-layer model, besides the
+# unsuffixed column of the layer chosen.
+LAYER_COLUMNS = ("frac_neurons_clustered", "frac_neurons_key", "gini_W_L", "gini_W_L_freq")
+GROUP_COLUMNS = KEY_COLUMNS + CAUSAL_COLUMNS + ("frac_neurons_clustered", "gini_W_E", "gini_W_L", "gini_W_E_freq",
+                                               "gini_W_L_freq")
+MLP_COLUMNS = ("frac_neurons_clustered", "frac_neurons_key", "gini_W_L", "gini_W_L_freq")
 
 
-def protocol(rule: str = "neurons", threshold: float | None = None, source: str = "final checkpoint") -> dict[str, Any]:
+def not_applicable(task: Task, model=None) -> dict[str, str]:
+    """Measure columns that have no meaning for ``task`` (and ``model``), each with the reason.
+
+    Such a column is absent from the table and listed in measures.json ``not_applicable``; a sweep table and the
+    emergence analysis report it as "not applicable", never as a flat or missing curve.
+    """
+    out: dict[str, str] = {}
+    if task.group is None:
+        why = f"task {task.op!r} has no group basis (its labels are not a group operation of the inputs)"
+        out.update({c: why for c in GROUP_COLUMNS})
+    if model is not None and not has_mlp(model):
+        out.update({c: "attention-only model: no MLP neurons, no W_L" for c in MLP_COLUMNS if c not in out})
+    return out
+
+
+def protocol(rule: str = "neurons", threshold: float | None = None, source: str = "final checkpoint",
+             task: Task | None = None, model=None, layer: int | None = None) -> dict[str, Any]:
     """Every choice behind the columns of :func:`measure_run` (recorded with the measures)."""
     if rule in DEFAULT_THRESHOLDS and threshold is None:
         threshold = DEFAULT_THRESHOLDS[rule]
+    extra: dict[str, Any] = {}
+    if task is not None:
+        g = task.group
+        extra["task"] = task.description
+        extra["basis"] = g.record() if g is not None else "none: the task has no group basis; circuit measures are " \
+                                                             "not applicable"
+        if g is not None and g.generator is not None:
+            extra["pairs_outside_the_group"] = (
+                f"the {task.n_pairs - g.order ** 2} pairs with a zero input have no discrete logarithm: left out of "
+                "every circuit measure (key frequencies, restricted/excluded loss, cos terms, neuron clusters; Fourier "
+                "norms use the non-zero residues), kept in train/test loss and accuracy")
+    if model is not None:
+        c = model.cfg
+        chosen = check_layer(model, layer, "protocol", needs_mlp=False)
+        extra["layer"] = (f"neuron and W_L columns read layer {chosen} of {c.n_layers}"
+                          + (f"; per-layer columns *_l0..*_l{c.n_layers - 1}" if c.n_layers > 1 else ""))
+        approx = []
+        if c.n_layers > 1:
+            approx.append("W_L of a layer below the last is its direct path to the logits only")
+        if getattr(c, "normalization_type", None):
+            approx.append(f"the model has {c.normalization_type} normalisation: W_L folds in the final norm's "
+                          "centring and gain and ignores its per-input scale (Gini is scale-invariant, so this is "
+                          "exact only when the scale is the same for every input)")
+        if approx:
+            extra["approximations"] = approx
     return {
         "fourier_order": "cos-first: row 0 const, row 2k-1 cos(2 pi k x / p), row 2k sin (docs/science.md)",
         "key_frequencies": {"rule": rule, "threshold": threshold,
@@ -68,7 +119,7 @@ def protocol(rule: str = "neurons", threshold: float | None = None, source: str 
                     "included) of W_E rows 0..p-1, transformed along the token axis",
         "gini_W_L": "the same for W_L = blocks.0.mlp.W_out @ W_U, transformed along the output axis",
         "gini_W_E_freq/gini_W_L_freq": "per-frequency variant: (p-1)/2 values sqrt(cos^2 + sin^2)",
-        "sum_sq_weights": "sum of squares of every trainable parameter (requires_grad); frozen zero biases excluded",
+        "sum_sq_weights": f"sum of squares of {SSW_INCLUDES}",
         "cos_explained": "sum over key k of <L, unit cos(w_k(a+b-c))>^2 / squared norm of L centred over the "
                          "classes of each pair",
         "frac_neurons_clustered": f"fraction of MLP neurons (blocks.0.mlp.hook_post, last position) whose best "
@@ -76,6 +127,7 @@ def protocol(rule: str = "neurons", threshold: float | None = None, source: str 
         "frac_neurons_key": f"fraction of MLP neurons (blocks.0.mlp.hook_post, last position) whose best frequency "
                             f"holds >= {NEURON_THRESHOLD} of their variance and is a key frequency",
         "empty_key_set": "restricted, excluded, cos and neuron columns are NaN when the key set is empty",
+        **extra,
     }
 
 
@@ -83,52 +135,84 @@ def protocol(rule: str = "neurons", threshold: float | None = None, source: str 
 # one model
 
 
-def _measures(model, task: Task, key_freqs: Sequence[int], where: str,
+def _mlp_layers(model) -> list[int]:
+    return list(range(model.cfg.n_layers)) if has_mlp(model) else []
+
+
+def _measures(model, task: Task, key_freqs: Sequence[int], where: str, layer: int | None = None,
               causal_top_k: int | None = None) -> dict[str, float]:
-    L, acts = logits_and_neuron_acts(model, task, where)
+    check_model(model, task, where)
+    g = task.group
+    layers = _mlp_layers(model) if g is not None else []
+    chosen = check_layer(model, layer, where, needs_mlp=False)
+    L, acts = logits_and_layer_acts(model, task, where, layers)
     out: dict[str, float] = train_test_metrics(L, task)
-    shares, variance = neuron_frequency_shares(acts, task.p)
-    best, best_k = shares.max(dim=1)
-    clustered = best >= NEURON_THRESHOLD
-    out["frac_neurons_clustered"] = clustered.double().mean().item()
-    if key_freqs and task.op == "add":
-        d = Decomposition(L, task, key_freqs, where)
-        out["restricted_loss"], out["restricted_acc"] = d.restricted("all")
-        out["excluded_loss"], out["excluded_acc"] = d.excluded("train")
-        for k, v in d.excluded_per_frequency("train").items():
-            out[f"excluded_loss_k{k}"] = v
-        out["test_over_restricted"] = out["test_loss"] / out["restricted_loss"]
-        out["cos_explained"] = cos_coefficients(L, task, d.freqs).explained_fraction
-        on_key = torch.isin(best_k + 1, torch.tensor(d.freqs)) & clustered
-        out["frac_neurons_key"] = on_key.double().mean().item()
-    else:
-        out.update({name: math.nan for name in KEY_COLUMNS})
-    if causal_top_k is not None and task.op == "add":  # keys chosen at this checkpoint alone: no future
-        c = Decomposition(L, task, _top_k(shares, variance, causal_top_k), where)
-        out["restricted_loss_causal"], out["restricted_acc_causal"] = c.restricted("all")
-        out["excluded_loss_causal"], out["excluded_acc_causal"] = c.excluded("train")
-    for name, v in fourier_norms(model).items():
-        out[f"gini_{name}"] = gini(v)
-        out[f"gini_{name}_freq"] = gini(per_frequency_norms(v))
+    if g is not None:
+        per_layer: dict[int, dict[str, float]] = {}
+        d = Decomposition(L, task, key_freqs, where) if key_freqs else None
+        for lay, a in zip(layers, acts):
+            shares, variance = neuron_frequency_shares(group_acts(a, task, where), g.order)
+            if lay == chosen and causal_top_k is not None:  # keys chosen at this checkpoint alone: no future
+                c = Decomposition(L, task, _top_k(shares, variance, causal_top_k), where)
+                out["restricted_loss_causal"], out["restricted_acc_causal"] = c.restricted("all")
+                out["excluded_loss_causal"], out["excluded_acc_causal"] = c.excluded("train")
+            best, best_k = shares.max(dim=1)
+            clustered = best >= NEURON_THRESHOLD
+            row = {"frac_neurons_clustered": clustered.double().mean().item()}
+            if d is not None:
+                row["frac_neurons_key"] = (torch.isin(best_k + 1, torch.tensor(d.freqs)) & clustered).double().mean().item()
+            else:
+                row["frac_neurons_key"] = math.nan
+            norms = fourier_norms(model, task, layer=lay)
+            row["gini_W_L"] = gini(norms["W_L"])
+            row["gini_W_L_freq"] = gini(per_frequency_norms(norms["W_L"]))
+            per_layer[lay] = row
+        if chosen in per_layer:
+            out["frac_neurons_clustered"] = per_layer[chosen]["frac_neurons_clustered"]
+        if d is not None:
+            out["restricted_loss"], out["restricted_acc"] = d.restricted("all")
+            out["excluded_loss"], out["excluded_acc"] = d.excluded("train")
+            for k, v in d.excluded_per_frequency("train").items():
+                out[f"excluded_loss_k{k}"] = v
+            out["test_over_restricted"] = out["test_loss"] / out["restricted_loss"]
+            out["cos_explained"] = cos_coefficients(L, task, d.freqs).explained_fraction
+        else:
+            out.update({name: math.nan for name in KEY_COLUMNS})
+        if chosen in per_layer:
+            out["frac_neurons_key"] = per_layer[chosen]["frac_neurons_key"]
+        else:
+            out.pop("frac_neurons_key", None)
+        w_e = fourier_norms(model, task, layer=chosen)["W_E"]
+        out["gini_W_E"] = gini(w_e)
+        if chosen in per_layer:
+            out["gini_W_L"] = per_layer[chosen]["gini_W_L"]
+        out["gini_W_E_freq"] = gini(per_frequency_norms(w_e))
+        if chosen in per_layer:
+            out["gini_W_L_freq"] = per_layer[chosen]["gini_W_L_freq"]
+        if len(layers) > 1:
+            for lay, row in per_layer.items():
+                out.update({f"{name}_l{lay}": v for name, v in row.items()})
     out["sum_sq_weights"] = sum_squared_weights(model)
     return out
 
 
-def measure_model(model, task: Task, key_freqs: Iterable[int]) -> dict[str, float]:
+def measure_model(model, task: Task, key_freqs: Iterable[int], *, layer: int | None = None) -> dict[str, float]:
     """Every scalar measure of one model from a single ``run_with_cache`` on all pairs (hooks honoured).
 
     Keys: train_/test_ loss, acc, prob_correct and brier (the task's split), restricted_loss and
-    restricted_acc (all pairs), excluded_loss and excluded_acc (train pairs), excluded_loss_k{K} for
-    each key K, test_over_restricted, gini_W_E, gini_W_L (N = p basis-row norms), gini_W_E_freq,
-    gini_W_L_freq (N = (p-1)/2 per-frequency norms), sum_sq_weights, cos_explained, frac_neurons_clustered,
-    frac_neurons_key. See :func:`protocol` for the exact definitions. ProbeError if ``key_freqs`` is empty.
+    restricted_acc (all pairs in the task's group), excluded_loss and excluded_acc (train pairs in the group),
+    excluded_loss_k{K} for each key K, test_over_restricted, gini_W_E, gini_W_L (N = n basis-row norms, n the
+    group order), gini_W_E_freq, gini_W_L_freq (N = n//2 per-frequency norms), sum_sq_weights, cos_explained,
+    frac_neurons_clustered, frac_neurons_key. The neuron and W_L keys read ``layer`` (default: the last); a
+    multi-layer model also gets them per layer (suffix ``_l{L}``). See :func:`protocol` for the exact
+    definitions. ProbeError if ``key_freqs`` is empty or the task has no group basis.
     """
-    check_task_add(task, "measure_model")
-    freqs = fourier.check_frequencies(key_freqs, task.p, what="measure_model: key frequencies")
+    g = task.require_group("measure_model")
+    freqs = fourier.check_frequencies(key_freqs, g.order, what="measure_model: key frequencies")
     if not freqs:
         raise ProbeError("measure_model: empty key-frequency set; restricted and excluded loss need at least one "
                          "key frequency (pass key_freqs, e.g. from key_frequencies() of the final checkpoint)")
-    return _measures(model, task, freqs, "measure_model")
+    return _measures(model, task, freqs, "measure_model", layer)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,6 +236,9 @@ class Measures:
     protocol: dict[str, Any]
     run: dict[str, Any] = field(default_factory=dict)
     source: str | None = None  # the directory it was loaded from (None: computed in this process)
+    # measure columns with no meaning for this task or model: absent from df, listed here with the reason
+    not_applicable: dict[str, str] = field(default_factory=dict)
+    layer: int | None = None  # the layer the unsuffixed neuron and W_L columns read (None: not recorded)
 
     @property
     def run_finished(self) -> bool:
@@ -165,43 +252,70 @@ class Measures:
         """True when these measures were computed from ``run`` (same identity) and cover its checkpoints."""
         return self.run.get("run_id") == run.run_id and self.steps == run.steps
 
+    def same_measurement(self, run, key_freqs: Sequence[int] | None = None,
+                         llc: bool | LLCSettings = False) -> bool:
+        """True when measuring ``run`` again now (with ``key_freqs``, or found by the default rule, and ``llc``
+        as :func:`measure_run` takes it) would compute these measures again: same run, same checkpoints, same
+        key-frequency protocol, and the LLC columns with the same settings or neither."""
+        if not self.belongs_to(run):
+            return False
+        want = _llc_settings(llc, "same_measurement")
+        had = self.protocol.get("llc") if isinstance(self.protocol, dict) else None
+        if (had.get("settings") if isinstance(had, dict) else None) != (want.to_dict() if want else None):
+            return False
+        if key_freqs is None:
+            return self.rule == "neurons" and self.threshold == NEURON_THRESHOLD
+        return self.rule == "given" and sorted(self.key_frequencies) == sorted(int(k) for k in key_freqs)
+
     def __repr__(self) -> str:
+        na = f", not_applicable={len(self.not_applicable)} columns" if self.not_applicable else ""
+        lay = f", layer={self.layer}" if self.layer is not None else ""
         return (f"Measures(run={self.run.get('name')!r}, {len(self.df)} checkpoints, "
-                f"key_frequencies={self.key_frequencies}, finished={self.run_finished})")
+                f"key_frequencies={self.key_frequencies}{lay}, finished={self.run_finished}{na})")
 
 
+def _llc_settings(llc: Any, where: str) -> LLCSettings | None:
+    """The LLC settings an ``llc=`` argument asks for (None: no LLC columns)."""
+    if llc is True:
+        return LLCSettings()
+    if llc is False or llc is None:
+        return None
+    if not isinstance(llc, LLCSettings):
+        raise ProbeError(f"{where}: llc must be True, False or an LLCSettings, got {llc!r}")
+    return llc
+
+
+@uses_threads
 def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int] | None = None,
                 progress: bool = True, *, rule: str = "neurons", threshold: float | None = None,
-                device: str = "cpu", fallback_top_k: int | None = None,
-                causal_top_k: int | None = None, llc: bool | LLCSettings = False) -> Measures:
+                device: str = "cpu", layer: int | None = None, fallback_top_k: int | None = None,
+                causal_top_k: int | None = None, threads: int | None = None,
+                llc: bool | LLCSettings = False) -> Measures:
     """Measure every checkpoint of ``run`` (an :class:`interp.Run`): a :class:`Measures`, one row per step.
 
     The key frequencies are found once, from the run's final checkpoint with ``rule``/``threshold``
     (the paper's neuron rule, 0.85, by default), unless ``key_freqs`` is given; they are the same for
-    every row. Columns: ``step`` and the keys of :func:`measure_model`. If the key set is empty (a run that
-    formed no circuit) the key-dependent columns are NaN. ``steps`` restricts the rows to some of the run's
-    checkpoint steps. Train/test use ``run.task``, the run's recorded split. On an unfinished run the result
-    says so (``run_finished`` False) and its key frequencies come from the last checkpoint there is.
+    every row. Columns: ``step`` and the keys of :func:`measure_model`, in the basis of the run's task; a
+    column with no meaning for the task (e.g. every circuit measure of ``a2+b2``) is left out and listed in
+    ``Measures.not_applicable``. If the key set is empty (a run that formed no circuit) the key-dependent
+    columns are NaN. ``layer``: the MLP the neuron and W_L columns read (default the last; every layer also
+    gets its own columns in a multi-layer model). ``steps`` restricts the rows to some of the run's checkpoint
+    steps. Train/test use ``run.task``, the run's recorded split. On an unfinished run the result says so
+    (``run_finished`` False) and its key frequencies come from the last checkpoint there is.
+    ``fallback_top_k``: when the rule finds no key frequency, use the top-k rule (:func:`top_frequencies`) at
+    the final checkpoint instead. ``causal_top_k``: also the columns ``restricted_loss_causal`` etc. with the
+    top-k frequencies of each checkpoint alone (keys that know nothing of the future).
+    ``threads``: torch CPU threads while measuring (default :func:`interp.threads.default_threads`), restored
+    afterwards.
 
     ``llc``: True (default settings) or an :class:`LLCSettings` adds the local learning coefficient of every
     checkpoint (columns ``llc``, ``llc_std``, ``llc_frac_negative``, ``llc_chain_spread``; needs ``interp[llc]``;
     slower than every other column together) and records its settings in the protocol. Checkpoints that fail a
     health check are named in one :class:`LLCWarning`.
     """
-    if rule not in RULES:
-        raise ProbeError(f"measure_run: rule must be one of {list(RULES)}, got {rule!r}")
-    if llc is True:
-        llc = LLCSettings()
-    if llc:
+    if _llc_settings(llc, "measure_run"):
         devinterp_modules()  # a missing extra fails before any work
-    elif llc is not False and not isinstance(llc, LLCSettings):
-        raise ProbeError(f"measure_run: llc must be True, False or an LLCSettings, got {llc!r}")
-    task = run.task
-    for name, k in (("fallback_top_k", fallback_top_k), ("causal_top_k", causal_top_k)):
-        n = fourier.n_frequencies(task.p)
-        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n):
-            raise ProbeError(f"measure_run: {name} must be None or an integer in 1..{n} (the frequencies of "
-                             f"p = {task.p}), got {k!r}")
+    run = run.snapshot()  # one list of checkpoints for the whole measurement, even while the run trains
     all_steps = run.steps
     if not all_steps:
         raise RunFormatError(f"{run.path}: run has no checkpoints (no step_*.safetensors)")
@@ -215,28 +329,153 @@ def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int
         if missing:
             raise ProbeError(f"measure_run: steps {missing[:10]} have no checkpoint in {run.path} "
                              f"(it has {len(all_steps)} checkpoints, steps {all_steps[0]}..{all_steps[-1]})")
-    final = all_steps[-1]
-    if key_freqs is None:
-        final_model = run.load(final, device=device)
-        freqs = key_frequencies(final_model, task, rule=rule, threshold=threshold)
-        threshold = DEFAULT_THRESHOLDS[rule] if threshold is None else float(threshold)
-        source, freq_step = f"checkpoint {final} (the last of the run), rule {rule!r}", final
-        if not freqs and fallback_top_k is not None and task.op == "add":
-            freqs = top_frequencies(final_model, task, fallback_top_k)
-            source += f" found none: the top-{fallback_top_k} rule (most neuron variance) at checkpoint {final}"
-            rule, threshold = f"top{fallback_top_k}", None
-        del final_model
-    else:
-        freqs = fourier.check_frequencies(key_freqs, task.p, what="measure_run: key_freqs")
-        if not freqs:
-            raise ProbeError("measure_run: key_freqs is empty; pass at least one frequency or None to find them")
-        source, rule, threshold, freq_step = "given by the caller", "given", None, None
+    info = {"name": run.name, "path": str(run.path), "run_id": run.run_id, "state": run.state,
+            "finished": run.finished, "last_step": all_steps[-1], "n_steps": run.config.n_steps}
+    return measure_series(((s, lambda s=s: run.load(s, device=device)) for s in chosen), run.task,
+                          key_freqs, progress=progress, rule=rule, threshold=threshold, layer=layer,
+                          key_model=lambda: run.load(all_steps[-1], device=device), key_step=all_steps[-1],
+                          name=run.name, run_info=info, where="measure_run", fallback_top_k=fallback_top_k,
+                          causal_top_k=causal_top_k, llc=llc)
 
-    bar = Progress(len(chosen), f"measure {run.name}", "checkpoint", enabled=progress)
+
+def _state_dict_series(folder: Path, device: str) -> list[tuple[int, Any]]:
+    """(step, loader) for each TransformerLens state dict in ``folder``: ``*.safetensors`` files whose name holds
+    the step (``step_000100.safetensors``, ``checkpoint_100.safetensors``); ``config.json`` (HookedTransformer
+    config kwargs) or ``run.json`` beside them gives the architecture."""
+    import re
+
+    from ..errors import CheckpointError
+    from ..files import read_safetensors
+    from ..model import check_device, model_from_kwargs
+
+    check_device(device)
+
+    files = sorted(folder.glob("*.safetensors"))
+    found = []
+    for f in files:
+        m = re.search(r"(\d+)\.safetensors$", f.name)
+        if m:
+            found.append((int(m.group(1)), f))
+    if not found:
+        raise RunFormatError(f"{folder}: no checkpoint files (*_STEP.safetensors) found")
+    if len({s for s, _ in found}) != len(found):
+        raise RunFormatError(f"{folder}: two checkpoint files have the same step number")
+    cfg_path = folder / "config.json"
+    if not cfg_path.is_file():
+        raise RunFormatError(f"{cfg_path}: file not found (a folder of state dicts needs config.json with the "
+                             "HookedTransformerConfig fields: n_layers, d_model, n_ctx, d_head, d_vocab, ...)")
+    try:
+        kwargs = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunFormatError(f"{cfg_path}: malformed JSON ({one_line(e)[:120]})") from None
+    if not isinstance(kwargs, dict):
+        raise RunFormatError(f"{cfg_path}: expected a JSON object of HookedTransformerConfig fields")
+    external = sorted(k for k in kwargs if any(w in k.lower() for w in ("tokenizer", "checkpoint", "hf", "pretrained")))
+    if external:  # TransformerLens would fetch these from a model hub: a file never causes network access
+        raise RunFormatError(f"{cfg_path}: field(s) {external} would load a tokenizer or weights from outside; "
+                             "refused (a folder of state dicts needs only the architecture fields)")
+    try:
+        template = model_from_kwargs(kwargs, device="cpu")
+    except (TypeError, ValueError, AssertionError) as e:
+        raise RunFormatError(f"{cfg_path}: not a valid HookedTransformerConfig ({one_line(e)[:160]})") from None
+    params = {name for name, _ in template.named_parameters()}
+
+    def loader(path: Path):
+        def load():
+            tensors, _ = read_safetensors(path)
+            missing = sorted(params - set(tensors))
+            if missing:
+                raise CheckpointError(f"{path}: not a state dict of the model in config.json (missing {missing[:3]})")
+            model = model_from_kwargs(kwargs, device="cpu")
+            try:
+                model.load_state_dict(tensors, strict=False)
+            except RuntimeError as e:
+                raise CheckpointError(f"{path}: does not fit config.json ({one_line(e)[:160]})") from None
+            return model.to(device).eval()
+        return load
+
+    return [(s, loader(f)) for s, f in sorted(found)]
+
+
+def measure_series(models, task: Task, key_freqs: Iterable[int] | None = None, *, progress: bool = False,
+                   rule: str = "neurons", threshold: float | None = None, layer: int | None = None,
+                   device: str = "cpu", name: str | None = None, key_model=None, key_step: int | None = None,
+                   run_info: dict[str, Any] | None = None, where: str = "measure_series",
+                   fallback_top_k: int | None = None, causal_top_k: int | None = None,
+                   llc: bool | LLCSettings = False) -> Measures:
+    """Measure checkpoints trained anywhere: the same :class:`Measures` as :func:`measure_run`.
+
+    models: an iterable of ``(step, model)`` pairs (a model may also be a zero-argument callable that returns
+    it, so checkpoints load one at a time), or a folder of TransformerLens state dicts (``*_STEP.safetensors``
+    and a ``config.json`` of HookedTransformerConfig fields). task: the :class:`interp.Task` they were trained
+    on (:meth:`interp.Task.custom` for another input format or split). Key frequencies come from the last step
+    unless given; every probe checks each model against the task first. ``llc``: as in :func:`measure_run`
+    (the LLC is taken on ``task``'s training pairs unless the settings say otherwise).
+    """
+    if rule not in RULES:
+        raise ProbeError(f"{where}: rule must be one of {list(RULES)}, got {rule!r}")
+    llc = _llc_settings(llc, where)
+    if llc:
+        devinterp_modules()  # a missing extra fails before any work
+    if not isinstance(task, Task):
+        raise ProbeError(f"{where}: task must be an interp.Task, got {type(task).__name__}")
+    if isinstance(models, (str, Path)):
+        folder = Path(models)
+        if not folder.is_dir():
+            raise RunFormatError(f"{folder}: not a directory of checkpoints")
+        name = name or folder.name
+        run_info = run_info or {"name": name, "path": str(folder), "finished": True}
+        models = _state_dict_series(folder, device)
+    items = sorted(((int(s), m) for s, m in models), key=lambda t: t[0])
+    if not items:
+        raise ProbeError(f"{where}: no checkpoints to measure")
+    if len({s for s, _ in items}) != len(items):
+        raise ProbeError(f"{where}: two checkpoints have the same step")
+
+    def get(m):
+        return m() if callable(m) and not isinstance(m, torch.nn.Module) else m
+
+    g = task.group
+    n = fourier.n_frequencies(g.order) if g is not None else 0
+    for arg, k in (("fallback_top_k", fallback_top_k), ("causal_top_k", causal_top_k)):
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n):
+            raise ProbeError(f"{where}: {arg} must be None or an integer in 1..{n} (the frequencies of "
+                             f"{g.name if g is not None else 'a task without a group'}), got {k!r}")
+    if key_model is None:
+        key_step, key_model = items[-1][0], items[-1][1]
+    first = get(key_model)
+    check_model(first, task, where)
+    chosen_layer = check_layer(first, layer, where, needs_mlp=False)
+    if g is None:
+        freqs, source, rule, threshold, freq_step = [], "not applicable: the task has no group basis", "none", None, None
+    elif key_freqs is None:
+        freqs = key_frequencies(first, task, rule=rule, threshold=threshold, layer=chosen_layer) if has_mlp(first) \
+            or rule == "embedding" else []
+        threshold = DEFAULT_THRESHOLDS[rule] if threshold is None else float(threshold)
+        source, freq_step = f"checkpoint {key_step} (the last of the run), rule {rule!r}, layer {chosen_layer}", key_step
+        if not freqs and fallback_top_k is not None and has_mlp(first):
+            freqs = top_frequencies(first, task, fallback_top_k, layer=chosen_layer)
+            source += f" found none: the top-{fallback_top_k} rule (most neuron variance) at checkpoint {key_step}"
+            rule, threshold = f"top{fallback_top_k}", None
+    else:
+        freqs = fourier.check_frequencies(key_freqs, g.order, what=f"{where}: key_freqs")
+        if not freqs:
+            raise ProbeError(f"{where}: key_freqs is empty; pass at least one frequency or None to find them")
+        source, rule, threshold, freq_step = "given by the caller", "given", None, None
+    na = not_applicable(task, first)
+    proto = protocol(rule, threshold, source, task=task, model=first, layer=chosen_layer)
+    if causal_top_k is not None:
+        proto["causal_columns"] = (f"restricted/excluded loss and accuracy with the top-{causal_top_k} frequencies "
+                                   "(most neuron variance) of each checkpoint alone")
+    if llc:
+        proto["llc"] = llc_protocol(llc)
+    del first
+
+    bar = Progress(len(items), f"measure {name or 'models'}", "checkpoint", enabled=progress)
     rows, unhealthy = [], {}
-    for i, step in enumerate(chosen, start=1):
-        model = run.load(step, device=device)
-        rows.append({"step": step, **_measures(model, task, freqs, "measure_run", causal_top_k)})
+    for i, (step, m) in enumerate(items, start=1):
+        model = get(m)
+        rows.append({"step": step, **_measures(model, task, freqs, where, chosen_layer, causal_top_k)})
         if llc:
             row, problems = llc_row(model, task, llc)
             rows[-1].update(row)
@@ -246,19 +485,11 @@ def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int
         bar.update(i)
     bar.close()
     if unhealthy:
-        warn_unhealthy("measure_run", unhealthy)
-    proto = protocol(rule, threshold, source)
-    if llc:
-        proto["llc"] = llc_protocol(llc)
-    if causal_top_k is not None:
-        proto["causal_columns"] = (f"restricted/excluded loss and accuracy with the top-{causal_top_k} frequencies "
-                                   "(most neuron variance) of each checkpoint alone")
-    if task.op != "add":
-        proto["op"] = f"op {task.op!r}: the a+b directions do not apply, key-dependent columns are NaN"
-    status = run.meta.get("status", {})
-    return Measures(pd.DataFrame(rows), list(freqs), rule, threshold, freq_step, proto,
-                    {"name": run.name, "path": str(run.path), "run_id": run.run_id, "state": run.state,
-                     "finished": run.finished, "last_step": status.get("step"), "n_steps": run.config.n_steps})
+        warn_unhealthy(where, unhealthy)
+    df = pd.DataFrame(rows)
+    df = df[[c for c in df.columns if c not in na]]
+    return Measures(df, list(freqs), rule, threshold, freq_step, proto,
+                    run_info or {"name": name, "finished": True}, None, na, chosen_layer)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,10 +514,32 @@ def save_measures(measures: Measures, out_dir: str | Path) -> Path:
         "run": measures.run,
         "steps": measures.steps,
         "columns": list(measures.df.columns),
+        "layer": measures.layer,
+        "not_applicable": sorted(measures.not_applicable),
+        "not_applicable_reasons": measures.not_applicable,
     }
-    atomic_write_text(out / MEASURES_CSV, measures.df.to_csv(index=False))
+    table = measures.df.to_csv(index=False)
+    # The pair is one unit: measures.json records the hash of the table it describes, so a reader that finds a
+    # measures.csv from another write (a kill between the two renames) refuses the pair instead of mixing them.
+    meta["csv_sha256"] = hashlib.sha256(table.encode("utf-8")).hexdigest()
+    atomic_write_text(out / MEASURES_CSV, table)
+    kill_point("measure.csv")
     atomic_write_text(out / MEASURES_JSON, json.dumps(meta, indent=1) + "\n")
     return out
+
+
+def saved_identity(directory: str | Path) -> dict[str, Any] | None:
+    """The ``run`` record (name, path, run_id, ...) of the measures saved in ``directory``; None if none are.
+
+    Read from measures.json alone, so it names the owner even of a pair damaged by an interrupted write."""
+    path = Path(directory) / MEASURES_JSON
+    if not path.exists():
+        return None
+    meta = read_json(path)
+    run = meta.get("run") if isinstance(meta, dict) else None
+    if not isinstance(run, dict):
+        raise RunFormatError(f"{path}: has no 'run' record; cannot tell whose measures these are")
+    return run
 
 
 def load_measures(directory: str | Path) -> Measures:
@@ -296,25 +549,28 @@ def load_measures(directory: str | Path) -> Measures:
     for path in (csv_path, json_path):
         if not path.is_file():
             raise RunFormatError(f"{path}: file not found (write it with `interp measure`)")
-    try:
-        meta = json.loads(json_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RunFormatError(f"{json_path}: malformed JSON ({one_line(e)[:120]})") from None
+    meta = read_json(json_path)
     if not isinstance(meta, dict) or meta.get("format") != MEASURES_FORMAT:
         raise RunFormatError(f"{json_path}: not an interp measures file (field 'format' must be {MEASURES_FORMAT!r})")
     if not isinstance(meta.get("key_frequencies"), list):
         raise RunFormatError(f"{json_path}: field 'key_frequencies' is missing or not a list")
-    try:
-        df = pd.read_csv(csv_path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise RunFormatError(f"{csv_path}: not a valid CSV ({one_line(e)[:120]})") from None
+    want = meta.get("csv_sha256")
+    if want is not None and hashlib.sha256(read_limited(csv_path)).hexdigest() != want:
+        raise RunFormatError(f"{csv_path}: is not the table {json_path.name} describes (a write interrupted between "
+                             f"the two files?); recompute with `interp measure RUN --out {d} --recompute`")
+    df = read_csv_checked(csv_path)
     if "step" not in df.columns or not pd.api.types.is_integer_dtype(df["step"]):
         raise RunFormatError(f"{csv_path}: needs an integer 'step' column")
     if meta.get("steps") != df["step"].tolist():
         raise RunFormatError(f"{csv_path}: its steps do not match {json_path.name} "
                              "(files from different measurements?)")
+    na = meta.get("not_applicable") or []
+    reasons = meta.get("not_applicable_reasons") or {}
+    if not isinstance(na, list) or not isinstance(reasons, dict):
+        raise RunFormatError(f"{json_path}: field 'not_applicable' must be a list of column names")
     return Measures(df, [int(k) for k in meta["key_frequencies"]], meta.get("rule"), meta.get("threshold"),
-                    meta.get("key_frequency_step"), meta.get("protocol", {}), meta.get("run") or {}, str(d))
+                    meta.get("key_frequency_step"), meta.get("protocol", {}), meta.get("run") or {}, str(d),
+                    {str(c): str(reasons.get(c, "not applicable")) for c in na}, meta.get("layer"))
 
 
 def measures_candidates(run) -> list[Path]:
@@ -340,10 +596,15 @@ def find_measures(run, candidates: Sequence[Path] | None = None) -> Measures | N
         foreign.append((Path(d), m))
     if foreign:
         d, m = foreign[0]
-        why = (f"they were computed from run {m.run.get('run_id')} ({m.run.get('path')}), this is run {run.run_id}"
-               if m.run.get("run_id") != run.run_id else
-               f"they cover steps {m.steps[:1]}..{m.steps[-1:]} ({len(m.steps)} checkpoints), the run now has "
-               f"{len(run.steps)}")
-        raise RunFormatError(f"{d}: these measures are not this run's ({run.path}): {why}; rerun "
-                             f"`interp measure {run.path} --out DIR` or recompute")
+        if m.run.get("run_id") == run.run_id:
+            steps = run.steps
+            raise RunFormatError(
+                f"{d}: these measures of {run.path} are out of date: they cover {len(m.steps)} checkpoints "
+                f"(steps {m.steps[0] if m.steps else '-'}..{m.steps[-1] if m.steps else '-'}), the run now has "
+                f"{len(steps)} (to step {steps[-1] if steps else '-'}); recompute them with "
+                f"`interp measure {run.path} --out {d} --recompute` (or `interp report {run.path} --recompute`)")
+        raise RunFormatError(f"{d}: these measures are not this run's: they were computed from run "
+                             f"{m.run.get('run_id')} ({m.run.get('path')}), this is run {run.run_id} ({run.path}); "
+                             f"measure it with `interp measure {run.path} --out DIR` or use "
+                             f"`interp report {run.path} --recompute`")
     return None

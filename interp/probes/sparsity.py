@@ -38,25 +38,41 @@ def gini(values: Any) -> float:
     return max(g, 0.0)  # a uniform vector can round to -2e-16
 
 
-def fourier_gini(model: Any, per_frequency: bool = False) -> dict[str, float]:
-    """``{"W_E": G, "W_L": G}``: Gini coefficients of the Fourier norms of W_E and W_L = W_out W_U.
+def fourier_gini(model: Any, task: Any = None, per_frequency: bool = False, *,
+                 layer: int | None = None) -> dict[str, float]:
+    """``{"W_E": G, "W_L": G}``: Gini coefficients of the Fourier norms of W_E and W_L = W_out W_U, in the
+    task's group (default: Z_p of the model's p, the basis of add and sub).
 
-    Default (the reference choice): the p norms, one per cos-first basis row including the constant
-    (N = p). ``per_frequency=True``: the (p-1)/2 norms sqrt(cos^2 + sin^2) (N = (p-1)/2).
+    Default (the reference choice): the n norms, one per cos-first basis row including the constant
+    (N = n, the group order). ``per_frequency=True``: the n//2 per-frequency norms (N = n//2).
     See :func:`interp.probes.fourier_norms`.
     """
-    return {name: gini(v) for name, v in fourier_norms(model, per_frequency=per_frequency).items()}
+    if isinstance(task, bool):
+        raise ProbeError("fourier_gini: the second argument is the task; pass per_frequency= by name")
+    return {name: gini(v) for name, v in fourier_norms(model, task, per_frequency=per_frequency, layer=layer).items()}
 
 
-def sum_squared_weights(model: Any, per_tensor: bool = False) -> float | dict[str, float]:
-    """Sum over trainable parameters (``requires_grad``) of every entry squared.
+SSW_INCLUDES = ("every trainable parameter (requires_grad) except normalisation gains and biases (ln*.w, ln*.b): "
+                "frozen parameters (the zero attention and unembed biases) would add 0, and a LayerNorm gain "
+                "starts at 1 per entry, which would hide the fall of the weights")
 
-    Frozen parameters (the zero attention and unembed biases) are left out; they would add 0.
-    ``per_tensor=True`` gives ``{parameter name: sum of squares}`` instead of the total.
+
+def is_norm_parameter(name: str) -> bool:
+    """True for a TransformerLens LayerNorm / RMSNorm parameter (``ln1.w``, ``blocks.0.ln2.b``, ``ln_final.w``)."""
+    return any(part.startswith("ln") for part in name.split(".")[:-1])
+
+
+def sum_squared_weights(model: Any, per_tensor: bool = False, *, include_norm: bool = False) -> float | dict[str, float]:
+    """Sum over trainable parameters (``requires_grad``) of every entry squared (see :data:`SSW_INCLUDES`).
+
+    LayerNorm / RMSNorm gains and biases are left out unless ``include_norm=True``. A parameter shared by two
+    modules (tied embeddings) is counted once. ``per_tensor=True`` gives ``{parameter name: sum of squares}``
+    of the same parameters instead of the total.
     """
     if not isinstance(model, torch.nn.Module):
         raise ProbeError(f"sum_squared_weights: expected a model (torch.nn.Module), got {type(model).__name__}")
     with torch.no_grad():
         sums = {name: float(p.detach().to(torch.float64).square().sum())
-                for name, p in model.named_parameters() if p.requires_grad}
+                for name, p in model.named_parameters()
+                if p.requires_grad and (include_norm or not is_norm_parameter(name))}
     return sums if per_tensor else float(sum(sums.values()))

@@ -4,13 +4,15 @@
 >>> spec = sweep.SweepSpec(preset="tiny", grid={"frac_train": [0.5, 0.6]}, seeds={"both": 2})  # doctest: +SKIP
 >>> s = sweep.run(spec, "sweeps/demo")            # 4 runs, 2 worker processes   # doctest: +SKIP
 >>> s.results.groupby("frac_train").test_loss.min(); s.summary[["run", "grokked"]]  # doctest: +SKIP
->>> sweep.load("sweeps/demo")                     # the same tables, also mid-sweep  # doctest: +SKIP
+>>> sweep.load("sweeps/demo")                     # the same tables, rebuilt from the runs, also mid-sweep  # doctest: +SKIP
+>>> sweep.load_sweep("sweeps/demo")                # the written CSV tables, read back (the one reader)  # doctest: +SKIP
 
 See :mod:`interp.sweep.spec` for the spec (TOML or Python), :mod:`interp.sweep.driver` for the directory
 layout, :mod:`interp.sweep.results` for the tables.
 """
 
 from .spec import SweepSpec, as_spec
+from .tables import SweepTables, load_sweep
 
 
 def __getattr__(name):  # the driver and tables load torch and the probes: on first use
@@ -25,4 +27,4 @@ def __getattr__(name):  # the driver and tables load torch and the probes: on fi
     raise AttributeError(f"module 'interp.sweep' has no attribute {name!r}")
 
 
-__all__ = ["run", "load", "Sweep", "SweepSpec", "as_spec", "default_workers"]
+__all__ = ["run", "load", "Sweep", "SweepSpec", "as_spec", "default_workers", "load_sweep", "SweepTables"]

@@ -10,15 +10,9 @@ __all__ = ["add_parser", "command"]
 
 
 def _positive(flag: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} must be an integer, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{flag} must be positive, got {value}")
-        return value
-    return parse
+    from ..cli_types import MAX_THREADS, int_at_least
+
+    return int_at_least(flag, 1, MAX_THREADS)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -62,3 +56,17 @@ def command(args) -> int:
             print(f"interp sweep: run {name} failed: {errors.get(name)}", file=sys.stderr)
         return 1
     return 0
+
+
+def resume_command(args) -> str:
+    """The exact command that continues the sweep ``args`` started (printed when it is interrupted)."""
+    import shlex
+
+    parts = ["interp sweep --resume --out", shlex.quote(str(args.out))]
+    if getattr(args, "backend", "local") != "local":
+        parts += ["--backend", args.backend]
+    if getattr(args, "address", None):
+        parts += ["--address", shlex.quote(args.address)]
+    if getattr(args, "workers", None):
+        parts += ["--workers", str(args.workers)]
+    return " ".join(parts)

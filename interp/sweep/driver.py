@@ -12,7 +12,6 @@ Layout of a sweep directory::
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -20,6 +19,7 @@ from typing import Any, Mapping
 from ..errors import ConfigError, RunLockedError
 from ..files import prepare_out_dir
 from ..runs import RunLock
+from ..threads import physical_cores
 from .progress import Display
 from .results import RUNS_DIR, Sweep, assemble, load, run_tables, write_tables
 from .spec import SweepSpec, as_spec
@@ -33,16 +33,12 @@ TABLES_EVERY_S = 10.0  # the tables are rewritten at most this often while runs 
 
 
 def default_workers(n_runs: int, threads: int = 1) -> int:
-    """One worker per usable CPU core (for one thread each), never more than there are runs.
+    """One worker per usable physical CPU core (for one thread each), never more than there are runs.
 
     Measured with benchmarks/sweep.py on 2 shared cores: 2 one-thread workers were 1.41x faster than 1
     while the cores were free, and ~0.87x while other jobs held them; one per core is the default for a
     machine the sweep has to itself (``workers=1`` on a busy one)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(1, min(n_runs, cores // max(1, threads)))
+    return max(1, min(n_runs, physical_cores() // max(1, threads)))
 
 
 def run(spec: SweepSpec | Mapping[str, Any] | str | Path | None, out: str | Path, *, backend: str = "local",
@@ -70,6 +66,8 @@ def run(spec: SweepSpec | Mapping[str, Any] | str | Path | None, out: str | Path
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
             raise ConfigError(f"{flag} must be a positive integer, got {v!r}")
     recorded = read_sweep_json(out) if resume and (out / SWEEP_JSON).exists() else None
+    if recorded is not None:
+        _check_resumable(out, recorded)
     if spec is None:
         if recorded is None:
             raise ConfigError(f"no SPEC given and no sweep to resume in {out}")
@@ -84,59 +82,90 @@ def run(spec: SweepSpec | Mapping[str, Any] | str | Path | None, out: str | Path
                               "runs must keep it to stay bit-identical (omit --threads)")
         threads = kept
     threads = threads or 1
+    joined = False
     if backend == "ray":
-        from .ray_backend import check_available
+        from .ray_backend import check_available, connect, disconnect
 
         check_available()
-    if not (out.exists() and not out.is_dir()):
-        check_dir(out, resume)  # before anything is created (checked again under the lock)
-    prepare_out_dir(out, "--out")
-
-    lock = RunLock(out)
+        if address is not None:  # joined before anything is written: a failed connection leaves nothing behind
+            joined = connect(address)
     try:
-        lock.acquire()
-    except RunLockedError:
-        holder = (out / ".lock").read_text(errors="replace").strip() or "another process"
-        raise RunLockedError(f"{out}: a sweep is already running in this directory ({holder}); wait for it to "
-                             "finish or stop it first") from None
-    display = None
-    try:
-        state = SweepState.open(out, spec, runs, axes, threads=threads, backend=backend, resume=resume)
-        (out / RUNS_DIR).mkdir(exist_ok=True)
-        jobs = []
-        for name, cfg in runs:
-            if disk_state(out / RUNS_DIR / name) == "done":
-                if state.status(name) != "complete":
-                    state.set(name, "complete", error=None)
-                continue
-            state.set(name, "pending", error=None)
-            jobs.append({"name": name, "config": cfg.to_dict(), "measures": spec.measures, "top_k": spec.top_k})
-        display = Display(len(runs), enabled=progress)
-        events = _Events(out, state, display, runs, axes)
-        if jobs:
-            n_workers = workers or default_workers(len(jobs), threads)
-            if backend == "local":
-                from .local import execute
+        if not (out.exists() and not out.is_dir()):
+            check_dir(out, resume)  # before anything is created (checked again under the lock)
+        prepare_out_dir(out, "--out")
 
-                execute(jobs, events, workers=n_workers, threads=threads, runs_dir=out / RUNS_DIR)
-            else:
-                from .ray_backend import execute as ray_execute
-
-                # on a cluster, by default as many runs at a time as it has CPUs for
-                ray_execute(jobs, events, workers=workers if address else n_workers, threads=threads,
-                            runs_dir=out / RUNS_DIR, address=address)
-        events.write_tables()
-    finally:
-        if display is not None:
-            display.close()
+        lock = RunLock(out)
         try:
-            if "state" in locals():  # runs cut short (Ctrl-C, an error here) are left to --resume
-                for name in list(state.data["runs"]):
-                    if state.status(name) == "running":
-                        state.set(name, "pending")
+            lock.acquire()
+        except RunLockedError:
+            holder = (out / ".lock").read_text(errors="replace").strip() or "another process"
+            raise RunLockedError(f"{out}: a sweep is already running in this directory ({holder}); wait for it to "
+                                 "finish or stop it first") from None
+        display = None
+        try:
+            _check_no_links_out(out, [name for name, _ in runs])
+            state = SweepState.open(out, spec, runs, axes, threads=threads, backend=backend, resume=resume)
+            (out / RUNS_DIR).mkdir(exist_ok=True)
+            jobs = []
+            for name, cfg in runs:
+                if disk_state(out / RUNS_DIR / name) == "done":
+                    if state.status(name) != "complete":
+                        state.set(name, "complete", error=None)
+                    continue
+                state.set(name, "pending", error=None)
+                jobs.append({"name": name, "config": cfg.to_dict(), "measures": spec.measures, "top_k": spec.top_k})
+            display = Display(len(runs), enabled=progress)
+            events = _Events(out, state, display, runs, axes)
+            if jobs:
+                n_workers = workers or default_workers(len(jobs), threads)
+                if backend == "local":
+                    from .local import execute
+
+                    execute(jobs, events, workers=n_workers, threads=threads, runs_dir=out / RUNS_DIR)
+                else:
+                    from .ray_backend import execute as ray_execute
+
+                    # on a cluster, by default as many runs at a time as it has CPUs for
+                    ray_execute(jobs, events, workers=workers if address else n_workers, threads=threads,
+                                runs_dir=out / RUNS_DIR, address=address)
+            events.write_tables()
         finally:
-            lock.release()
+            if display is not None:
+                display.close()
+            try:
+                if "state" in locals():  # runs cut short (Ctrl-C, an error here) are left to --resume
+                    for name in list(state.data["runs"]):
+                        if state.status(name) == "running":
+                            state.set(name, "pending")
+            finally:
+                lock.release()
+    finally:
+        if joined:
+            disconnect()
     return load(out)
+
+
+def _check_resumable(out: Path, recorded: dict[str, Any]) -> None:
+    """A sweep whose complete runs have no run directory (a copy of its tables only, like the shipped one) is not
+    resumed: that would retrain every run over its committed tables. Refused, with the command that regenerates it."""
+    runs = recorded["runs"]
+    gone = [n for n, r in runs.items() if r["status"] == "complete" and not (out / RUNS_DIR / n).is_dir()]
+    if gone:
+        raise ConfigError(f"--out {out}: {len(gone)} of {len(runs)} runs recorded complete have no run directory "
+                          f"(a copy of the sweep's tables only); --resume would retrain them over those tables. "
+                          f"Regenerate the sweep into a new directory: `interp sweep {out / SWEEP_JSON} --out NEW_DIR`")
+
+
+def _check_no_links_out(out: Path, names: list[str]) -> None:
+    """Nothing a sweep writes may land outside its directory: a run directory (or runs/) that is a symbolic
+    link leading out of it is refused."""
+    root = out.resolve()
+    for path in [out / RUNS_DIR] + [out / RUNS_DIR / n for n in names]:
+        if path.is_symlink():
+            target = path.resolve()
+            if target != root and root not in target.parents:
+                raise ConfigError(f"{path}: a symbolic link to {target}, outside the sweep directory {out}; refused "
+                                  "(a sweep writes only inside its directory: move the run there or remove the link)")
 
 
 class _Events:

@@ -25,9 +25,11 @@ from typing import Any
 from ..errors import ConfigError
 from .worker import MEASURES_DIR, disk_state, run_job
 
-__all__ = ["execute", "check_available", "pack", "unpack", "MAX_RETRIES"]
+__all__ = ["execute", "check_available", "check_reachable", "connect", "disconnect", "pack", "unpack", "MAX_RETRIES",
+           "CONNECT_TIMEOUT_S"]
 
 MAX_RETRIES = 2  # a task whose worker process or node dies is run again this many times
+CONNECT_TIMEOUT_S = 10.0  # --address HOST:PORT must accept a TCP connection within this, or the sweep stops
 _RUN_FILE = re.compile(r"^(run\.json|split\.json|metrics\.csv|resume\.safetensors|step_\d+\.safetensors|"
                        rf"{MEASURES_DIR}/(measures\.csv|measures\.json))$")
 
@@ -164,22 +166,81 @@ def execute(jobs: list[dict[str, Any]], events, *, workers: int | None, threads:
             ray.shutdown()
 
 
+_QUIET = {"log_to_driver": False, "logging_level": "ERROR", "configure_logging": True}
+
+
+def connect(address: str) -> bool:
+    """Join the cluster at ``address`` ("auto", "HOST:PORT", "ray://HOST:PORT"); True if joined here (False if
+    this process was already connected). A failure is a ConfigError naming the address."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    check_reachable(address)  # Ray itself retries an unreachable address for minutes
+    if address.startswith("ray://"):
+        try:
+            import grpc  # noqa: F401  (what ray[client] adds to Ray)
+        except ImportError:
+            raise ConfigError(f"--address {address}: a ray:// address needs Ray Client: "
+                              'pip install "interp[ray]" (which installs ray[client])') from None
+    try:
+        ray.init(address=address, **_QUIET)
+    except Exception as e:
+        raise ConfigError(f"--address {address}: cannot connect to a Ray cluster ({_one_line(e)})") from None
+    return True
+
+
+def disconnect() -> None:
+    import ray
+
+    ray.shutdown()
+
+
 def _connect(address: str | None, workers: int | None, threads: int) -> bool:
     """Join the cluster at ``address``, or start a single-node one on 127.0.0.1. True if started here."""
     import ray
 
     if ray.is_initialized():
         return False
-    quiet = {"log_to_driver": False, "logging_level": "ERROR", "configure_logging": True}
+    quiet = _QUIET
     if address is not None:
-        try:
-            ray.init(address=address, **quiet)
-        except Exception as e:
-            raise ConfigError(f"--address {address}: cannot connect to a Ray cluster ({_one_line(e)})") from None
-        return True
+        return connect(address)
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback only, for what Ray reads later
+    _token_auth_for_our_cluster()
     ray.init(num_cpus=(workers or 1) * threads, include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
     return True
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """``HOST:PORT`` or ``ray://HOST:PORT`` must accept a TCP connection within ``timeout`` seconds (Ray itself
+    retries an unreachable address for minutes). "auto" is looked up by Ray locally and fails at once."""
+    import socket
+
+    hostport = address[len("ray://"):] if address.startswith("ray://") else address
+    if address == "auto" or ":" not in hostport:
+        return
+    host, _, port = hostport.rpartition(":")
+    try:
+        port_n = int(port)
+    except ValueError:
+        raise ConfigError(f"--address {address}: the port {port!r} is not a number (use HOST:PORT)") from None
+    try:
+        with socket.create_connection((host.strip("[]"), port_n), timeout=timeout):
+            pass
+    except OSError as e:
+        raise ConfigError(f"--address {address}: no Ray cluster reachable there within {timeout:g} s "
+                          f"({e.strerror or _one_line(e)}); is `ray start --head` running on it?") from None
+
+
+def _token_auth_for_our_cluster() -> None:
+    """The cluster this sweep starts for itself requires a token that only this driver (and the processes Ray
+    starts for it, which inherit its environment) knows: another local program cannot join it and run code."""
+    import secrets
+
+    if os.environ.get("RAY_AUTH_MODE") == "token" and os.environ.get("RAY_AUTH_TOKEN"):
+        return  # the caller chose a token
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
 
 
 def _drain(queue, events) -> None:

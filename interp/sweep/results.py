@@ -10,7 +10,10 @@ test loss < 1 / test accuracy >= 0.99), ``memorisation_end``, ``circuit_formatio
 (``probes.phases`` of the run's measures), ``key_frequencies`` (space-separated), ``budget`` (the last step
 of metrics.csv: where a run that has not reached an event is right-censored) and the events ``t_mem`` (first
 step with train accuracy >= 0.99), ``t50``, ``t90``, ``t99`` (first step with test accuracy >= 0.5 / 0.9 /
-0.99), all from the per-step metrics.csv, empty when not reached.
+0.99), all from the per-step metrics.csv, empty when not reached; ``not_applicable`` (the measure columns with
+no meaning for the run's task or model, space-separated: absent from its rows, reported as "not applicable" by
+the emergence analysis) and ``layer`` (the layer its neuron and W_L columns read; a multi-layer run also has
+per-layer columns ``*_l{L}``).
 
 Both are rebuilt from the run directories, which are the record of truth: :func:`load` works on a sweep
 that is still running or was killed, and shows each run as far as it got.
@@ -28,20 +31,19 @@ from ..errors import RunFormatError
 from ..files import atomic_write_text
 from ..runs import RunLock
 from .state import read_sweep_json
+from .tables import RESULTS_CSV, SUMMARY_CSV
 from .worker import MEASURES_DIR, disk_state
 
 __all__ = ["Sweep", "load", "RunTables", "run_tables", "assemble", "write_tables", "SUMMARY_COLUMNS"]
 
-RESULTS_CSV = "results.csv"
-SUMMARY_CSV = "summary.csv"
 RUNS_DIR = "runs"
 SUMMARY_COLUMNS = ("status", "error", "grokked", "step_test_loss_below_1", "step_test_acc_0_99",
                    "memorisation_end", "circuit_formation_end", "cleanup_end", "key_frequencies",
-                   "budget", "t_mem", "t50", "t90", "t99")
+                   "budget", "t_mem", "t50", "t90", "t99", "not_applicable", "layer")
 # Events from the per-step metrics.csv (empty: not reached within the budget, i.e. right-censored there).
 EVENTS = {"t_mem": ("train_acc", 0.99), "t50": ("test_acc", 0.5), "t90": ("test_acc", 0.9), "t99": ("test_acc", 0.99)}
 _INT_COLUMNS = ("step_test_loss_below_1", "step_test_acc_0_99", "memorisation_end", "circuit_formation_end",
-                "cleanup_end", "budget", *EVENTS)
+                "cleanup_end", "budget", *EVENTS, "layer")
 _KCOL = re.compile(r"^excluded_loss_k(\d+)$")
 
 
@@ -69,6 +71,8 @@ def run_tables(run_dir: Path) -> RunTables:
         "key_frequencies": " ".join(str(int(k)) for k in freqs),
         "budget": int(metrics["step"].iloc[-1]),
         **{name: _first_step(metrics, metrics[col] >= level) for name, (col, level) in EVENTS.items()},
+        "not_applicable": " ".join(sorted(m.not_applicable)),
+        "layer": m.layer,
     }
     return RunTables(df, summary)
 
@@ -111,6 +115,7 @@ def assemble(entries: list[dict[str, Any]], axes: list[str]):
     summary["grokked"] = summary["grokked"].astype("boolean")
     summary["error"] = summary["error"].astype("string")
     summary["key_frequencies"] = summary["key_frequencies"].astype("string")
+    summary["not_applicable"] = summary["not_applicable"].astype("string")
     return results, summary
 
 

@@ -46,6 +46,7 @@ from typing import Any, Mapping, Sequence
 from .. import RunConfig, preset as get_preset
 from ..errors import ConfigError
 from ..config import parse_steps
+from ..files import check_nesting, read_json, read_limited
 
 __all__ = ["SweepSpec", "as_spec", "select_measures", "MEASURE_COLUMNS", "ALWAYS_MEASURED"]
 
@@ -53,6 +54,8 @@ CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig))
 SCHEDULE_KEYS = ("n_steps", "save_every", "save_steps", "eval_every")
 SWEEP_KEYS = ("preset", "name", "measures", "top_k", *SCHEDULE_KEYS)
 SEED_KEYS = {"data": ("data_seed",), "model": ("model_seed",), "both": ("data_seed", "model_seed")}
+MAX_RUNS = 10_000  # runs in one sweep (each a directory and a sweep.json entry); checked before expanding
+MAX_SPEC_BYTES = 1 * 2**20
 
 # The training metrics at each checkpoint are always kept (the summary's phases need them).
 ALWAYS_MEASURED = ("train_loss", "train_acc", "test_loss", "test_acc")
@@ -93,15 +96,27 @@ class SweepSpec:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "SweepSpec":
+        """From a TOML spec, or from a sweep's ``sweep.json`` (its recorded spec: the same sweep again)."""
         path = Path(path)
+        if path.suffix == ".json":
+            data = read_json(path, error=ConfigError, max_bytes=MAX_SPEC_BYTES)
+            if not isinstance(data, dict) or not isinstance(data.get("spec"), dict):
+                raise ConfigError(f"{path}: not a sweep.json (no 'spec' table)")
+            return cls.from_dict(data["spec"], source=str(path))
         try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: sweep spec not found") from None
-        except (OSError, UnicodeDecodeError) as e:
+            text = read_limited(path, MAX_SPEC_BYTES, error=ConfigError).decode("utf-8")
+        except UnicodeDecodeError as e:
             raise ConfigError(f"{path}: cannot read the sweep spec ({e})") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: not valid TOML ({e})") from None
+        check_nesting(text, path, error=ConfigError)
+        try:
+            data = tomllib.loads(text)
+        except ValueError as e:  # TOMLDecodeError, and integers over Python's digit limit
+            raise ConfigError(f"{path}: not valid TOML ({' '.join(str(e).split())[:200]})") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: nested too deeply") from None
+        if not data:
+            raise ConfigError(f"{path}: the sweep spec is empty; it needs at least a [sweep] table (preset, n_steps) "
+                              "and the axes to vary ([grid], [[zip]] or [seeds])")
         return cls.from_dict(data, source=str(path))
 
     @classmethod
@@ -236,6 +251,12 @@ class SweepSpec:
             raise ConfigError(f"{src}: [sweep] top_k must be a positive integer (frequencies), got {self.top_k!r}")
         base = self.base_config()
         axes = self.axes()
+        n_runs = 1
+        for _, values, _ in axes:
+            n_runs *= len(values)
+        if n_runs > MAX_RUNS:
+            raise ConfigError(f"{src}: the sweep has {n_runs:,} runs, more than the {MAX_RUNS:,} one sweep may have; "
+                              "split it into several sweeps")
         formats = [_formatter(fields, values, label, src) for fields, values, label in axes]
         runs: list[tuple[str, RunConfig]] = []
         names: set[str] = set()
@@ -261,7 +282,7 @@ def select_measures(measures: str | Sequence[str], columns: Sequence[str]) -> li
     if measures == "all":
         return list(columns)
     keep = set(ALWAYS_MEASURED) | (set() if measures == "none" else set(measures))
-    return [c for c in columns if c == "step" or c in keep
+    return [c for c in columns if c == "step" or c in keep or re.sub(r"_l\d+$", "", c) in keep
             or (c.startswith("excluded_loss_k") and "excluded_loss_k" in keep)]
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from .. import RunConfig
 from ..errors import ConfigError, RunFormatError
-from ..files import atomic_write_text
+from ..files import atomic_write_text, read_json
 from ..runs import provenance
 
 __all__ = ["SweepState", "check_dir", "read_sweep_json", "SWEEP_JSON", "STATUSES"]
@@ -36,13 +36,10 @@ STATUSES = ("pending", "running", "complete", "failed")
 def read_sweep_json(out: Path) -> dict[str, Any]:
     """The parsed sweep.json of ``out``; RunFormatError naming the file if it is missing or damaged."""
     path = Path(out) / SWEEP_JSON
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
+    if not path.exists():
         raise RunFormatError(f"{path}: file not found; {out} is not a sweep directory "
-                             "(create one with `interp sweep SPEC --out DIR`)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise RunFormatError(f"{path}: malformed JSON ({' '.join(str(e).split())[:120]})") from None
+                             "(create one with `interp sweep SPEC --out DIR`)")
+    data = read_json(path)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise RunFormatError(f"{path}: not an interp sweep file (field 'format' must be {FORMAT!r})")
     if data.get("format_version") != FORMAT_VERSION:

@@ -8,7 +8,6 @@ Used by both backends (a local worker process, a Ray task). The run directory en
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 import traceback
@@ -17,8 +16,8 @@ from typing import Any, Callable
 
 from .. import probes
 from ..config import RunConfig
-from ..errors import InterpError
-from ..runs import Run, RunLock
+from ..errors import InterpError, RunFormatError
+from ..runs import RUN_JSON, Run, RunLock
 from ..train import train
 from .spec import select_measures
 
@@ -26,20 +25,18 @@ __all__ = ["run_job", "disk_state", "MEASURES_DIR", "PROGRESS_EVERY_S"]
 
 MEASURES_DIR = "measures"
 PROGRESS_EVERY_S = 0.5
-COMPLETE_STATES = ("complete", "stopped_early")
 
 
 def disk_state(run_dir: Path) -> str:
     """What is left to do for a run directory: "new" (nothing usable there), "resume" (training was
     interrupted), "measure" (trained, not measured) or "done"."""
-    run_json = run_dir / "run.json"
-    if not run_json.is_file():
+    if not (run_dir / RUN_JSON).is_file():
         return "new"
     try:
-        state = json.loads(run_json.read_text()).get("status", {}).get("state")
-    except (OSError, ValueError, AttributeError):
+        finished = Run(run_dir).finished  # interp.runs is the one reader of run.json
+    except RunFormatError:
         return "resume"  # let train(resume=True) name what is wrong with it
-    if state not in COMPLETE_STATES:
+    if not finished:
         return "resume"
     m = run_dir / MEASURES_DIR
     if (m / "measures.csv").is_file() and (m / "measures.json").is_file():
@@ -62,10 +59,10 @@ def run_job(job: dict[str, Any], run_dir: Path, threads: int,
     t0 = time.perf_counter()
     try:
         cfg = RunConfig.from_dict(job["config"], where=f"run {job['name']}")
-        _train(cfg, run_dir, on_progress, check_alive)
+        _train(cfg, run_dir, on_progress, check_alive, threads)
         if check_alive is not None:
             check_alive()
-        final = _measure(run_dir, job)
+        final = _measure(run_dir, job, threads)
         return {"status": "complete", "error": None, "final": final, "seconds": time.perf_counter() - t0}
     except InterpError as e:
         error = str(e)
@@ -76,7 +73,7 @@ def run_job(job: dict[str, Any], run_dir: Path, threads: int,
             "seconds": time.perf_counter() - t0}
 
 
-def _train(cfg: RunConfig, run_dir: Path, on_progress, check_alive) -> None:
+def _train(cfg: RunConfig, run_dir: Path, on_progress, check_alive, threads: int) -> None:
     state = disk_state(run_dir)
     if state in ("measure", "done"):
         return
@@ -92,10 +89,10 @@ def _train(cfg: RunConfig, run_dir: Path, on_progress, check_alive) -> None:
                 on_progress(dict(row, n_steps=cfg.n_steps))
 
     run_dir.parent.mkdir(parents=True, exist_ok=True)
-    train(cfg, run_dir, resume=state == "resume", progress=False, on_step=on_step)
+    train(cfg, run_dir, resume=state == "resume", progress=False, on_step=on_step, threads=threads)
 
 
-def _measure(run_dir: Path, job: dict[str, Any]) -> dict[str, Any]:
+def _measure(run_dir: Path, job: dict[str, Any], threads: int) -> dict[str, Any]:
     """Measure every checkpoint (or, with measures = "none", take the training metrics at each) and save."""
     run = Run(run_dir)
     measures = job.get("measures", "all")
@@ -107,7 +104,7 @@ def _measure(run_dir: Path, job: dict[str, Any]) -> dict[str, Any]:
                                  "state": run.state, "finished": run.finished})
         else:
             k = job.get("top_k")
-            m = probes.measure_run(run, progress=False, fallback_top_k=k, causal_top_k=k)
+            m = probes.measure_run(run, progress=False, fallback_top_k=k, causal_top_k=k, threads=threads)
         kept = select_measures(measures, list(m.df.columns))
         probes.save_measures(dataclasses.replace(m, df=m.df[kept].copy()), run_dir / MEASURES_DIR)
     last = run.metrics.dropna().iloc[-1]

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from matplotlib.figure import Figure
+from ._figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from ..errors import FigureError
 from ..files import atomic_write_bytes
-from ..fourier import basis_labels
+from ..fourier import basis_labels, row_frequencies
 
 __all__ = [
     "PHASE_NAMES",
@@ -72,7 +72,8 @@ def _boundaries(phases: Any) -> list[tuple[str, str, str, int]]:
 def _draw_phases(ax, bounds, x_start: float, label: bool = False) -> list:
     """Shade each phase and draw a dashed vertical line at each boundary; returns the lines.
 
-    label: write each phase's name at the top of its shaded span (turned upright where the span is narrow).
+    label: write each phase's name just above the panel, over its shaded span (outside the data, so no curve
+    runs through it; a span too narrow for its name is named by the figure's legend only).
     """
     if ax.get_xscale() == "linear":
         _step_ticks(ax)
@@ -86,6 +87,8 @@ def _draw_phases(ax, bounds, x_start: float, label: bool = False) -> list:
         if label:
             _phase_label(ax, left, step, name, colour)
         left = step
+    if label and bounds:  # room between the names and the panel's title
+        ax.set_title(ax.get_title(), fontsize=ax.title.get_fontsize(), pad=13)
     return lines
 
 
@@ -103,12 +106,12 @@ def _phase_label(ax, left: float, right: float, name: str, colour: str) -> None:
     span = (to_axes(right) - to_axes(max(left, lo))) / (to_axes(hi) - to_axes(lo))
     if span <= 0:
         return
+    if span < 0.07 * max(len(name), 6) / 6:  # about 0.07 of a panel per 6 characters at fontsize 7
+        return
     mid = (to_axes(max(left, lo)) + to_axes(right)) / 2
     centre = 10 ** mid if ax.get_xscale() == "log" else mid
-    narrow = span < 0.14
-    text = ax.text(centre, 0.985, name, transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=7,
-                   color=colour, rotation=90 if narrow else 0, fontweight="bold", zorder=3,
-                   bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.7))
+    text = ax.text(centre, 1.005, name, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=7,
+                   color=colour, fontweight="bold", zorder=3, clip_on=False)
     text.set_gid("phase-label")
 
 
@@ -262,8 +265,9 @@ def measures_figure(df, phases: Any = None) -> Figure:
     panels = [
         ("Excluded loss, one key frequency at a time (training pairs)", "cross-entropy loss", True, columns),
         ("Neurons explained >= 0.85 by one frequency", "fraction of MLP neurons", False,
-         {"frac_neurons_clustered": dict(color="#1f77b4", label="any frequency"),
-          "frac_neurons_key": dict(color="#d62728", label="a key frequency")}),
+         {"frac_neurons_clustered": dict(color="#1f77b4", lw=4.5, alpha=0.45, label="any frequency"),
+          "frac_neurons_key": dict(color="#d62728", lw=1.3, ls="--", label="a key frequency")}),  # both seen
+                                                                                                # when equal
         ("Logits explained by the key cos(w(a+b-c)) terms", "explained fraction", False,
          {"cos_explained": dict(color="#2ca02c", label="cos(w_k(a+b-c)), k key")}),
         ("Test loss / restricted loss", "ratio", True,
@@ -329,16 +333,17 @@ def fourier_norms_figure(norms: Mapping[str, Any], p: int, *, annotate: int = 10
                          key_frequencies: Sequence[int] = ()) -> Figure:
     """Bar plots of the norms of the Fourier components of W_E and W_L (``probes.fourier_norms``).
 
-    norms: name -> ``(p,)`` norms in the cos-first basis order (const, cos 1, sin 1, cos 2, ...),
-    or ``((p-1)/2,)`` per-frequency norms. Cos and sin bars have their own colours and legend
+    norms: name -> ``(n,)`` norms in the cos-first basis order (const, cos 1, sin 1, cos 2, ...; for an even
+    group order n the Nyquist cos n/2 last), or ``(n//2,)`` per-frequency norms; ``p``: the group order n. Cos and sin bars have their own colours and legend
     entries; the ``annotate`` largest bars of each panel that stand out (at least a quarter of
-    the tallest and twice the median) are labelled with their basis function (e.g. "cos 14"), and
+    the tallest and twice the median) are labelled once per frequency, with their basis function (e.g. "cos 14",
+    or "cos/sin 14" when both stand out), and
     with "not key" when ``key_frequencies`` is given and their frequency is not in it. Key frequencies
     are shaded (legend entry "key frequency").
     """
     if not norms:
         raise FigureError("fourier_norms_figure: norms is empty (expected e.g. {'W_E': ..., 'W_L': ...})")
-    n_freq = (p - 1) // 2
+    n_freq = p // 2
     labels = _fourier_labels(p)
     fig = Figure(figsize=(9, 2.8 * len(norms) + 0.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(len(norms), 1))
@@ -347,19 +352,19 @@ def fourier_norms_figure(norms: Mapping[str, Any], p: int, *, annotate: int = 10
         keys = sorted({int(k) for k in key_frequencies})
         if v.shape == (p,):
             x = np.arange(p)
-            freq_of = np.concatenate([[0], np.repeat(np.arange(1, n_freq + 1), 2)])
+            freq_of = np.asarray(row_frequencies(p))
             for j, k in enumerate(keys):
                 ax.axvspan(2 * k - 1.6, 2 * k + 0.6, color="#ffd92f", alpha=0.45, lw=0, zorder=0,
                            label="key frequency" if j == 0 else None)
             ax.bar(x[:1], v[:1], color="#7f7f7f", width=0.8, label="const")
-            ax.bar(x[1::2], v[1::2], color="#1f77b4", width=0.8, label="cos k (index 2k-1)")
+            ax.bar(x[1::2], v[1::2], color="#1f77b4", width=0.8, label="cos k (index 2k-1)")  # for even n the last (odd-indexed) row, the Nyquist cos(pi i), is a cos bar
             ax.bar(x[2::2], v[2::2], color="#ff7f0e", width=0.8, label="sin k (index 2k)")
             bar_labels = labels
             if p <= 31:
                 ax.set_xticks(x, labels, rotation=90, fontsize=7)
             else:  # every label would overlap: tick the cos bar of every few frequencies
                 every = max(1, math.ceil(n_freq / 14))
-                ks = [k for k in range(1, n_freq + 1) if k % every == 0 or k == 1]
+                ks = [k for k in range(1, (p - 1) // 2 + 1) if k % every == 0 or k == 1]
                 ax.set_xticks([2 * k - 1 for k in ks], [labels[2 * k - 1] for k in ks], rotation=45, fontsize=7)
             ax.set_xlabel("Fourier component (cos-first order)")
         elif v.shape == (n_freq,):
@@ -377,13 +382,17 @@ def fourier_norms_figure(norms: Mapping[str, Any], p: int, *, annotate: int = 10
         # Only bars that stand out: a quarter of the tallest and twice the median (no labels on noise).
         top = [i for i in np.argsort(-v, kind="stable")[:max(0, annotate)]
                if v[i] >= 0.25 * v.max() and v[i] >= 2 * np.median(v)]
-        for i in top:
-            not_key = keys and freq_of[i] not in keys and freq_of[i] != 0
-            ax.annotate(bar_labels[i] + (" (not key)" if not_key else ""), (x[i], v[i]), xytext=(0, 2),
-                        textcoords="offset points",
+        by_freq: dict[int, list[int]] = {}
+        for i in sorted(top):
+            by_freq.setdefault(int(freq_of[i]), []).append(i)
+        for k, idx in by_freq.items():  # one label per frequency: cos k and sin k stand side by side
+            not_key = keys and k not in keys and k != 0
+            text = bar_labels[idx[0]] if len(idx) == 1 else f"cos/sin {k}"
+            ax.annotate(text + (" (not key)" if not_key else ""), (float(np.mean(x[idx])), float(v[idx].max())),
+                        xytext=(0, 2), textcoords="offset points",
                         ha="center", va="bottom", fontsize=7, rotation=90)  # upright: neighbours never overlap
         ax.set_xlim(x[0] - 1, x[-1] + 1)
-        ax.margins(y=0.2)
+        ax.margins(y=0.35)  # room above the tallest bar for its upright label
         ax.set_ylabel("norm")
         ax.set_title(f"Fourier-component norms of {name}", fontsize=9)
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False)

@@ -21,6 +21,7 @@ import torch
 from .. import probes
 from ..errors import ConfigError
 from ..progress import Progress
+from ..tasks import Task
 
 __all__ = [
     "POSITIONS",
@@ -126,15 +127,26 @@ def _check_neurons(neurons: Sequence[int], d_mlp: int) -> list[int]:
     return idx
 
 
-@dataclass(frozen=True)
-class NeuronFrequencies:
-    """How much of each MLP neuron's variance over (a, b) each frequency explains.
+def _task_for(model, task: Task | None) -> Task:
+    """The task whose group the figures use (default: addition's Z_p for the model's p), checked against the model."""
+    p = model_p(model)
+    if task is None:
+        return Task(op="add", p=p)
+    if task.p != p:
+        raise ConfigError(f"the model is for p={p} but the task is {task.op} mod {task.p}")
+    task.require_group("neuron frequencies")
+    return task
 
-    shares: ``(d_mlp, K)`` with K = (p-1)/2, column k-1 for frequency k (the share of the neuron's
-    centred variance in the block {const, cos k, sin k}², as ``probes.neuron_frequency_shares``).
-    frequency: ``(d_mlp,)`` best k; frac: ``(d_mlp,)`` its share; clustered: frac >= threshold;
-    order: neuron indices sorted by cluster (clustered neurons by frequency, then unclustered), and
-    within a cluster by decreasing share.
+
+@dataclass(frozen=True, repr=False)
+class NeuronFrequencies:
+    """How much of each MLP neuron's variance over the task's group pairs each frequency explains.
+
+    shares: ``(d_mlp, K)`` with K = n//2 for the group of order n (Z_p: (p-1)/2), column k-1 for frequency k
+    (the share of the neuron's centred variance in the block {const, cos k, sin k}², as
+    ``probes.neuron_frequency_shares``). frequency: ``(d_mlp,)`` best k; frac: ``(d_mlp,)`` its share;
+    clustered: frac >= threshold; order: neuron indices sorted by cluster (clustered neurons by frequency, then
+    unclustered), and within a cluster by decreasing share. ``layer``: the MLP layer read; ``group``: its name.
     """
 
     shares: np.ndarray
@@ -143,27 +155,46 @@ class NeuronFrequencies:
     clustered: np.ndarray
     order: np.ndarray
     threshold: float
-    variance: np.ndarray = field(repr=False, default=None)
+    variance: np.ndarray = field(default=None)
+    layer: int = 0
+    group: str = ""
 
     @property
     def p(self) -> int:
+        """The group order n for odd n (Z_p); use ``n_frequencies`` for the number of frequencies."""
         return 2 * self.shares.shape[1] + 1
+
+    @property
+    def n_frequencies(self) -> int:
+        return int(self.shares.shape[1])
 
     def cluster_sizes(self) -> dict[int, int]:
         """Frequency -> number of clustered neurons, by frequency."""
         ks, counts = np.unique(self.frequency[self.clustered], return_counts=True)
         return {int(k): int(c) for k, c in zip(ks, counts)}
 
+    def __repr__(self) -> str:
+        sizes = self.cluster_sizes()
+        return (f"NeuronFrequencies({len(self.frequency)} neurons of layer {self.layer}"
+                f"{' in ' + self.group if self.group else ''}, {int(self.clustered.sum())} clustered "
+                f"(>= {self.threshold:g}) on {len(sizes)} frequencies {list(sizes)[:8]}{' ...' if len(sizes) > 8 else ''})")
 
-def neuron_frequencies(model, *, layer: int = 0, threshold: float = 0.85) -> NeuronFrequencies:
-    """The neuron x frequency matrix of ``model``'s MLP (``blocks.{layer}.mlp.hook_post`` at '=')."""
 
+def neuron_frequencies(model, *, layer: int | None = None, threshold: float = 0.85,
+                       task: Task | None = None) -> NeuronFrequencies:
+    """The neuron x frequency matrix of ``model``'s MLP (``blocks.{layer}.mlp.hook_post`` at '='; default: the
+    last layer), in the group of ``task`` (default: Z_p, the basis of add and sub; pass the run's task for mul
+    and div, whose pairs with a zero input are left out)."""
 
     if not 0 < float(threshold) <= 1:
         raise ConfigError(f"neuron_frequencies: threshold must be in (0, 1], got {threshold!r}")
     p = model_p(model)
-    acts = torch.from_numpy(neuron_grids(model, layer=layer)).reshape(-1, p * p).T  # (p*p, d_mlp)
-    shares_t, variance_t = probes.neuron_frequency_shares(acts.to(torch.float64), p)
+    layer = model.cfg.n_layers - 1 if layer is None else _check_layer(model, layer)
+    task = _task_for(model, task)
+    g = task.group
+    acts = torch.from_numpy(neuron_grids(model, layer=layer)).reshape(-1, p * p).T  # (p*p, d_mlp), all inputs
+    acts = acts[g.pair_grid()]  # the group's pairs in group order
+    shares_t, variance_t = probes.neuron_frequency_shares(acts.to(torch.float64), g.order)
     shares, variance = shares_t.numpy(), variance_t.numpy()
     best = shares.argmax(axis=1)
     frac = shares[np.arange(len(best)), best]
@@ -172,7 +203,7 @@ def neuron_frequencies(model, *, layer: int = 0, threshold: float = 0.85) -> Neu
     # clustered first (by frequency), unclustered last; within a group by decreasing share
     group = np.where(clustered, frequency, shares.shape[1] + 1)
     order = np.lexsort((-frac, group))
-    return NeuronFrequencies(shares, frequency, frac, clustered, order, float(threshold), variance)
+    return NeuronFrequencies(shares, frequency, frac, clustered, order, float(threshold), variance, layer, g.name)
 
 
 def representative_neurons(nf: NeuronFrequencies, per_cluster: int = 1) -> list[tuple[int, int, float]]:
@@ -184,13 +215,15 @@ def representative_neurons(nf: NeuronFrequencies, per_cluster: int = 1) -> list[
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Spectra:
     """Per-frequency Fourier norms over training: ``norms[name]`` is ``(n_steps, K)``, row i at ``steps[i]``,
-    column k-1 for frequency k (``probes.fourier_norms(model, per_frequency=True)``)."""
+    column k-1 for frequency k (``probes.fourier_norms(model, task, per_frequency=True)``), in ``group``."""
 
     steps: np.ndarray
     norms: dict[str, np.ndarray]
+    group: str = ""
+    layer: int | None = None
 
     @property
     def frequencies(self) -> np.ndarray:
@@ -200,9 +233,18 @@ class Spectra:
         """``(n_steps,)``: the frequency with the largest norm at each step."""
         return self.norms[name].argmax(axis=1) + 1
 
+    def __repr__(self) -> str:
+        s = self.steps
+        span = f"steps {int(s[0])}..{int(s[-1])}" if len(s) else "no steps"
+        return (f"Spectra({len(s)} checkpoints, {span}, {len(self.frequencies)} frequencies"
+                f"{' of ' + self.group if self.group else ''}, norms of {sorted(self.norms)}"
+                f"{'' if self.layer is None else f', W_L of layer {self.layer}'})")
 
-def spectra_over_time(run_or_models, steps: Iterable[int] | None = None, *, progress: bool = False) -> Spectra:
-    """Fourier norms of W_E and W_L at every checkpoint.
+
+def spectra_over_time(run_or_models, steps: Iterable[int] | None = None, *, progress: bool = False,
+                      task: Task | None = None, layer: int | None = None) -> Spectra:
+    """Fourier norms of W_E and W_L at every checkpoint, in the task's group (a run's own task; for an iterable,
+    ``task``, default Z_p of the model's p) and W_L of ``layer`` (default: the last).
 
     run_or_models: an :class:`interp.Run` (checkpoints loaded one at a time; ``steps`` picks some of
     them) or any iterable of ``(step, model)``. Returns a :class:`Spectra`.
@@ -213,18 +255,25 @@ def spectra_over_time(run_or_models, steps: Iterable[int] | None = None, *, prog
         chosen = run.steps if steps is None else [int(s) for s in steps]
         items: Iterable = ((s, run.load(s)) for s in chosen)
         total = len(chosen)
+        task = task or run.task
     else:
         items, total = run_or_models, None
     bar = Progress(total or 0, "spectra", "checkpoint", enabled=progress and total is not None)
-    got_steps, rows = [], {"W_E": [], "W_L": []}
+    got_steps: list[int] = []
+    rows: dict[str, list] = {}
+    group_name, used_layer = "", None
     for i, (step, model) in enumerate(items, start=1):
         bar.update(i)
-        norms = probes.fourier_norms(model, per_frequency=True)
+        t = _task_for(model, task)
+        used_layer = model.cfg.n_layers - 1 if layer is None else layer
+        group_name = t.group.name
+        norms = probes.fourier_norms(model, t, per_frequency=True, layer=used_layer)
         got_steps.append(int(step))
-        for name in rows:
-            rows[name].append(norms[name].numpy())
+        for name, v in norms.items():
+            rows.setdefault(name, []).append(v.numpy())
     bar.close()
     if not got_steps:
         raise ConfigError("spectra_over_time: no checkpoints (empty steps or models)")
     order = np.argsort(got_steps, kind="stable")
-    return Spectra(np.asarray(got_steps)[order], {n: np.stack(v)[order] for n, v in rows.items()})
+    return Spectra(np.asarray(got_steps)[order], {n: np.stack(v)[order] for n, v in rows.items()}, group_name,
+                   used_layer)

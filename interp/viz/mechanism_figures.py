@@ -11,7 +11,7 @@ import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from matplotlib.figure import Figure
+from ._figure import Figure
 
 from ..errors import FigureError
 from .figures import PHASE_GID, _boundaries, _np, _phase_legend, _step_ticks

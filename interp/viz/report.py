@@ -16,12 +16,15 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
 from .. import probes
 from ..errors import ConfigError
 from ..files import atomic_write_text, prepare_out_dir
+from ..killpoints import kill_point
+from ..threads import uses_threads
 from . import mechanism
 from .attention import AttentionView, attention
 from .figures import (
@@ -88,7 +91,8 @@ def report_pairs(task, n: int = 2) -> list[tuple[tuple[int, int], str]]:
     for split, idx in (("train pair", task.train_idx), ("test pair", task.test_idx)):
         for j in range(n):
             i = int(idx[(len(idx) * (2 * j + 1)) // (2 * n)])
-            out.append(((i // task.p, i % task.p), split))
+            a, b = task.pairs()[i].tolist()
+            out.append(((a, b), split))
     return out
 
 
@@ -127,6 +131,47 @@ def _unfinished(run, finished_by_measures: bool) -> str | None:
             f"happened so far, and may change when it finishes.{by}")
 
 
+def _shown_path(path: Path, run_path: Path) -> str:
+    """``path`` as the page shows it: relative to the folder that holds both it and the run (for the shipped run,
+    ``probes/nanda2023-p113-seed0/measures.csv``), never the absolute path of this machine."""
+    path, run_path = Path(path).resolve(), Path(run_path).resolve()
+    try:
+        base = Path(os.path.commonpath([path, run_path]))
+    except ValueError:
+        return path.name
+    if base == run_path:  # measures inside the run directory (a sweep's runs): name the run too
+        base = run_path.parent
+    return path.relative_to(base).as_posix()
+
+
+def _phase_notes(notes, land, metrics) -> list[str]:
+    """The phase rule's notes, with the grokking note restated from the per-step test-loss peak (metrics.csv,
+    the one the story and the key numbers quote) rather than from the highest checkpoint."""
+    out = []
+    final = metrics["test_loss"].dropna() if metrics is not None and "test_loss" in metrics else None
+    for note in map(str, notes):
+        if note.startswith("grokked:") and land["test_loss_peak"] and final is not None and len(final) \
+                and final.iloc[-1] > 0:
+            peak, end = land["test_loss_peak"], float(final.iloc[-1])
+            note = (f"grokked: test loss fell {math.log10(peak / end):.1f} decades, from its peak {fmt(peak)} at "
+                    f"step {land['test_loss_peak_step']} to {fmt(end)}")
+        out.append(note)
+    return out
+
+
+def _measures_caption(df, source: str) -> str:
+    """What the measures figure draws, from the columns it has (every drawn measure is named)."""
+    drawn = ["excluded loss with one key frequency removed at a time (training pairs)",
+             "the fraction of neurons clustered (by any frequency and by a key frequency)",
+             "the share of the logits explained by the key cos(w(a+b-c)) terms (all pairs)",
+             "test loss / restricted loss"]
+    if {"train_prob_correct", "test_prob_correct"} & set(df.columns):
+        drawn.append("the mean probability of the correct class, p(correct), on train and test pairs")
+    if {"train_brier", "test_brier"} & set(df.columns):
+        drawn.append("the Brier score on train and test pairs")
+    return f"The other measures of the same table ({source}): " + ", ".join(drawn[:-1]) + f", and {drawn[-1]}."
+
+
 def _key_rows(df, metrics, phases, key_freqs, nf, bounds, land) -> list[tuple[str, str]]:
     last = df.loc[df["step"].idxmax()]
     at = f" (step {int(last['step'])})"
@@ -140,7 +185,7 @@ def _key_rows(df, metrics, phases, key_freqs, nf, bounds, land) -> list[tuple[st
             rows.append((f"{name} ends", "not found"))
     notes = getattr(phases, "notes", ())
     if notes:
-        rows.append(("phase notes", "; ".join(str(n) for n in notes)))
+        rows.append(("phase notes", "; ".join(_phase_notes(notes, land, metrics))))
     if land["test_loss_peak"] is not None:
         rows.append(("test-loss peak", f"{fmt(land['test_loss_peak'])} at step {land['test_loss_peak_step']}"))
     rows.append(("test accuracy reaches 0.99", f"step {land['test_acc_099_step']}"
@@ -203,22 +248,26 @@ def _story_html(parts: list[StoryPart]) -> str:
     return "\n".join(out)
 
 
-def write_report(run, out_dir: Path | str, measures=None, progress: bool = False) -> Path:
+@uses_threads
+def write_report(run, out_dir: Path | str, measures=None, progress: bool = False, device: str = "cpu", *,
+                 threads: int | None = None) -> Path:
     """Write ``out_dir/index.html`` and its figures for ``run``; returns the path of index.html.
 
     measures: the run's :class:`interp.probes.Measures` (``probes.find_measures(run)``); computed with
     ``probes.measure_run(run)`` when None (the captions name the file they were read from). progress: show
-    progress while measuring.
+    progress while measuring. device: where measures computed now run (figures load checkpoints on the CPU).
+    threads: torch CPU threads (default :func:`interp.threads.default_threads`).
     """
 
     out = Path(out_dir)
     prepare_out_dir(out, "report output")
+    run = run.snapshot()  # one list of checkpoints for the whole page, even while the run trains
     if measures is None:
-        measures = probes.measure_run(run, progress=progress)
+        measures = probes.measure_run(run, progress=progress, device=device)
         source = "computed now with probes.measure_run (not saved)"
     else:
-        source = (f"read from {Path(measures.source) / 'measures.csv'}" if getattr(measures, "source", None)
-                  else "a measures table given by the caller")
+        source = (f"read from {_shown_path(Path(measures.source) / 'measures.csv', run.path)}"
+                  if getattr(measures, "source", None) else "a measures table given by the caller")
     df, key_freqs, finished_by_measures, protocol = _measures_table(measures)
     phases = probes.phases(df)
     final_step = run.final_step
@@ -228,9 +277,11 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
     metrics = run.metrics
     land = curve_landmarks(metrics)
 
-    # the mechanism's arrays, each from the models' own hooked forward
-    nf = mechanism.neuron_frequencies(final)
-    spectra = mechanism.spectra_over_time(run, progress=progress)
+    # the mechanism's arrays, each from the models' own hooked forward, in the task's group and the measured layer
+    group = task.require_group("report (Fourier spectra and neuron clusters)")
+    layer = final.cfg.n_layers - 1 if getattr(measures, "layer", None) is None else int(measures.layer)
+    nf = mechanism.neuron_frequencies(final, task=task, layer=layer)
+    spectra = mechanism.spectra_over_time(run, progress=progress, layer=layer)
     grid_steps = {}
     for name, boundary, step in bounds:
         grid_steps.setdefault(step, f"step {step:,}: end of {name}")
@@ -248,7 +299,8 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
         "curves": loss_curves_figure(metrics, phases),
         "measures": measures_figure(df, phases),
         "spectra_time": spectra_over_time_figure(spectra, key_freqs, phases),
-        "fourier": fourier_norms_figure(probes.fourier_norms(final), run.config.p, key_frequencies=key_freqs),
+        "fourier": fourier_norms_figure(probes.fourier_norms(final, task, layer=layer), group.order,
+                                        key_frequencies=key_freqs),
         "neuron_freqs": neuron_frequency_figure(nf, key_freqs),
         "neuron_grids": neuron_grids_figure(mechanism.neuron_grids(final, [n for n, _, _ in reps]), neuron_titles),
         "clusters": neuron_clusters_figure(_clusters_frame(nf)),
@@ -261,6 +313,7 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
         stale.unlink()  # an earlier report's; this one has no llc column
     for name, fig in figures.items():
         save_figure(fig, out / _FILES[name])
+        kill_point("report.figure")
     del figures
 
     labelled = report_pairs(task)
@@ -270,15 +323,20 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
     parts = story(df, metrics, phases, key_freqs, nf, run.config, finished=banner is None)
     rows = _key_rows(df, metrics, phases, key_freqs, nf, bounds, land)
     peaks = _non_key_peaks(norms_final, key_freqs)
+    basis_note = (f"Basis: {group.description}. Neuron and W_L figures and columns read layer {layer} of "
+                  f"{final.cfg.n_layers}" + (" (each layer has its own columns in the measures table)"
+                                              if final.cfg.n_layers > 1 else "") + ".")
     page = _page(run, parts, rows, view, source, banner, peaks, key_freqs, grid_steps, protocol,
-                 getattr(phases, "rule", ""), has_llc="llc" in df.columns)
+                 getattr(phases, "rule", ""), basis_note, _measures_caption(df, source),
+                 has_llc="llc" in df.columns)
     index = out / "index.html"
     atomic_write_text(index, page)  # last: the page only ever points at figures already in place
     return index
 
 
 def _page(run, parts, rows, view: AttentionView, source: str, banner: str | None, peaks, key_freqs,
-          grid_steps: dict, protocol: Any, rule: str, has_llc: bool = False) -> str:
+          grid_steps: dict, protocol: Any, rule: str, basis_note: str = "", measures_caption: str = "",
+          has_llc: bool = False) -> str:
     cfg = run.config
     title = f"interp report: {run.name}"
     keys = ", ".join(map(str, key_freqs)) or "none"
@@ -295,6 +353,7 @@ def _page(run, parts, rows, view: AttentionView, source: str, banner: str | None
     parts_html = [
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="note">{html.escape(f"{cfg.op} mod {cfg.p}, config {cfg.name!r}; measures {source}.")}</p>',
+        f'<p class="note" id="basis">{html.escape(basis_note)}</p>',
     ]
     if banner:
         parts_html.append(f'<div class="banner" id="unfinished" role="alert">{html.escape(banner)}</div>')
@@ -309,9 +368,7 @@ def _page(run, parts, rows, view: AttentionView, source: str, banner: str | None
                 "Every step, from metrics.csv (test evaluated every eval_every steps). The lower row has a "
                 "logarithmic step axis, where memorisation is readable."),
         _figure("measures", "per-frequency excluded loss, clustered neurons, cos terms explained, test/restricted",
-                f"The other measures of the same table ({source}): excluded loss with one key frequency removed at a "
-                "time (training pairs), the fraction of neurons clustered, the share of the logits explained by the "
-                "key cos(w(a+b-c)) terms (all pairs), and test loss / restricted loss."),
+                measures_caption),
         *([_figure("llc", "local learning coefficient at every checkpoint, beside test and restricted accuracy",
                    f"The local learning coefficient of each checkpoint ({source}): SGLD around the checkpoint with "
                    "devinterp, settings in the protocol section (llc); band: spread across chains. Definition and "

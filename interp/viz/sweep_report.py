@@ -1,6 +1,7 @@
-"""The HTML report of a sweep: when each run's accuracy emerged, how the other metrics moved, how far
-ahead the progress measures were, how sharp each metric is across a scale axis, and how well the
-emergence step can be predicted.
+"""The HTML report of a sweep: the registered protocol's answer (``docs/emergence-protocol.md``: the verdict
+table, Kaplan-Meier survival curves of t90, per-run metrics against each scale axis at each budget, the
+lead grid with its controls and intervals, the forecasts' MAE ratio against the look time, the robustness
+table), then the exploratory pre-protocol tables (emergence step, half-way steps, sharpness), labelled.
 
 ``write_sweep_report(sweep_dir, out_dir)`` writes ``index.html`` and its PNG figures. Like the run
 report: nothing loads from the network, every string shown is escaped (run names and field values
@@ -17,11 +18,23 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from ..emergence import survival_curves
 from ..emergence.analysis import Analysis, analyse
+from ..emergence.answer import Answer, answer
+from ..emergence.protocol import N_BOOT
 from ..files import atomic_write_text, prepare_out_dir
-from .page import IMAGE_CHECK, html_page
-from .emergence_figures import lead_figure, prediction_figure, run_curves_figure, scale_figure
+from .emergence_figures import (
+    forecast_figure,
+    lead_figure,
+    lead_grid_figure,
+    metric_scale_figure,
+    prediction_figure,
+    run_curves_figure,
+    scale_figure,
+    survival_figure,
+)
 from .figures import save_figure
+from .page import IMAGE_CHECK, html_page
 from .story import fmt as fmt_number
 
 __all__ = ["write_sweep_report", "RUNS_PER_FIGURE"]
@@ -64,8 +77,12 @@ def _df_table(df: pd.DataFrame, columns: Sequence[tuple[str, str, str | None]], 
     """An escaped HTML table of ``df``: columns are (column, header, format)."""
     cols = [(c, h, f) for c, h, f in columns if c in df.columns]
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h, f in cols)
-    body = "\n".join("<tr>" + "".join(f"<td>{html.escape(_cell(r[c], f))}</td>" for c, _, f in cols) + "</tr>"
-                     for _, r in df.iterrows())
+    def td(c: str, f: str | None, v: Any) -> str:
+        if c == "run":  # a break opportunity after each comma: the column is as narrow as its longest field
+            return '<td class="run">' + ",<wbr>".join(html.escape(x) for x in str(v).split(",")) + "</td>"
+        return f"<td>{html.escape(_cell(v, f))}</td>"
+
+    body = "\n".join("<tr>" + "".join(td(c, f, r[c]) for c, _, f in cols) + "</tr>" for _, r in df.iterrows())
     # wide tables scroll sideways instead of breaking run names letter by letter
     return (f'<div class="wide"><table class="numbers sweep" id="{html.escape(table_id)}">\n<tr>{head}</tr>\n'
             f'{body}\n</table></div>')
@@ -92,7 +109,77 @@ def _figures(a: Analysis) -> dict[str, Any]:
     return figs
 
 
-def _page(a: Analysis, name: str, figure_names: list[str]) -> str:
+def _protocol_figures(ans: Answer) -> dict[str, Any]:
+    figs: dict[str, Any] = {}
+    cells = [c for c in ans.tables.axes if c in ans.events.columns and c not in ("seed",)]
+    by = "frac_train" if "frac_train" in ans.events.columns else (cells[0] if cells else None)
+    if by is not None and ans.events[by].nunique() > 1:
+        figs["survival.png"] = survival_figure(survival_curves(ans.events, "t90", by=by), "t90", by)
+    for axis in dict.fromkeys(k[0] for k in ans.scale):
+        figs[f"scale_{axis}.png"] = metric_scale_figure([v for k, v in ans.scale.items() if k[0] == axis])
+    if ans.grid is not None and len(ans.grid):
+        figs["lead_grid.png"] = lead_grid_figure(ans.grid)
+    if ans.forecasts is not None and len(ans.forecasts.scores) and ans.forecasts.scores["ratio"].notna().any():
+        figs["forecast.png"] = forecast_figure(ans.forecasts.scores)
+    return figs
+
+
+def _protocol_section(ans: Answer, figure_names: list[str]) -> list[str]:
+    ev = ans.events
+    km = ans.km[ans.km["event"] == "t90"].copy()
+    km["km_median"] = [f"> {b:.0f}" if v == float("inf") else f"{v:.0f}" for v, b in zip(km["km_median"], km["budget"])]
+    vt = ans.verdict_table()
+    intro = (f"{len(ev)} runs in {ev['cell'].nunique()} cells; events from {ev['event_source'].iloc[0]}; t90 "
+             f"reached by {int(ev['t90'].notna().sum())} runs, the rest right-censored at their budget. "
+             "Intervals: 95 % seed-cluster bootstrap.")
+    parts = [
+        "<h2>The answer (the registered protocol)</h2>",
+        f'<p class="note">{html.escape(intro)}</p>',
+        _df_table(vt, [(c, c, None) for c in vt.columns], "verdicts"),
+        *[f'<p class="note">{html.escape("note: " + n)}</p>' for n in ans.notes],
+        "<h3>When runs reach t90</h3>",
+        _df_table(km, [("cell", "cell", None), ("n_runs", "runs", "int"), ("n_reached", "reached t90", "int"),
+                       ("km_median", "Kaplan-Meier median t90", None)], "events"),
+    ]
+    if "survival.png" in figure_names:
+        parts.append(_img("survival.png", "survival curves of t90", "Share of runs that have not reached test "
+                          "accuracy 0.9, per data fraction (Kaplan-Meier; censored runs keep the curve up)."))
+    parts.append("<h3>Real jump or artefact of the metric, per scale axis and budget</h3>")
+    for f in figure_names:
+        if f.startswith("scale_"):
+            parts.append(_img(f, "per-run metrics against a scale axis at each budget",
+                              "Dots: runs; line: the logistic fit; width: 10-90 % with its interval."))
+    if ans.scale:
+        rows = pd.concat([v.fit_table() for v in ans.scale.values()], ignore_index=True)
+        parts.append(_df_table(rows, [("axis", "axis", None), ("budget", "budget", "int"), ("metric", "metric", None),
+                                      ("status", "status", None), ("range", "range of cell medians", None),
+                                      ("x0", "location", None), ("width", "width", None),
+                                      ("width_low", "width low", None), ("width_high", "width high", None),
+                                      ("note", "note", None)], "scale_fits"))
+    if ans.leads is not None:
+        parts += ["<h3>Leads over t90, beside the controls (headline: q = 0.25, losses log10)</h3>",
+                  _df_table(ans.leads.summary, [(c, c, None) for c in ans.leads.summary.columns
+                                                if c not in ("not_beaten",)], "lead_summary")]
+    if "lead_grid.png" in figure_names:
+        parts.append(_img("lead_grid.png", "the lead grid with intervals and controls",
+                          "Median lead (event minus the metric's transition step) with its 95 % interval, per event, "
+                          "quantile and loss space; black: the headline cell."))
+    if ans.forecasts is not None:
+        sc = ans.forecasts.scores
+        parts += ["<h3>Forecasts of t90 from the past</h3>",
+                  _df_table(sc, [(c, c, None) for c in ("T", "measure", "role", "n_eligible", "n_evaluated", "mae",
+                                                         "mae_baseline", "ratio", "ratio_low", "ratio_high", "auc",
+                                                         "auc_share")], "forecasts")]
+    if "forecast.png" in figure_names:
+        parts.append(_img("forecast.png", "forecast MAE ratio against look time",
+                          "Below 1: better than the config baseline; dashed: the controls."))
+    rt = ans.robustness_table()
+    parts += ["<h3>Robustness (every alternative choice; never a headline)</h3>",
+              _df_table(rt, [(c, c, None) for c in rt.columns], "robustness")]
+    return parts
+
+
+def _page(a: Analysis, name: str, figure_names: list[str], ans: Answer | None = None) -> str:
     axes = a.tables.axes
     title = f"interp sweep report: {name}"
     fields = ", ".join(axes) or "none"
@@ -103,7 +190,8 @@ def _page(a: Analysis, name: str, figure_names: list[str]) -> str:
     parts = [
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="note">{html.escape(f"{len(a.runs)} runs; varied fields: {fields}.")}</p>',
-        "<h2>The answer</h2>",
+        *(_protocol_section(ans, figure_names) if ans is not None else []),
+        "<h2>Exploratory (before the protocol; not its answer)</h2>",
         '<ul id="headline">' + "".join(f"<li>{html.escape(s)}</li>" for s in a.headline()) + "</ul>",
         "<h2>Runs</h2>",
         _df_table(a.runs, run_cols, "runs"),
@@ -158,7 +246,8 @@ def _page(a: Analysis, name: str, figure_names: list[str]) -> str:
     return html_page(title, "\n".join(parts), bundle=False)
 
 
-def write_sweep_report(sweep, out_dir: Path | str, *, axis: str | None = None, budget_step: int | None = None) -> Path:
+def write_sweep_report(sweep, out_dir: Path | str, *, axis: str | None = None, budget_step: int | None = None,
+                       n_boot: int = N_BOOT) -> Path:
     """Write ``out_dir/index.html`` and its figures for a sweep; returns the path of index.html.
 
     sweep: a sweep directory (results.csv, summary.csv, sweep.json) or its loaded tables. axis: the scale
@@ -166,12 +255,13 @@ def write_sweep_report(sweep, out_dir: Path | str, *, axis: str | None = None, b
     step the scale analysis reads each run at (default the largest step every run reached).
     """
     a = analyse(sweep, axis=axis, budget_step=budget_step)
+    ans = answer(a.tables, n_boot=n_boot)
     out = Path(out_dir)
     prepare_out_dir(out, "sweep report output")
-    figs = _figures(a)
+    figs = {**_protocol_figures(ans), **_figures(a)}
     for fname, fig in figs.items():
         save_figure(fig, out / fname)
     name = a.tables.path.name if a.tables.path is not None else "results table"
     index = out / "index.html"
-    atomic_write_text(index, _page(a, name, list(figs)))  # last: it only points at figures already written
+    atomic_write_text(index, _page(a, name, list(figs), ans))  # last: it only points at figures already written
     return index

@@ -40,14 +40,16 @@ def sweep_dir(tmp_path_factory):
 
 
 def test_report_page_is_complete_and_escaped(sweep_dir, tmp_path):
-    index = write_sweep_report(sweep_dir, tmp_path / "report")
+    index = write_sweep_report(sweep_dir, tmp_path / "report", n_boot=200)
     page = index.read_text()
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "a &lt;b&gt; sweep" in page
     srcs = re.findall(r'<img class="figure" src="([^"]+)"', page)
     assert srcs and all((index.parent / s).stat().st_size > 1000 for s in srcs)
     assert {"runs_01.png", "leads.png", "scale.png", "prediction.png"} <= set(srcs)
-    for table in ("headline", "runs", "leads", "scale", "prediction", "rules"):
+    assert {"survival.png", "scale_frac_train.png", "lead_grid.png"} <= set(srcs)  # the protocol's pictures
+    for table in ("verdicts", "events", "scale_fits", "lead_summary", "forecasts", "robustness",
+                  "headline", "runs", "leads", "scale", "prediction", "rules"):
         assert f'id="{table}"' in page
     assert "4 of 6 runs emerged" in page  # frac 0.1 never emerges in 6000 steps
     assert "http://" not in page and "https://" not in page  # offline
@@ -72,7 +74,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_emergence_prints_tables_and_writes_them(sweep_dir, tmp_path, capsys):
-    assert main(["emergence", str(sweep_dir), "--out", str(tmp_path / "tables")]) == 0
+    assert main(["emergence", str(sweep_dir), "--exploratory", "--out", str(tmp_path / "tables")]) == 0
     out = capsys.readouterr().out
     for heading in ("== runs", "== leads", "== across frac_train at step 6000", "== predicting"):
         assert heading in out
@@ -80,14 +82,16 @@ def test_cli_emergence_prints_tables_and_writes_them(sweep_dir, tmp_path, capsys
     written = {p.name for p in (tmp_path / "tables").iterdir()}
     assert {"runs.csv", "transitions.csv", "leads.csv", "lead_summary.csv", "scale.csv", "prediction.csv"} <= written
     assert len(pd.read_csv(tmp_path / "tables" / "runs.csv")) == 6
-    assert main(["emergence", str(sweep_dir), "--axis", "step", "--out", str(tmp_path / "t.csv")]) == 0
+    assert main(["emergence", str(sweep_dir), "--exploratory", "--axis", "step", "--out", str(tmp_path / "t.csv")]) == 0
     assert "== across step" in capsys.readouterr().out
     assert set(pd.read_csv(tmp_path / "t.csv")["metric"]) >= {"test_acc", "restricted_loss"}
 
 
 @pytest.mark.parametrize("args,match", [
-    (["--axis", "d_mlp"], "scale axis 'd_mlp' is not a varied field"),
-    (["--axis", "data_seed"], "is a seed"),
+    (["--exploratory", "--axis", "d_mlp"], "scale axis 'd_mlp' is not a varied field"),
+    (["--exploratory", "--axis", "data_seed"], "is a seed"),
+    (["--axis", "frac_train"], "--axis: only with --exploratory"),
+    (["--out", "x.csv"], "the protocol's tables go into a directory"),
 ])
 def test_cli_errors_are_one_line(sweep_dir, args, match, capsys):
     assert main(["emergence", str(sweep_dir), *args]) == 1

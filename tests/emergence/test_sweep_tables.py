@@ -123,7 +123,7 @@ def test_unknown_metric_and_bad_directories(tmp_path):
         load_sweep(tmp_path)
     _table().to_csv(tmp_path / "results.csv", index=False)
     (tmp_path / "sweep.json").write_text("{not json")
-    with pytest.raises(InterpError, match="sweep.json: not valid JSON"):
+    with pytest.raises(InterpError, match="sweep.json: malformed JSON"):
         load_sweep(tmp_path)
     (tmp_path / "sweep.json").write_text(json.dumps({"axes": ["d_mlp"]}))
     with pytest.raises(InterpError, match=r"missing column\(s\) \['d_mlp'\]"):

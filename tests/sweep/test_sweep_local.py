@@ -12,7 +12,7 @@ from tests.sweep.sweep_helpers import TINY_NAMES, TINY_SPEC
 
 SUMMARY = ["run", "frac_train", "data_seed", "model_seed", "status", "error", "grokked", "step_test_loss_below_1",
            "step_test_acc_0_99", "memorisation_end", "circuit_formation_end", "cleanup_end", "key_frequencies",
-           "budget", "t_mem", "t50", "t90", "t99"]
+           "budget", "t_mem", "t50", "t90", "t99", "not_applicable", "layer"]
 
 
 def test_every_run_is_an_ordinary_complete_run(reference_sweep):
@@ -108,13 +108,9 @@ def test_a_sweep_run_equals_interp_train_at_the_same_thread_count(reference_swee
     from interp.cli import main
 
     name = "frac_train=0.6,seed=1"  # tiny's own frac_train: `interp train --preset tiny --seed 1`
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the sweep's workers train with one thread each
-    try:
-        assert main(["train", "--preset", "tiny", "--steps", "200", "--seed", "1", "--quiet",
-                     "--out", str(tmp_path / "alone")]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    # the sweep's workers train with one thread each
+    assert main(["train", "--preset", "tiny", "--steps", "200", "--seed", "1", "--quiet", "--threads", "1",
+                 "--out", str(tmp_path / "alone")]) == 0
     mine, alone = reference_sweep.path / "runs" / name, tmp_path / "alone"
     assert (mine / "metrics.csv").read_bytes() == (alone / "metrics.csv").read_bytes()
     assert (mine / "split.json").read_bytes() == (alone / "split.json").read_bytes()

@@ -155,3 +155,19 @@ def test_artifacts_round_trip_and_foreign_entries_are_refused(reference_sweep, t
         with pytest.raises(ConfigError, match="unexpected entry"):
             unpack(buf.getvalue(), tmp_path / "evil")
         assert not (tmp_path / "escape.json").exists() and not (tmp_path / "evil").exists()
+
+
+def test_a_failed_connection_names_the_address_and_leaves_no_sweep_behind(tmp_path):
+    pytest.importorskip("ray")
+    port = _free_port()  # closed again: nothing listens there
+    out, spec = tmp_path / "sweep", tmp_path / "tiny.toml"
+    spec.write_text(TINY_TOML)
+    env = dict(os.environ, RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S="1")  # 1 + 2 + 4 s of Ray Client retries
+    r = subprocess.run([sys.executable, "-m", "interp.cli", "sweep", str(spec), "--out", str(out),
+                        "--backend", "ray", "--address", f"ray://127.0.0.1:{port}", "--quiet"],
+                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert r.returncode == 1
+    assert r.stderr.startswith(f"interp sweep: error: --address ray://127.0.0.1:{port}: ")
+    assert len(r.stderr.splitlines()) == 1 and ("ray[client]" in r.stderr or "cannot connect" in r.stderr
+                                             or "no Ray cluster reachable there" in r.stderr)
+    assert not out.exists(), "a sweep that never connected leaves no directory and no sweep.json"

@@ -132,7 +132,7 @@ def test_cli_reports_bad_spec_in_one_line(tmp_path, capsys):
     (tmp_path / "bad.toml").write_text('[sweep]\npreset = "tiny"\n[grid]\nd_mlp = [64, -3]\n')
     (tmp_path / "broken.toml").write_text('[sweep\npreset = "tiny"\n')
     for name, word in (("bad.toml", "RunConfig.d_mlp must be positive"), ("broken.toml", "not valid TOML"),
-                       ("missing.toml", "sweep spec not found")):
+                       ("missing.toml", "missing.toml: file not found")):
         assert main(["sweep", str(tmp_path / name), "--out", str(tmp_path / "out")]) == 1
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("interp sweep: error:") and word in lines[0], lines
@@ -140,3 +140,14 @@ def test_cli_reports_bad_spec_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
     r = cli("sweep", "--out", str(tmp_path / "out"), "--workers", "0")  # the real command line
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--workers must be positive" in r.stderr
+
+
+def test_the_example_specs_commands_write_to_a_new_directory():
+    """Each `interp sweep SPEC --out DIR` in a shipped spec's header works as written: DIR is not a shipped sweep
+    (the command refuses a directory that already holds one)."""
+    commands = [line for spec in sorted((ROOT / "examples" / "sweeps").glob("*.toml"))
+                for line in spec.read_text().splitlines() if line.startswith("#") and "interp sweep " in line]
+    outs = [line.split("--out", 1)[1].split()[0] for line in commands if "--out" in line and "--resume" not in line]
+    assert len(outs) >= 2
+    for out in outs:
+        assert not (ROOT / out / "sweep.json").exists(), f"{out} already holds a sweep"

@@ -170,7 +170,7 @@ def test_sweep_report_renders_in_chromium(tmp_path):
     results.to_csv(sweep / "results.csv", index=False)
     pd.DataFrame({"run": results["run"].unique(), "status": "done"}).to_csv(sweep / "summary.csv", index=False)
     (sweep / "sweep.json").write_text('{"axes": ["frac_train", "data_seed"]}')
-    index = write_sweep_report(sweep, tmp_path / "report")
+    index = write_sweep_report(sweep, tmp_path / "report", n_boot=200)
     static = index.read_text()
     dom, log = _dump_dom(index, tmp_path / "profile")
     _assert_clean_console(log)
@@ -185,7 +185,7 @@ def test_shipped_sweep_report_renders_in_chromium(tmp_path):
     from interp.viz.sweep_report import write_sweep_report
 
     index = write_sweep_report(Path(__file__).resolve().parents[2] / "sweeps" / "emergence-small", tmp_path / "r",
-                               axis="frac_train")
+                               axis="frac_train", n_boot=200)
     static = index.read_text()
     dom, log = _dump_dom(index, tmp_path / "profile")
     _assert_clean_console(log)

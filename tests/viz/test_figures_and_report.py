@@ -438,7 +438,7 @@ def test_write_report_with_measures_and_phases(small_run, tmp_path, monkeypatch)
     assert "phase rule" not in rows  # it lives in the protocol section
     text = "".join(parsed.text)
     assert "Phase rule. test rule" in text.replace("\n", " ")
-    assert f"read from {tmp_path / 'probes' / 'x' / 'measures.csv'}" in text
+    assert "probes/x/measures.csv" in text and str(tmp_path) not in text  # no absolute path of this machine
     last = df.iloc[-1]
     for label, col in (("train loss", "train_loss"), ("test loss", "test_loss"),
                        ("restricted loss", "restricted_loss"), ("excluded loss", "excluded_loss"),
@@ -478,6 +478,9 @@ class _Unfinished:
     def __init__(self, run):
         self._run = run
         self.finished, self.state = False, "training"
+
+    def snapshot(self):  # the report snapshots its run once: the snapshot of this stand-in is itself
+        return self
 
     def __getattr__(self, name):
         return getattr(self._run, name)

@@ -1,12 +1,13 @@
-"""Reading a sweep directory's tidy tables (``results.csv``, ``summary.csv``, ``sweep.json``).
+"""The one reader of a sweep directory's tidy tables (``results.csv``, ``summary.csv``, ``sweep.json``).
 
-The sweep runner writes these files; :func:`load_sweep` is the one place this package reads them, so
-it can be pointed at the runner's own loader without touching anything else.
+:mod:`interp.sweep.results` writes these files (from the run directories, the record of truth);
+:func:`load_sweep` is the only code that reads them back as tables: ``interp.emergence``, the sweep report
+and the tests all go through it. Pandas only: no torch, no run directories needed (the committed tables
+of a shipped sweep are enough).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -14,8 +15,10 @@ from typing import Sequence
 import pandas as pd
 
 from ..errors import ConfigError, RunFormatError
+from ..files import read_json
+from ..table_checks import check_not_all_nan, read_csv_checked
 
-__all__ = ["SweepTables", "load_sweep", "as_tables", "SEED_FIELDS"]
+__all__ = ["SweepTables", "load_sweep", "as_tables", "SEED_FIELDS", "is_seed", "RESULTS_CSV", "SUMMARY_CSV", "SWEEP_JSON"]
 
 RESULTS_CSV, SUMMARY_CSV, SWEEP_JSON = "results.csv", "summary.csv", "sweep.json"
 
@@ -36,6 +39,7 @@ class SweepTables:
     summary: pd.DataFrame | None = None
     axes: list[str] = field(default_factory=list)
     path: Path | None = None
+    meta: dict = field(default_factory=dict)  # sweep.json without its per-run records (spec, provenance, ...)
 
     def status(self) -> dict[str, str]:
         if self.summary is None or "status" not in self.summary or "run" not in self.summary:
@@ -57,12 +61,8 @@ def _infer_axes(results: pd.DataFrame) -> list[str]:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path)
-    except FileNotFoundError:
-        raise RunFormatError(f"{path}: not found") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise RunFormatError(f"{path}: not a readable CSV table ({str(e).splitlines()[0]})") from None
+    """A sweep table: a bounded regular file, values range-checked (accuracies in [0, 1], losses >= 0)."""
+    return read_csv_checked(path)
 
 
 def load_sweep(sweep_dir: Path | str) -> SweepTables:
@@ -77,17 +77,16 @@ def load_sweep(sweep_dir: Path | str) -> SweepTables:
     if not (d / RESULTS_CSV).exists():
         raise RunFormatError(f"{d / RESULTS_CSV}: not found; run the sweep (and its measures) first")
     results = _read_csv(d / RESULTS_CSV)
+    check_not_all_nan(results, d / RESULTS_CSV, ("test_acc", "test_loss"))
     summary = _read_csv(d / SUMMARY_CSV) if (d / SUMMARY_CSV).exists() else None
-    axes = None
+    axes, meta = None, {}
     if (d / SWEEP_JSON).exists():
-        try:
-            spec = json.loads((d / SWEEP_JSON).read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise RunFormatError(f"{d / SWEEP_JSON}: not valid JSON ({e})") from None
+        spec = read_json(d / SWEEP_JSON)
         axes = spec.get("axes") if isinstance(spec, dict) else None
+        meta = {k: v for k, v in spec.items() if k != "runs"} if isinstance(spec, dict) else {}
         if axes is not None and not (isinstance(axes, list) and all(isinstance(a, str) for a in axes)):
             raise RunFormatError(f"{d / SWEEP_JSON}: 'axes' must be a list of field names")
-    tables = SweepTables(results, summary, list(axes) if axes is not None else _infer_axes(results), d)
+    tables = SweepTables(results, summary, list(axes) if axes is not None else _infer_axes(results), d, meta)
     return check(tables, where=str(d / RESULTS_CSV))
 
 
@@ -113,7 +112,7 @@ def as_tables(sweep, needed: Sequence[str] = ()) -> SweepTables:
         tables = load_sweep(sweep)
     elif hasattr(sweep, "results"):
         tables = SweepTables(sweep.results, getattr(sweep, "summary", None), list(getattr(sweep, "axes", []) or []),
-                             getattr(sweep, "path", None))
+                             getattr(sweep, "path", None), dict(getattr(sweep, "meta", {}) or {}))
     else:
         raise ConfigError(f"expected a sweep directory, a results DataFrame or a loaded sweep, got "
                           f"{type(sweep).__name__}")

@@ -1,0 +1,152 @@
+"""Events of each run (protocol §2): ``t_mem``, ``t50``, ``t90``, ``t99``, right-censored at the budget.
+
+The events are read from ``summary.csv`` (columns ``t_mem``, ``t50``, ``t90``, ``t99``, ``budget``: first
+steps of the run's per-step ``metrics.csv``; empty = not reached within the budget). A table written
+before those columns existed (e.g. ``sweeps/emergence-small``) gets its events derived from the
+checkpoint rows of ``results.csv`` instead, at the checkpoints' coarser resolution (25-50 steps instead of
+10); the table says which (``event_source``). A run that does not reach an event is right-censored at its
+budget: never dropped, never imputed. Medians and survival curves use Kaplan-Meier (``lifelines``).
+
+>>> ev = events(load_sweep("sweeps/emergence-dense"))       # doctest: +SKIP
+>>> km_medians(ev, "t90")                                   # one row per cell  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..errors import RunFormatError
+from ..sweep.tables import SweepTables, as_tables, is_seed
+from .protocol import EVENTS, MEM_LEVEL
+
+__all__ = ["events", "cell_columns", "seed_column", "km_median", "km_medians", "survival_curves",
+           "EVENT_COLUMNS"]
+
+EVENT_COLUMNS = ("t_mem", *EVENTS, "budget")
+
+
+def cell_columns(tables: SweepTables) -> list[str]:
+    """The varied fields that define a cell (a configuration): every non-seed axis."""
+    return [a for a in tables.axes if not is_seed(a)]
+
+
+def seed_column(tables: SweepTables, where: str = "sweep") -> str:
+    """The field that names a run's seed (``seed``, ``data_seed`` or ``model_seed``); one line when none varies."""
+    for c in ("seed", "data_seed", "model_seed"):
+        if c in tables.axes and c in tables.results.columns:
+            return c
+    raise RunFormatError(f"{where}: no seed field among the varied fields {tables.axes}; the cluster bootstrap "
+                         "and leave-one-seed-out need repeated seeds")
+
+
+def _first(steps: np.ndarray, values: np.ndarray, level: float) -> float:
+    hit = np.nonzero(values >= level)[0]
+    return float(steps[hit[0]]) if len(hit) else math.nan
+
+
+def _from_checkpoints(tables: SweepTables) -> pd.DataFrame:
+    r = tables.results
+    for c in ("train_acc", "test_acc"):
+        if c not in r.columns:
+            where = tables.path / "results.csv" if tables.path else "results table"
+            what = "train accuracy" if c == "train_acc" else "test accuracy"
+            raise RunFormatError(f"{where}: no column {c!r} ({what}): the events t_mem / t90 cannot be found")
+    out = []
+    for run, rows in r.groupby("run", sort=False):
+        rows = rows.sort_values("step")
+        s = rows["step"].to_numpy(float)
+        rec = {"run": str(run), "t_mem": _first(s, rows["train_acc"].to_numpy(float), MEM_LEVEL)}
+        acc = rows["test_acc"].to_numpy(float)
+        rec.update({e: _first(s, acc, lvl) for e, lvl in EVENTS.items()})
+        rec["budget"] = float(s[-1])
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def events(sweep) -> pd.DataFrame:
+    """One row per run: run, the cell fields, the seed, ``cell`` (a label), t_mem, t50, t90, t99 (NaN = not
+    reached: censored at ``budget``), budget, and ``event_source`` ("summary" or "checkpoints")."""
+    tables = as_tables(sweep)
+    cells = cell_columns(tables)
+    seed = seed_column(tables)
+    s = tables.summary
+    if s is not None and all(c in s.columns for c in EVENT_COLUMNS):
+        ev = s[["run", *EVENT_COLUMNS]].copy()
+        ev["run"] = ev["run"].astype(str)
+        ev["event_source"] = "summary"
+        for c in EVENT_COLUMNS:
+            ev[c] = pd.to_numeric(ev[c], errors="coerce").astype(float)
+        if ev["budget"].isna().any():
+            bad = ev.loc[ev["budget"].isna(), "run"].iloc[0]
+            raise RunFormatError(f"summary.csv: run {bad!r} has no budget")
+    else:
+        ev = _from_checkpoints(tables)
+        ev["event_source"] = "checkpoints"
+    first = tables.results.drop_duplicates("run").assign(run=lambda d: d["run"].astype(str))
+    ev = ev.merge(first[["run", *cells, seed]], on="run", how="inner")
+    if not len(ev):
+        raise RunFormatError("summary.csv and results.csv share no run")
+    ev["cell"] = [", ".join(f"{c}={v:g}" if isinstance(v, (int, float)) else f"{c}={v}" for c, v in
+                            zip(cells, vals)) or "all runs" for vals in ev[cells].itertuples(index=False)]
+    ev["seed"] = ev[seed]
+    return ev[["run", *cells, "seed", "cell", *EVENT_COLUMNS, "event_source"]].reset_index(drop=True)
+
+
+def km_median(times, observed) -> float:
+    """Kaplan-Meier median of event times (``observed`` False: censored at ``times``); inf when the estimate
+    never falls to 0.5 (more than half the runs censored before the median), NaN with no runs."""
+    t = np.asarray(times, float)
+    o = np.asarray(observed, bool)
+    if not len(t):
+        return math.nan
+    return _km_median(tuple(t.tolist()), tuple(o.tolist()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _km_median(t: tuple, o: tuple) -> float:
+    """The Kaplan-Meier estimate of scipy (``stats.ecdf`` on censored data; the same estimator as
+    lifelines' ``KaplanMeierFitter``, which the survival curves use, at a fraction of the cost): the first
+    time the survival function is at or below 0.5."""
+    t_, o_ = np.array(t), np.array(o, bool)
+    if not o_.any():
+        return math.inf
+    sf = stats.ecdf(stats.CensoredData(uncensored=t_[o_], right=t_[~o_])).sf
+    hit = np.nonzero(sf.probabilities <= 0.5 + 1e-12)[0]
+    return float(sf.quantiles[hit[0]]) if len(hit) else math.inf
+
+
+def _durations(ev: pd.DataFrame, event: str) -> tuple[np.ndarray, np.ndarray]:
+    t = ev[event].to_numpy(float)
+    observed = ~np.isnan(t)
+    return np.where(observed, t, ev["budget"].to_numpy(float)), observed
+
+
+def km_medians(ev: pd.DataFrame, event: str = "t90") -> pd.DataFrame:
+    """One row per cell: n_runs, n_reached, km_median (inf: not reached, shown as "> B"), budget."""
+    out = []
+    for cell, g in ev.groupby("cell", sort=False):
+        t, o = _durations(g, event)
+        out.append({"cell": cell, "event": event, "n_runs": len(g), "n_reached": int(o.sum()),
+                    "km_median": km_median(t, o), "budget": float(g["budget"].max())})
+    return pd.DataFrame(out)
+
+
+def survival_curves(ev: pd.DataFrame, event: str = "t90", by: str | None = None) -> pd.DataFrame:
+    """Kaplan-Meier survival curves (share of runs without the event) per value of ``by`` (default: per
+    cell): rows group, step, survival (a step function; the last row is at the largest budget)."""
+    from lifelines import KaplanMeierFitter
+
+    key = by or "cell"
+    out = []
+    for g_val, g in ev.groupby(key, sort=True):
+        t, o = _durations(g, event)
+        sf = KaplanMeierFitter().fit(t, o).survival_function_
+        steps = np.r_[0.0, sf.index.to_numpy(float), float(g["budget"].max())]
+        surv = np.r_[1.0, sf.iloc[:, 0].to_numpy(float), float(sf.iloc[-1, 0])]
+        out.append(pd.DataFrame({"group": g_val, "step": steps, "survival": surv}))
+    return pd.concat(out, ignore_index=True)
