@@ -59,7 +59,7 @@ class LLCSettings:
     epsilon: step size (devinterp ``lr``); gamma: localisation strength; n_beta: inverse temperature n*beta;
     chains, draws, burn_in: SGLD chains, draws per chain, steps discarded before the first draw; batch_size:
     pairs per SGLD step (clipped to the split's size); split: the pairs the loss is taken on ("train", "test",
-    "all"); seed: seeds the noise and the batch order (same seed, same estimate).
+    "all"); seed: seeds the noise and the batch order (same seed, same estimate to float rounding).
     """
 
     epsilon: float = 1e-4
@@ -250,7 +250,8 @@ def llc(model, task: Task, settings: LLCSettings | None = None, *, progress: boo
     """The LLC of ``model`` on ``task``'s ``split`` pairs (train by default), through devinterp's SGLD sampler.
 
     Hyperparameters are the fields of :class:`LLCSettings`, given as ``settings`` or as keywords
-    (``probes.llc(model, task, epsilon=3e-4, chains=4)``). Seeded: the same settings give the same estimate.
+    (``probes.llc(model, task, epsilon=3e-4, chains=4)``). Seeded: the same settings give the same estimate (to float
+    rounding: torch's CPU kernels can round differently from call to call, about 1e-8 relative).
     Every SGLD step runs the model's own forward, so hooks attached to the model are honoured. A failed health
     check warns (:class:`LLCWarning`) unless ``warn`` is False; the result lists it in ``problems`` either way.
     """
@@ -305,7 +306,8 @@ def llc_sweep(model, task: Task, epsilons, n_betas, settings: LLCSettings | None
 
     Returns a DataFrame, one row per (epsilon, n_beta): estimate, std, frac_negative, chain_spread, healthy and the
     loss rise (above L(w*)) of the last quarter of the draws over that of the second quarter (``trace_ratio``;
-    near 1 when the trace has flattened, above 1 while it still climbs). Pick the setting where the estimate is stable across neighbours and every check passes.
+    near 1 when the trace has flattened, above 1 while it still climbs). Pick the setting where the estimate is
+    stable across neighbours and every check passes.
     """
     import pandas as pd
 

@@ -8,6 +8,7 @@ form and tends to r/2 as gamma / (n_beta h) and eps a go to 0.
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 
@@ -91,9 +92,12 @@ def test_memorised_model_has_larger_llc_than_init_and_is_repeatable(probe_run):
     after = torch.rand(3)
     assert torch.equal(before, after)  # the caller's random stream is left where it was
     b = probes.llc(memorised, task, FAST, warn=False)
-    assert a.estimate == b.estimate and a.per_chain == b.per_chain  # seeded: repeatable
+    # seeded: repeatable up to float rounding (on this model's sizes torch's CPU kernels have rounded differently
+    # from one call to the next, moving the estimate in its 8th digit), far below what another seed changes
+    assert b.estimate == pytest.approx(a.estimate, rel=1e-6)
+    assert b.per_chain == pytest.approx(a.per_chain, rel=1e-6)
     c = probes.llc(memorised, task, FAST, seed=1, warn=False)
-    assert c.estimate != a.estimate
+    assert abs(c.estimate - a.estimate) > 1e-3 * abs(a.estimate)
     z = probes.llc(init, task, FAST, warn=False)
     assert math.isfinite(a.estimate) and a.estimate > 0
     assert a.estimate > 3 * z.estimate, (a.estimate, z.estimate)  # memorisation raises the effective complexity
@@ -127,7 +131,7 @@ def test_rows_end_with_the_answer_and_loss_is_the_answers_cross_entropy():
 
 def test_mismatch_and_bad_settings_are_refused_in_one_line():
     model = build_model(preset("tiny"))  # p = 23
-    with pytest.raises(ProbeError, match=r"p=53") as e:
+    with pytest.raises(ProbeError, match=r"mod 53") as e:
         probes.llc(model, Task(p=53, frac_train=0.4))
     assert "\n" not in str(e.value)
     for bad, what in [(dict(epsilon=0), "epsilon"), (dict(chains=1), "chains"), (dict(split="val"), "split"),
@@ -179,15 +183,36 @@ def test_measure_run_adds_llc_columns_and_records_settings(probe_run, tmp_path):
     base = probes.measure_run(probe_run, steps=steps, progress=False)
     with_llc = probes.measure_run(probe_run, steps=steps, progress=False, llc=FAST)
     assert list(with_llc.df.columns) == list(base.df.columns) + list(LLC_COLUMNS)
-    assert with_llc.df[list(base.df.columns)].equals(base.df)  # the other columns are untouched
+    # the other columns are untouched (to float rounding: two computations of the same forward)
+    pd.testing.assert_frame_equal(with_llc.df[list(base.df.columns)], base.df, rtol=1e-9, atol=0)
     assert with_llc.protocol["llc"]["settings"] == FAST.to_dict()
     assert "llc" not in base.protocol and "llc" not in base.df.columns
     direct = probes.llc(probe_run.load(steps[-1]), probe_run.task, FAST, warn=False)
-    assert with_llc.df["llc"].iloc[-1] == direct.estimate
+    assert with_llc.df["llc"].iloc[-1] == pytest.approx(direct.estimate, rel=1e-6)
     back = probes.load_measures(probes.save_measures(with_llc, tmp_path / "m"))
     assert back.protocol["llc"]["settings"]["epsilon"] == FAST.epsilon
     with pytest.raises(ProbeError, match="llc must be"):
         probes.measure_run(probe_run, steps=steps, progress=False, llc="yes")
+
+
+def test_measure_series_adds_llc_to_checkpoints_trained_anywhere_even_without_a_group_basis():
+    """Models passed in memory get the same llc columns as a run; a task with no group basis (a^2 + b^2) has no
+    circuit measures, but its LLC is defined (it reads only the loss) and is kept."""
+    s = probes.LLCSettings(chains=2, draws=4, batch_size=64)
+    task = Task(op="a2+b2", p=23, frac_train=0.6, seed=0)
+    models = [(0, build_model(preset("tiny"))), (10, build_model(preset("tiny", model_seed=5)))]
+    with pytest.warns(probes.LLCWarning, match="measure_series: the LLC of 2 checkpoint"):
+        m = probes.measure_series(models, task, llc=s)  # untrained models are no minimum: both fail a check
+    assert set(LLC_COLUMNS) <= set(m.df.columns) and not set(LLC_COLUMNS) & set(m.not_applicable)
+    assert "restricted_loss" in m.not_applicable  # the circuit columns are not applicable, the LLC is
+    for (step, model), got in zip(models, m.df["llc"]):
+        assert got == pytest.approx(probes.llc(model, task, s, warn=False).estimate, rel=1e-6), step
+    assert m.df["llc"].iloc[0] != pytest.approx(m.df["llc"].iloc[1], rel=1e-3)  # each row is its own model's
+    assert m.protocol["llc"]["settings"] == s.to_dict()
+    assert "llc" not in probes.measure_series(models, task).protocol
+    with pytest.raises(ProbeError, match=r"measure_series: llc must be") as e:
+        probes.measure_series(models, task, llc=1)
+    assert "\n" not in str(e.value)
 
 
 def test_example_script_prints_a_larger_llc_after_memorising():
@@ -211,9 +236,20 @@ def test_cli_measure_llc_writes_the_column_and_its_protocol(tmp_path, capsys):
     from interp.train import train
 
     run = train(preset("tiny", n_steps=100, save_every=50), tmp_path / "run", progress=False)
-    assert main(["measure", str(run.path), "--llc", "--quiet", "--out", str(tmp_path / "m")]) == 0
+    out = ["--quiet", "--out", str(tmp_path / "m")]
+    assert main(["measure", str(run.path), *out]) == 0
+    assert "llc" not in probes.load_measures(tmp_path / "m").df.columns
+    capsys.readouterr()
+    # measures already there without the LLC are not "up to date" for --llc: they are computed again, with it
+    assert main(["measure", str(run.path), "--llc", *out]) == 0
+    assert "already there" not in capsys.readouterr().out
     m = probes.load_measures(tmp_path / "m")
     assert m.df["llc"].notna().all() and len(m.df) == 3
     meta = json.loads((tmp_path / "m" / "measures.json").read_text())
     assert meta["protocol"]["llc"]["settings"] == probes.LLCSettings().to_dict()
+    # the same request again keeps them; other LLC settings would not
+    assert main(["measure", str(run.path), "--llc", *out]) == 0
+    assert "already there" in capsys.readouterr().out
+    assert m.same_measurement(run, llc=True) and not m.same_measurement(run)
+    assert not m.same_measurement(run, llc=probes.LLCSettings(seed=1))
     assert "Traceback" not in capsys.readouterr().err
