@@ -20,6 +20,7 @@ from . import __version__, probes
 from .cli_types import MAX_THREADS as MAX_THREADS_FLAG, int_at_least
 from .config import PRESETS, parse_field, parse_steps, preset
 from .commands import emergence as emergence_cli
+from .commands import grokfast as grokfast_cli
 from .errors import ConfigError, InterpError
 from .files import prepare_out_dir, read_limited, staged_dir
 from .model import check_device
@@ -133,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep_cli.add_parser(sub)
     emergence_cli.add_parser(sub)
+    grokfast_cli.add_parser(sub)
     return parser
 
 
@@ -406,6 +408,7 @@ def _cmd_attention(args) -> int:
 
 _COMMANDS = {
     "emergence": emergence_cli.command,
+    "grokfast": grokfast_cli.command,
     "train": _cmd_train,
     "presets": _cmd_presets,
     "measure": _cmd_measure,

@@ -81,3 +81,21 @@ def test_training_knobs_example_resumes_bit_identically(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "Grokfast EMA" in r.stdout and "minibatch (64 pairs) Adam updates" in r.stdout
     assert "identical to the uninterrupted one at all 5 checkpoints: True" in r.stdout
+
+
+def test_grokfast_example_reproduces_the_shipped_events(tmp_path):
+    """One cell of the shipped Grokfast sweep, cut at 300 steps: every arm's t_mem is the shipped run's (training is
+    deterministic on one machine), and the example prints them side by side."""
+    from interp.emergence.grokfast import compare
+
+    out = tmp_path / "gf"
+    r = subprocess.run([sys.executable, str(EXAMPLES / "grokfast.py"), str(out), "--seeds", "1", "--steps", "300"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "events here and in sweeps/grokfast-small:" in r.stdout
+    ours = compare(out, n_boot=100).runs.set_index(["arm", "seed"])
+    shipped = compare(ROOT / "sweeps" / "grokfast-small", n_boot=100).runs
+    shipped = shipped[shipped["frac_train"] == 0.45].set_index(["arm", "seed"])
+    assert sorted(ours.index) == [("AdamW", 0), ("AdamW + EMA l=2", 0), ("AdamW lr x3", 0)]
+    for key, row in ours.iterrows():
+        assert row["t_mem"] == shipped.loc[key, "t_mem"] < 300, key

@@ -1,0 +1,126 @@
+"""The Grokfast comparison (docs/grokfast-protocol.md) on sweeps whose answer is known by construction."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from interp.emergence.events import km_median
+from interp.emergence.grokfast import arm_label, compare, km_median_weighted
+from interp.errors import RunFormatError
+from interp.sweep.tables import SweepTables
+from interp.config import preset
+
+ARMS = [  # optimiser, weight_decay, lr, grad_filter, grad_filter_lambda
+    ("adamw", 1.0, 0.003, "none", 2.0),   # baseline
+    ("adamw", 1.0, 0.003, "ema", 2.0),
+    ("adamw", 1.0, 0.009, "none", 2.0),   # its lr control
+    ("adam", 0.0, 0.003, "none", 2.0),
+]
+FIELDS = ["optimiser", "weight_decay", "lr", "grad_filter", "grad_filter_lambda"]
+
+
+def _sweep(t99_of, seeds=6, budget=6000, fail=()):
+    """A sweep table whose events are ``t99_of(arm_index, seed)`` (None: never reached); t_mem 100, t90 = t99 - 50."""
+    spec = {"sweep": {"preset": "small", "n_steps": budget},
+            "zip": [{f: [a[i] for a in ARMS] for i, f in enumerate(FIELDS)}], "seeds": {"both": seeds}}
+    res, summ = [], []
+    for i, arm in enumerate(ARMS):
+        for s in range(seeds):
+            name = f"arm{i},seed={s}"
+            t99 = t99_of(i, s)
+            fields = dict(zip(FIELDS, arm), data_seed=s, model_seed=s)
+            last = budget if t99 is None else min(budget, t99 + 1000)
+            failed = (i, s) in fail
+            if failed:
+                last, t99 = 300, None
+            for step in (0, last):
+                res.append({"run": name, **fields, "step": step, "train_loss": 0.1, "train_acc": 1.0 if step else 0.0,
+                            "test_loss": 1.0, "test_acc": 1.0 if (t99 is not None and step >= t99) else 0.0,
+                            "frac_neurons_clustered": 0.5 + 0.01 * i, "restricted_loss": 1e-3})
+            summ.append({"run": name, **fields, "status": "failed" if failed else "complete", "budget": last,
+                         "t_mem": 100, "t50": None if t99 is None else t99 - 100,
+                         "t90": None if t99 is None else t99 - 50, "t99": t99,
+                         "memorisation_end": 120, "circuit_formation_end": None if t99 is None else t99 - 200,
+                         "cleanup_end": None if t99 is None else t99 + 300,
+                         "key_frequencies": "4 11 17" if i == 0 else "4 11 20"})
+    axes = [*FIELDS, "data_seed", "model_seed"]
+    return SweepTables(pd.DataFrame(res), pd.DataFrame(summ), axes, None, {"spec": spec})
+
+
+def test_weighted_km_median_is_scipys_on_repeated_runs():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        n = int(rng.integers(1, 9))
+        t = rng.choice([100.0, 200.0, 300.0, 400.0, 500.0], size=n)  # ties on purpose
+        o = rng.random(n) < 0.6
+        w = rng.integers(0, 4, size=(5, n))
+        got = km_median_weighted(t, o, w)
+        for row, g in zip(w, got):
+            if row.sum() == 0:
+                assert math.isnan(g)
+            else:
+                assert g == km_median(np.repeat(t, row), np.repeat(o, row))
+
+
+def test_twice_as_fast_arm_and_its_equal_lr_control():
+    """EMA and its lr control both reach t99 at half the baseline's step on every seed: speed-up 2.00 [2, 2] over
+    the baseline ("faster"), 1.00 over the control: "no speed-up beyond the lr control"."""
+    c = compare(_sweep(lambda i, s: {0: 2000 + 100 * s, 1: 1000 + 50 * s, 2: 1000 + 50 * s, 3: None}[i]), n_boot=300)
+    assert c.baseline == "AdamW"
+    sp = c.speedups.set_index(["arm", "versus", "event"])
+    ema_vs_base = sp.loc[("AdamW + EMA l=2", "AdamW", "t99")]
+    assert ema_vs_base.ratio == pytest.approx(2.0) and ema_vs_base.ci_low == pytest.approx(2.0)
+    assert ema_vs_base.verdict == "faster"
+    beyond = sp.loc[("AdamW + EMA l=2", "AdamW lr x3", "t99")]
+    assert beyond.ratio == pytest.approx(1.0) and beyond.verdict == "not determined"
+    adam = sp.loc[("Adam wd 0", "AdamW", "t99")]   # never reaches t99: ratio 0, slower
+    assert adam.ratio == 0.0 and adam.verdict == "slower"
+    line = next(x for x in c.answer_lines() if "EMA" in x)
+    assert "2.00x [2.00, 2.00] over AdamW (faster)" in line and line.endswith("no speed-up beyond the lr control")
+    km = c.medians.set_index(["arm", "event"])
+    assert km.loc[("AdamW", "t99")]["median"] == km_median([2000 + 100 * s for s in range(6)], [True] * 6)
+    assert math.isinf(km.loc[("Adam wd 0", "t99")]["median"]) and km.loc[("Adam wd 0", "t99")].n_reached == 0
+    ph = c.phases.set_index(["arm", "phase"])
+    # circuit formation = circuit_formation_end - memorisation_end: (t99 - 200) - 120
+    assert ph.loc[("AdamW", "circuit formation")]["median"] == pytest.approx(np.quantile(
+        [2000 + 100 * s - 320 for s in range(6)], 0.5, method="inverted_cdf"))
+    circ = c.circuit.set_index(["arm", "measure"])
+    assert circ.loc[("AdamW + EMA l=2", "key frequencies shared with the same seed's baseline (Jaccard)")][
+        "median"] == pytest.approx(0.5)   # {4, 11, 17} vs {4, 11, 20}
+
+
+def test_seed_dependent_speedups_give_an_interval_that_straddles_one():
+    faster = {0: 2000, 1: 2000, 2: 2000, 3: 500, 4: 500, 5: 500}   # the filter helps half the seeds ...
+    slower = {0: 1000, 1: 1000, 2: 1000, 3: 4000, 4: 4000, 5: 4000}  # ... and hurts the other half
+    c = compare(_sweep(lambda i, s: {0: faster[s], 1: slower[s], 2: slower[s], 3: 1000}[i]), n_boot=500)
+    r = c.speedups.set_index(["arm", "versus", "event"]).loc[("AdamW + EMA l=2", "AdamW", "t99")]
+    assert r.ci_low < 1 < r.ci_high and r.verdict == "not determined"
+
+
+def test_a_diverged_run_is_censored_at_the_budget_not_at_its_last_step():
+    c = compare(_sweep(lambda i, s: 1000, fail={(2, s) for s in range(4)}), n_boot=100)
+    runs = c.runs[c.runs["arm"] == "AdamW lr x3"]
+    assert (runs["budget"].iloc[:4] == 6000).all() and runs["t99"].iloc[:4].isna().all()
+    km = c.medians.set_index(["arm", "event"]).loc[("AdamW lr x3", "t99")]
+    assert math.isinf(km["median"]) and km.n_reached == 2
+
+
+def test_a_sweep_without_arms_or_baseline_is_refused():
+    t = _sweep(lambda i, s: 1000)
+    no_arms = SweepTables(t.results, t.summary, ["data_seed", "model_seed"], None, t.meta)
+    with pytest.raises(RunFormatError, match="no arms to compare"):
+        compare(no_arms)
+    other = dict(t.meta, spec={**t.meta["spec"], "base": {"lr": 0.001}})
+    with pytest.raises(RunFormatError, match="no baseline arm"):
+        compare(SweepTables(t.results, t.summary, t.axes, None, other))
+
+
+def test_arm_labels_name_only_what_differs_from_the_base():
+    base = preset("small")
+    assert arm_label({}, base) == "AdamW"
+    assert arm_label({"lr": 0.0045}, base) == "AdamW lr x1.5"
+    assert arm_label({"optimiser": "adam", "weight_decay": 0.0, "grad_filter": "ema", "grad_filter_lambda": 2},
+                     base) == "Adam wd 0 + EMA l=2"
+    assert arm_label({"grad_filter": "ma", "grad_filter_window": 50}, base) == "AdamW + MA l=2 w=50"
