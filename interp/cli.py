@@ -18,11 +18,13 @@ from typing import Sequence
 
 from . import __version__, probes
 from .cli_types import MAX_THREADS as MAX_THREADS_FLAG, int_at_least
-from .config import PRESETS, parse_field, parse_steps, preset
+from .config import OPS, PRESETS, parse_field, parse_steps, preset
 from .commands import emergence as emergence_cli
 from .commands import grokfast as grokfast_cli
 from .errors import ConfigError, InterpError
 from .files import prepare_out_dir, read_limited, staged_dir
+from .folder import CheckpointFolder, folder_task, is_checkpoint_folder
+from .probes._common import check_model
 from .model import check_device
 from .fourier import check_frequencies
 from .runs import Run
@@ -37,8 +39,8 @@ REPORT_MARKER = ".interp-report"
 
 # Library field / parameter -> the flag that sets it, per command (for restating ConfigErrors).
 FLAGS = {
-    "measure": {"device": "--device", "layer": "--layer"},
-    "report": {"device": "--device"},
+    "measure": {"device": "--device", "layer": "--layer", "op": "--task", "p": "--p", "frac_train": "--frac-train"},
+    "report": {"device": "--device", "op": "--task", "p": "--p", "frac_train": "--frac-train"},
     "train": {"n_steps": "--steps", "save_every": "--save-every", "save_steps": "--save-steps",
               "data_seed": "--seed", "model_seed": "--seed", "stop_test_loss": "--stop-test-loss",
               "device": "--device", "out_dir": "--out", "threads": "--threads"},
@@ -58,6 +60,50 @@ def _threads_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int_at_least("--threads", 1, MAX_THREADS_FLAG), metavar="N",
                    help="torch CPU threads (default: the free physical cores, at most "
                         f"{MAX_THREADS}; a resumed run keeps its recorded count, bit-identical only with the same N)")
+
+
+def _folder_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("checkpoints trained elsewhere (a folder of *_STEP.safetensors with config.json, "
+                             "no run.json)")
+    g.add_argument("--task", metavar="OP", help="the operation its models learnt: " + ", ".join(OPS)
+                   + " (needed for such a folder; a run directory records its own)")
+    g.add_argument("--p", type=int, metavar="P", help="the modulus (default: d_vocab_out of config.json)")
+    g.add_argument("--frac-train", type=float, metavar="F", default=None,
+                   help="share of pairs in the seeded training split (default 0.3)")
+    g.add_argument("--seed", type=int_at_least("--seed", 0), default=None, dest="data_seed", metavar="S",
+                   help="seed of that split (default 0)")
+    g.add_argument("--split", type=Path, metavar="FILE",
+                   help="JSON whose 'train' lists the training pairs a*p+b (instead of the seeded split)")
+
+
+FOLDER_FLAGS = (("task", "--task"), ("p", "--p"), ("frac_train", "--frac-train"), ("data_seed", "--seed"),
+                ("split", "--split"))
+
+
+def _open_source(path: Path, args):
+    """A run directory (``Run``) or a folder of checkpoints trained elsewhere (``CheckpointFolder``, its task from
+    --task and the split flags); a folder flag given with a run directory is refused."""
+    given = [flag for attr, flag in FOLDER_FLAGS if getattr(args, attr, None) is not None]
+    if is_checkpoint_folder(path):
+        if args.task is None:
+            raise ConfigError(f"{path}: a folder of state dicts (config.json, no run.json) does not say what its "
+                              f"models learnt; pass --task OP (one of {', '.join(OPS)}), e.g. --task add")
+        if args.split is not None and (args.frac_train is not None or args.data_seed is not None):
+            raise ConfigError("--split lists the training pairs; --frac-train and --seed choose a seeded split; "
+                              "give one or the other")
+        task = folder_task(path, args.task, p=args.p, split=args.split,
+                           frac_train=0.3 if args.frac_train is None else args.frac_train,
+                           seed=0 if args.data_seed is None else args.data_seed)
+        split = (f"the pairs listed in {args.split.name} (--split)" if args.split is not None else
+                 f"the seeded split of interp (frac_train {task.frac_train:g}, seed {task.seed}; --frac-train, "
+                 "--seed)")
+        folder = CheckpointFolder(path, task, split_source=split)
+        check_model(folder.load(), task, f"--task {args.task}")  # before any output is prepared
+        return folder
+    if given:
+        raise ConfigError(f"{' '.join(given)}: for a folder of checkpoints trained elsewhere; {path} is a run "
+                          "directory, which records its own task and split (drop the flag)")
+    return Run(path)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,7 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("measure", help="compute the progress measures of every checkpoint of a run",
                        description="Writes measures.csv and measures.json to probes/<run-name>/ (under the current "
                                    "directory) by default.")
-    m.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory (made by `interp train`)")
+    m.add_argument("run_dir", type=Path, metavar="RUN_DIR",
+                   help="run directory (made by `interp train`), or a folder of TransformerLens state dicts with "
+                        "config.json (then --task)")
     m.add_argument("--out", type=Path, help="output directory (default: probes/<run-name>)")
     m.add_argument("--key-freqs", metavar="K,K,...", help="use these key frequencies instead of finding them")
     m.add_argument("--llc", action="store_true",
@@ -107,15 +155,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rewrite this run's measures in --out even when they are up to date")
     m.add_argument("--quiet", action="store_true", help="no progress output")
     _threads_option(m)
+    _folder_options(m)
 
     r = sub.add_parser("report", help="write the HTML report of a run (the main job)",
                        description="Curves, phase boundaries, Fourier spectra, neuron clusters and attention "
-                                   "patterns of a run in one offline page. Uses the run's saved measures "
+                                   "patterns of a run (or of a folder of checkpoints trained elsewhere, with "
+                                   "--task) in one offline page. Uses the run's saved measures "
                                    "(probes/<run-name>/ beside the run's folder or in the current directory) when "
                                    "they belong to this run, else computes them.")
     r.add_argument("run_dir", type=Path, nargs="?", default=DEFAULT_RUN, metavar="RUN_DIR",
-                   help=f"run directory (default: {DEFAULT_RUN}), or a sweep directory (holds sweep.json): "
-                        "then the sweep's emergence report")
+                   help=f"run directory (default: {DEFAULT_RUN}), a folder of TransformerLens state dicts with "
+                        "config.json (then --task), or a sweep directory (holds sweep.json): then the sweep's "
+                        "emergence report")
     r.add_argument("--out", type=Path, help="output directory (default: report/<run-name>/); refused if it holds "
                                             "anything but an earlier report")
     r.add_argument("--measures", type=Path, metavar="DIR",
@@ -123,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--recompute", action="store_true", help="ignore saved measures and recompute them")
     r.add_argument("--device", default="cpu", help="cpu (default) or cuda, for measures computed now")
     _threads_option(r)
+    _folder_options(r)
 
     a = sub.add_parser("attention", help="write an attention-pattern page for one checkpoint",
                        description="Renders blocks.0.attn.hook_pattern with circuitsvis, offline.")
@@ -266,13 +318,13 @@ def _parse_freqs(text: str, p: int) -> list[int]:
 
 
 def _cmd_measure(args) -> int:
-    run = Run(args.run_dir)
+    run = _open_source(args.run_dir, args)
     run.final_step  # fails early on a run without checkpoints
     _warn_unfinished(run)
     check_device(args.device)
     group = run.task.group
     if args.key_freqs is not None and group is None:
-        raise ConfigError(f"--key-freqs: task {run.config.op!r} has no group basis; its circuit measures are not "
+        raise ConfigError(f"--key-freqs: task {run.task.op!r} has no group basis; its circuit measures are not "
                           "applicable")
     key_freqs = _parse_freqs(args.key_freqs, group.order) if args.key_freqs is not None else None
     out = args.out or Path("probes") / run.name
@@ -342,6 +394,9 @@ def _write_report_dir(out: Path, owner: dict, write) -> Path:
 def _cmd_report(args) -> int:
     t0 = time.perf_counter()
     if emergence_cli.is_sweep_dir(args.run_dir):
+        given = [flag for attr, flag in FOLDER_FLAGS if getattr(args, attr, None) is not None]
+        if given:
+            raise ConfigError(f"{' '.join(given)}: for a folder of checkpoints trained elsewhere, not a sweep")
         emergence_cli.check_report_args(args)
         out = args.out or Path("report") / args.run_dir.resolve().name
         owner = {"sweep": str(args.run_dir.resolve()), "path": str(args.run_dir)}
@@ -353,7 +408,7 @@ def _cmd_report(args) -> int:
         raise ConfigError(f"{DEFAULT_RUN}: the shipped run is not here; run `interp report` from the repository "
                           "root or pass a RUN_DIR")
     check_device(args.device)
-    run = Run(args.run_dir).snapshot()  # one list of checkpoints for the whole report, even while it trains
+    run = _open_source(args.run_dir, args).snapshot()  # one list of checkpoints for the whole report
     run.final_step
     out = args.out or Path("report") / run.name
     owner = {"run_id": run.run_id, "path": str(run.path)}

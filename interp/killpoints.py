@@ -23,6 +23,8 @@ KILL_POINTS = {
     "measure.csv": "measures.csv written, measures.json not yet",
     "report.figure": "a report figure written in the staging directory, the page not yet",
     "staged.between_renames": "the old report moved aside, the new one not yet renamed into place",
+    "sweep.journal": "status changes appended to sweep.status.jsonl (fsynced), not yet compacted into sweep.json",
+    "sweep.compact": "sweep.json rewritten with the status journal folded in, the journal not yet emptied",
 }
 
 _seen: dict[str, int] = {}

@@ -210,8 +210,11 @@ def _csv_value(x: Any) -> str:
     return str(x)
 
 
-def parse_metrics_csv(path: Path) -> list[dict[str, Any]]:
-    """Rows of metrics.csv as dicts (missing test values as None); errors name the file and line."""
+def parse_metrics_csv(path: Path, *, every_step: bool = True) -> list[dict[str, Any]]:
+    """Rows of metrics.csv as dicts (missing test values as None); errors name the file and line.
+
+    every_step: a run's metrics.csv has a row at every step from 0; False accepts any strictly increasing steps
+    (a folder of checkpoints trained elsewhere, with rows only at its checkpoints)."""
     try:
         text = read_limited(path).decode("utf-8")
     except UnicodeDecodeError as e:
@@ -233,7 +236,10 @@ def parse_metrics_csv(path: Path) -> list[dict[str, Any]]:
         if row["train_loss"] is None:
             raise RunFormatError(f"{path}: line {lineno} (step {row['step']}) has no train_loss")
         _check_metric_ranges(row, path, lineno)
-        if rows and row["step"] != rows[-1]["step"] + 1:
+        if rows and not every_step and row["step"] <= rows[-1]["step"]:
+            raise RunFormatError(f"{path}: line {lineno}: step {row['step']} follows step {rows[-1]['step']}; "
+                                 "steps must increase")
+        if rows and every_step and row["step"] != rows[-1]["step"] + 1:
             raise RunFormatError(f"{path}: line {lineno}: step {row['step']} follows step {rows[-1]['step']}; "
                                  "rows are missing or out of order (every step has a row)")
         rows.append(row)

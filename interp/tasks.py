@@ -82,8 +82,8 @@ class Task:
         tokens = None if tokens is None else torch.as_tensor(tokens)
         labels = None if labels is None else torch.as_tensor(labels)
         explicit = None if train_idx is None else tuple(sorted(int(i) for i in train_idx))
-        if explicit is not None:
-            frac_train = len(explicit) / n_pairs_of(op, p)
+        if explicit is not None:  # + 0.5: int(frac_train * n_pairs) is exactly len(explicit), never one below
+            frac_train = (len(explicit) + 0.5) / n_pairs_of(op, p)
         return cls(op=op, p=p, frac_train=frac_train, seed=seed, explicit_train=explicit, given_tokens=tokens,
                    given_labels=labels, given_d_vocab=d_vocab)
 

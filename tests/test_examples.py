@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
@@ -81,6 +82,27 @@ def test_training_knobs_example_resumes_bit_identically(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "Grokfast EMA" in r.stdout and "minibatch (64 pairs) Adam updates" in r.stdout
     assert "identical to the uninterrupted one at all 5 checkpoints: True" in r.stdout
+
+
+def test_from_elsewhere_example_writes_a_folder_measured_like_its_run(probe_run, tmp_path):
+    from interp.folder import CheckpointFolder
+    from interp.tasks import Task
+
+    folder_dir = tmp_path / "elsewhere"
+    r = subprocess.run([sys.executable, str(EXAMPLES / "from_elsewhere.py"), str(folder_dir), "--run",
+                        str(probe_run.path), "--every", "3"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    cfg = probe_run.config
+    folder = CheckpointFolder(folder_dir, Task(op=cfg.op, p=cfg.p, frac_train=cfg.frac_train, seed=cfg.data_seed))
+    assert folder.steps == probe_run.steps[::3] + ([probe_run.final_step] if probe_run.steps[::3][-1] !=
+                                                    probe_run.final_step else [])
+    assert folder.metrics["step"].tolist() == folder.steps  # rows only at the checkpoints
+    assert folder.metrics["test_loss"].isna().tolist() == [i % 2 == 1 for i in range(len(folder.steps))]
+    # the same models and the same (seeded) split: the same measures as the run's own, column for column
+    from_folder = probes.measure_run(folder, progress=False)
+    from_run = probes.measure_run(probe_run, steps=folder.steps, progress=False)
+    assert from_folder.key_frequencies == from_run.key_frequencies
+    pd.testing.assert_frame_equal(from_folder.df, from_run.df)
 
 
 def test_grokfast_example_reproduces_the_shipped_events(tmp_path):

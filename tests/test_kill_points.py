@@ -29,7 +29,7 @@ def _status(out):
 
 
 def test_every_kill_point_is_named_and_described():
-    assert len(KILL_POINTS) == 7 and all(KILL_POINTS.values())
+    assert len(KILL_POINTS) == 9 and all(KILL_POINTS.values())
 
 
 def test_training_killed_at_each_point_resumes_bit_identically(tmp_path, reference):

@@ -42,3 +42,10 @@ def test_bad_task_and_split_names():
         Task(p=9)
     with pytest.raises(ConfigError, match="split must be"):
         Task(p=5).split_idx("val")
+
+
+def test_custom_training_pairs_of_any_count_are_kept_exactly():
+    # int(k / n * n) is k - 1 for some k (49 pairs: k = 1, 2, 4, ...); the task must still hold exactly k pairs
+    for k in range(1, 49):
+        task = Task.custom("add", 7, train_idx=range(k))
+        assert task.train_idx.tolist() == list(range(k)) and len(task.test_idx) == 49 - k

@@ -23,7 +23,8 @@ import torch
 
 from .. import fourier
 from ..errors import ProbeError, RunFormatError
-from ..files import atomic_write_text, one_line, read_json, read_limited
+from ..folder import CheckpointFolder
+from ..files import atomic_write_text, read_json, read_limited
 from ..killpoints import kill_point
 from ..table_checks import read_csv_checked
 from ..progress import Progress
@@ -291,7 +292,8 @@ def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int
                 device: str = "cpu", layer: int | None = None, fallback_top_k: int | None = None,
                 causal_top_k: int | None = None, threads: int | None = None,
                 llc: bool | LLCSettings = False) -> Measures:
-    """Measure every checkpoint of ``run`` (an :class:`interp.Run`): a :class:`Measures`, one row per step.
+    """Measure every checkpoint of ``run`` (an :class:`interp.Run`, or a :class:`interp.folder.CheckpointFolder` of
+    checkpoints trained elsewhere): a :class:`Measures`, one row per step.
 
     The key frequencies are found once, from the run's final checkpoint with ``rule``/``threshold``
     (the paper's neuron rule, 0.85, by default), unless ``key_freqs`` is given; they are the same for
@@ -329,72 +331,18 @@ def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int
         if missing:
             raise ProbeError(f"measure_run: steps {missing[:10]} have no checkpoint in {run.path} "
                              f"(it has {len(all_steps)} checkpoints, steps {all_steps[0]}..{all_steps[-1]})")
-    info = {"name": run.name, "path": str(run.path), "run_id": run.run_id, "state": run.state,
-            "finished": run.finished, "last_step": all_steps[-1], "n_steps": run.config.n_steps}
-    return measure_series(((s, lambda s=s: run.load(s, device=device)) for s in chosen), run.task,
-                          key_freqs, progress=progress, rule=rule, threshold=threshold, layer=layer,
-                          key_model=lambda: run.load(all_steps[-1], device=device), key_step=all_steps[-1],
-                          name=run.name, run_info=info, where="measure_run", fallback_top_k=fallback_top_k,
-                          causal_top_k=causal_top_k, llc=llc)
-
-
-def _state_dict_series(folder: Path, device: str) -> list[tuple[int, Any]]:
-    """(step, loader) for each TransformerLens state dict in ``folder``: ``*.safetensors`` files whose name holds
-    the step (``step_000100.safetensors``, ``checkpoint_100.safetensors``); ``config.json`` (HookedTransformer
-    config kwargs) or ``run.json`` beside them gives the architecture."""
-    import re
-
-    from ..errors import CheckpointError
-    from ..files import read_safetensors
-    from ..model import check_device, model_from_kwargs
-
-    check_device(device)
-
-    files = sorted(folder.glob("*.safetensors"))
-    found = []
-    for f in files:
-        m = re.search(r"(\d+)\.safetensors$", f.name)
-        if m:
-            found.append((int(m.group(1)), f))
-    if not found:
-        raise RunFormatError(f"{folder}: no checkpoint files (*_STEP.safetensors) found")
-    if len({s for s, _ in found}) != len(found):
-        raise RunFormatError(f"{folder}: two checkpoint files have the same step number")
-    cfg_path = folder / "config.json"
-    if not cfg_path.is_file():
-        raise RunFormatError(f"{cfg_path}: file not found (a folder of state dicts needs config.json with the "
-                             "HookedTransformerConfig fields: n_layers, d_model, n_ctx, d_head, d_vocab, ...)")
-    try:
-        kwargs = json.loads(cfg_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RunFormatError(f"{cfg_path}: malformed JSON ({one_line(e)[:120]})") from None
-    if not isinstance(kwargs, dict):
-        raise RunFormatError(f"{cfg_path}: expected a JSON object of HookedTransformerConfig fields")
-    external = sorted(k for k in kwargs if any(w in k.lower() for w in ("tokenizer", "checkpoint", "hf", "pretrained")))
-    if external:  # TransformerLens would fetch these from a model hub: a file never causes network access
-        raise RunFormatError(f"{cfg_path}: field(s) {external} would load a tokenizer or weights from outside; "
-                             "refused (a folder of state dicts needs only the architecture fields)")
-    try:
-        template = model_from_kwargs(kwargs, device="cpu")
-    except (TypeError, ValueError, AssertionError) as e:
-        raise RunFormatError(f"{cfg_path}: not a valid HookedTransformerConfig ({one_line(e)[:160]})") from None
-    params = {name for name, _ in template.named_parameters()}
-
-    def loader(path: Path):
-        def load():
-            tensors, _ = read_safetensors(path)
-            missing = sorted(params - set(tensors))
-            if missing:
-                raise CheckpointError(f"{path}: not a state dict of the model in config.json (missing {missing[:3]})")
-            model = model_from_kwargs(kwargs, device="cpu")
-            try:
-                model.load_state_dict(tensors, strict=False)
-            except RuntimeError as e:
-                raise CheckpointError(f"{path}: does not fit config.json ({one_line(e)[:160]})") from None
-            return model.to(device).eval()
-        return load
-
-    return [(s, loader(f)) for s, f in sorted(found)]
+    info = run.run_info() if isinstance(run, CheckpointFolder) else {
+        "name": run.name, "path": str(run.path), "run_id": run.run_id, "state": run.state,
+        "finished": run.finished, "last_step": all_steps[-1], "n_steps": run.config.n_steps}
+    m = measure_series(((s, lambda s=s: run.load(s, device=device)) for s in chosen), run.task,
+                       key_freqs, progress=progress, rule=rule, threshold=threshold, layer=layer,
+                       key_model=lambda: run.load(all_steps[-1], device=device), key_step=all_steps[-1],
+                       name=run.name, run_info=info, where="measure_run", fallback_top_k=fallback_top_k,
+                       causal_top_k=causal_top_k, llc=llc)
+    if isinstance(run, CheckpointFolder):  # the split is the caller's, not a split.json
+        m.protocol["train_loss/test_loss/acc"] = f"recomputed on the checkpoint from {run.split_source}"
+        m.protocol["source"] = run.describe()
+    return m
 
 
 def measure_series(models, task: Task, key_freqs: Iterable[int] | None = None, *, progress: bool = False,
@@ -407,7 +355,8 @@ def measure_series(models, task: Task, key_freqs: Iterable[int] | None = None, *
 
     models: an iterable of ``(step, model)`` pairs (a model may also be a zero-argument callable that returns
     it, so checkpoints load one at a time), or a folder of TransformerLens state dicts (``*_STEP.safetensors``
-    and a ``config.json`` of HookedTransformerConfig fields). task: the :class:`interp.Task` they were trained
+    and a ``config.json`` of HookedTransformerConfig fields; a path or an :class:`interp.folder.CheckpointFolder`,
+    whose identity the measures record). task: the :class:`interp.Task` they were trained
     on (:meth:`interp.Task.custom` for another input format or split). Key frequencies come from the last step
     unless given; every probe checks each model against the task first. ``llc``: as in :func:`measure_run`
     (the LLC is taken on ``task``'s training pairs unless the settings say otherwise).
@@ -423,9 +372,20 @@ def measure_series(models, task: Task, key_freqs: Iterable[int] | None = None, *
         folder = Path(models)
         if not folder.is_dir():
             raise RunFormatError(f"{folder}: not a directory of checkpoints")
-        name = name or folder.name
-        run_info = run_info or {"name": name, "path": str(folder), "finished": True}
-        models = _state_dict_series(folder, device)
+        models = CheckpointFolder(folder, task)
+    if isinstance(models, CheckpointFolder):
+        from ..model import check_device
+
+        if models.task is not task and (models.task.op, models.task.p, models.task.train_idx.tolist()) != (
+                task.op, task.p, task.train_idx.tolist()):
+            raise ProbeError(f"{where}: the folder {models.path} was opened for {models.task.description}, not "
+                             f"{task.description} (its identity records the task it is measured as)")
+
+        check_device(device)
+        name = name or models.name
+        run_info = run_info or models.run_info()
+        folder_models = models
+        models = [(s, lambda s=s: folder_models.load(s, device=device)) for s in folder_models.steps]
     items = sorted(((int(s), m) for s, m in models), key=lambda t: t[0])
     if not items:
         raise ProbeError(f"{where}: no checkpoints to measure")
@@ -603,6 +563,11 @@ def find_measures(run, candidates: Sequence[Path] | None = None) -> Measures | N
                 f"(steps {m.steps[0] if m.steps else '-'}..{m.steps[-1] if m.steps else '-'}), the run now has "
                 f"{len(steps)} (to step {steps[-1] if steps else '-'}); recompute them with "
                 f"`interp measure {run.path} --out {d} --recompute` (or `interp report {run.path} --recompute`)")
+        if m.run.get("kind") == "checkpoint folder" and m.run.get("path") == str(run.path):
+            raise RunFormatError(
+                f"{d}: these measures of {run.path} were computed as {m.run.get('task')} with training pairs from "
+                f"{m.run.get('split')}, or from files since changed; this is {run.task.description} with pairs "
+                f"from {run.split_source}: measure it into another --out, or pass --recompute")
         raise RunFormatError(f"{d}: these measures are not this run's: they were computed from run "
                              f"{m.run.get('run_id')} ({m.run.get('path')}), this is run {run.run_id} ({run.path}); "
                              f"measure it with `interp measure {run.path} --out DIR` or use "

@@ -1,9 +1,10 @@
 """`run`: expand and validate a spec, lock the sweep directory, hand the unfinished runs to a backend,
-record every status change in sweep.json, and write the tidy tables.
+record every status change (sweep.status.jsonl, folded into sweep.json), and write the tidy tables.
 
 Layout of a sweep directory::
 
-    DIR/sweep.json              spec, axes, each run's status (and error)
+    DIR/sweep.json              spec, axes, each run's status (and error) as of the last compaction
+    DIR/sweep.status.jsonl      the status changes since then, one line each (see interp.sweep.state)
     DIR/results.csv             one row per run x checkpoint (varied fields + every measure)
     DIR/summary.csv             one row per run (status, grokked, steps to thresholds, phases, key frequencies)
     DIR/runs/<name>/            an ordinary run directory (``interp.Run``), plus measures/ after measuring
@@ -106,14 +107,14 @@ def run(spec: SweepSpec | Mapping[str, Any] | str | Path | None, out: str | Path
             _check_no_links_out(out, [name for name, _ in runs])
             state = SweepState.open(out, spec, runs, axes, threads=threads, backend=backend, resume=resume)
             (out / RUNS_DIR).mkdir(exist_ok=True)
-            jobs = []
+            jobs, initial = [], []
             for name, cfg in runs:
                 if disk_state(out / RUNS_DIR / name) == "done":
-                    if state.status(name) != "complete":
-                        state.set(name, "complete", error=None)
+                    initial.append((name, "complete", {"error": None}))
                     continue
-                state.set(name, "pending", error=None)
+                initial.append((name, "pending", {"error": None}))
                 jobs.append({"name": name, "config": cfg.to_dict(), "measures": spec.measures, "top_k": spec.top_k})
+            state.set_many(initial)  # one journal write (or one compaction), however many runs
             display = Display(len(runs), enabled=progress)
             events = _Events(out, state, display, runs, axes)
             if jobs:
@@ -134,9 +135,11 @@ def run(spec: SweepSpec | Mapping[str, Any] | str | Path | None, out: str | Path
                 display.close()
             try:
                 if "state" in locals():  # runs cut short (Ctrl-C, an error here) are left to --resume
-                    for name in list(state.data["runs"]):
-                        if state.status(name) == "running":
-                            state.set(name, "pending")
+                    try:
+                        state.set_many([(name, "pending", {}) for name in state.data["runs"]
+                                        if state.status(name) == "running"])
+                    finally:
+                        state.close()  # the status journal folded into sweep.json
             finally:
                 lock.release()
     finally:

@@ -20,13 +20,13 @@ import shutil
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import ConfigError
 from .worker import MEASURES_DIR, disk_state, run_job
 
 __all__ = ["execute", "check_available", "check_reachable", "connect", "disconnect", "pack", "unpack", "MAX_RETRIES",
-           "CONNECT_TIMEOUT_S"]
+           "CONNECT_TIMEOUT_S", "reap_orphans", "token_auth_supported", "DRIVER_ENV"]
 
 MAX_RETRIES = 2  # a task whose worker process or node dies is run again this many times
 CONNECT_TIMEOUT_S = 10.0  # --address HOST:PORT must accept a TCP connection within this, or the sweep stops
@@ -163,7 +163,7 @@ def execute(jobs: list[dict[str, Any]], events, *, workers: int | None, threads:
                 events.finished(name, result)
     finally:
         if started_here:
-            ray.shutdown()
+            _shutdown_ours()
 
 
 _QUIET = {"log_to_driver": False, "logging_level": "ERROR", "configure_logging": True}
@@ -206,9 +206,38 @@ def _connect(address: str | None, workers: int | None, threads: int) -> bool:
     if address is not None:
         return connect(address)
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback only, for what Ray reads later
-    _token_auth_for_our_cluster()
-    ray.init(num_cpus=(workers or 1) * threads, include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
+    reap_orphans()  # what a killed earlier sweep's cluster left behind
+    global _restore_auth
+    restore_auth = _token_auth_for_our_cluster()
+    restore_loopback = _loopback_for_our_cluster()
+
+    def restore() -> None:
+        restore_loopback()
+        restore_auth()
+
+    _restore_auth = restore
+    try:
+        ray.init(num_cpus=(workers or 1) * threads, include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
+    except BaseException:
+        _shutdown_ours()
+        raise
+    _note_our_cluster()
     return True
+
+
+_restore_auth: Callable[[], None] | None = None
+
+
+def _shutdown_ours() -> None:
+    """Stop the cluster started by :func:`_connect` and restore the token settings it replaced."""
+    import ray
+
+    global _restore_auth
+    ray.shutdown()
+    _forget_our_cluster()
+    if _restore_auth is not None:
+        _restore_auth()
+        _restore_auth = None
 
 
 def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
@@ -232,15 +261,183 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
                           f"({e.strerror or _one_line(e)}); is `ray start --head` running on it?") from None
 
 
-def _token_auth_for_our_cluster() -> None:
+def _token_auth_for_our_cluster() -> Callable[[], None]:
     """The cluster this sweep starts for itself requires a token that only this driver (and the processes Ray
-    starts for it, which inherit its environment) knows: another local program cannot join it and run code."""
+    starts for it, which inherit its environment) knows: a driver without it is refused by every Ray service.
+
+    Needs Ray >= 2.52 (its token authentication; RAY_AUTH_MODE/RAY_AUTH_TOKEN are ignored before). Ray reads the
+    mode and token once, when it is imported, so its cached copy is refreshed here. Returns the function that
+    restores this process's previous settings after ``ray.shutdown()`` (a later ``--address`` sweep in the same
+    process must not present this cluster's token to another one)."""
     import secrets
 
-    if os.environ.get("RAY_AUTH_MODE") == "token" and os.environ.get("RAY_AUTH_TOKEN"):
-        return  # the caller chose a token
-    os.environ["RAY_AUTH_MODE"] = "token"
-    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    before = {k: os.environ.get(k) for k in (*_AUTH_ENV, DRIVER_ENV)}
+    os.environ[DRIVER_ENV] = _process_tag(os.getpid()) or str(os.getpid())  # inherited by every Ray process
+    if not (os.environ.get("RAY_AUTH_MODE") == "token" and os.environ.get("RAY_AUTH_TOKEN")):  # else: the caller's
+        os.environ["RAY_AUTH_MODE"] = "token"
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+        os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
+    _refresh_ray_auth()
+
+    def restore() -> None:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        _refresh_ray_auth()
+
+    return restore
+
+
+_AUTH_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+
+
+def _refresh_ray_auth() -> None:
+    """Make an imported Ray (>= 2.52) re-read RAY_AUTH_MODE and the token from the environment."""
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+    except ImportError:  # Ray before 2.52: no token authentication to refresh
+        return
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
+def _loopback_for_our_cluster() -> Callable[[], None]:
+    """Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER once, when it is imported; set after that (a driver that
+    imported Ray first, as the sweep's own checks do), it would be ignored and the cluster would listen on every
+    interface. Its cached copy is updated too; returns the function that puts it back."""
+    try:
+        from ray._private import ray_constants
+    except ImportError:
+        return lambda: None
+    if os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "0" or not hasattr(ray_constants, "ENABLE_RAY_CLUSTER"):
+        return lambda: None
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+    def restore() -> None:
+        ray_constants.ENABLE_RAY_CLUSTER = before
+
+    return restore
+
+
+DRIVER_ENV = "INTERP_SWEEP_RAY_DRIVER"  # "PID:START" of the sweep whose own cluster a Ray process belongs to
+
+
+def _process_tag(pid: int) -> str | None:
+    """"PID:START" (start time in clock ticks since boot: a reused pid gets another) of a live process, or None.
+    Linux only (/proc); elsewhere None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()
+    if len(fields) < 20 or fields[0] == "Z":  # a zombie has exited
+        return None
+    return f"{pid}:{fields[19]}"
+
+
+def _orphan_dir() -> Path:
+    return Path(tempfile.gettempdir()) / f"interp-ray-{os.getuid()}"
+
+
+def _descendants(root: int) -> list[int]:
+    """The pids of every live descendant of ``root`` (Linux: /proc)."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            children.setdefault(int(stat[stat.rfind(")") + 2:].split()[1]), []).append(int(d.name))
+    out, todo = [], [root]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _note_our_cluster() -> None:
+    """Write down the processes of the cluster just started (``PID:START`` a line, this driver's first), for
+    :func:`reap_orphans` of a later sweep should this driver be killed."""
+    me = _process_tag(os.getpid())
+    if me is None:
+        return
+    tags = [t for t in (_process_tag(p) for p in _descendants(os.getpid())) if t]
+    try:
+        _orphan_dir().mkdir(mode=0o700, exist_ok=True)
+        (_orphan_dir() / f"{os.getpid()}.pids").write_text("\n".join([me, *tags]) + "\n")
+    except OSError:
+        pass  # only the clean-up after a kill is lost
+
+
+def _forget_our_cluster() -> None:
+    try:
+        (_orphan_dir() / f"{os.getpid()}.pids").unlink()
+    except OSError:
+        pass
+
+
+def reap_orphans() -> list[int]:
+    """SIGKILL the processes left by a cluster that an earlier sweep started for itself and whose driver is gone.
+
+    Killed with SIGKILL, such a driver takes its GCS server and raylet with it, but Ray leaves its agents
+    (ray::DashboardAgent, ray::RuntimeEnvAgent) and idle workers running, reparented to init. The processes of
+    our cluster are known two ways: those running when ray.init returned are listed (with their start times,
+    so a reused pid is never mistaken for one) in a file of this user's temporary directory, removed at a
+    normal shutdown; those started later carry ``INTERP_SWEEP_RAY_DRIVER=PID:START`` of their driver in their
+    environment. Linux only (reads /proc); returns the pids killed."""
+    import signal
+
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []
+    doomed: set[str] = set()
+    if _orphan_dir().is_dir():
+        for f in _orphan_dir().glob("*.pids"):
+            try:
+                driver, *tags = f.read_text().split()
+            except (OSError, ValueError):
+                continue
+            if _process_tag(int(driver.partition(":")[0]) if driver.partition(":")[0].isdigit() else 0) != driver:
+                doomed.update(tags)
+                f.unlink(missing_ok=True)
+    prefix = (DRIVER_ENV + "=").encode()
+    for d in proc.iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            if d.stat().st_uid != os.getuid():
+                continue
+            env = (d / "environ").read_bytes()
+        except OSError:
+            continue
+        tag = next((item[len(prefix):].decode(errors="replace") for item in env.split(b"\0")
+                    if item.startswith(prefix)), None)
+        if tag and tag.partition(":")[0].isdigit() and _process_tag(int(tag.partition(":")[0])) != tag:
+            doomed.add(_process_tag(int(d.name)) or "")  # its driver has exited (or the pid is another's now)
+    killed = []
+    for tag in sorted(doomed):
+        pid = tag.partition(":")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and _process_tag(int(pid)) == tag:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+                killed.append(int(pid))
+            except OSError:
+                pass
+    return killed
+
+
+def token_auth_supported() -> bool:
+    """Whether the installed Ray can enforce token authentication (Ray >= 2.52)."""
+    try:
+        from ray._raylet import AuthenticationTokenLoader  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _drain(queue, events) -> None:

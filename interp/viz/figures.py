@@ -122,7 +122,10 @@ def _phase_legend(fig, lines, bounds) -> None:
                    ncols=len(lines), fontsize=8.5, frameon=False)
 
 
-def _plot_columns(ax, df, columns: Mapping[str, dict], logy: bool) -> int:
+def _plot_columns(ax, df, columns: Mapping[str, dict], logy: bool,
+                  not_applicable: Mapping[str, str] | None = None) -> int:
+    """Draw each column of ``df`` that exists; a panel with nothing to draw says "no data", or "not applicable"
+    with the reason when its columns are listed in ``not_applicable`` (column -> why)."""
     n = 0
     for col, style in columns.items():
         if col not in df.columns:
@@ -140,7 +143,15 @@ def _plot_columns(ax, df, columns: Mapping[str, dict], logy: bool) -> int:
     if n:
         ax.legend(fontsize=8, loc="best")
     else:
-        ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="gray")
+        why = next((not_applicable[c] for c in columns if not_applicable and c in not_applicable), None)
+        if why is not None:
+            import textwrap
+
+            text = ax.text(0.5, 0.5, "not applicable:\n" + textwrap.fill(why, 44), transform=ax.transAxes,
+                           ha="center", va="center", color="gray", fontsize=8)
+            text.set_gid("not-applicable")
+        else:
+            ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="gray")
     return n
 
 
@@ -151,7 +162,7 @@ def _check_df(df, needed: tuple[str, ...], where: str) -> None:
                           + ("" if hasattr(df, "columns") else f" (got {type(df).__name__}, not a DataFrame)"))
 
 
-def progress_figure(df, phases: Any = None) -> Figure:
+def progress_figure(df, phases: Any = None, *, not_applicable: Mapping[str, str] | None = None) -> Figure:
     """The progress measures over training, with phase boundaries.
 
     df: one row per checkpoint (``probes.measure_run``): step, train/test/restricted/excluded loss,
@@ -159,7 +170,9 @@ def progress_figure(df, phases: Any = None) -> Figure:
     phases: ``probes.phases(df)`` (or a mapping with memorisation_end, circuit_formation_end,
     cleanup_end), or None. Panels: losses (log y), accuracies, Gini of the Fourier norms of W_E and
     W_L, sum of squared weights; each boundary found is a dashed vertical line on every panel.
+    not_applicable: column -> reason (``Measures.not_applicable``): a panel with only such columns says so.
     """
+    na = dict(not_applicable or {})
     _check_df(df, ("step",), "progress_figure")
     fig = Figure(figsize=(9, 7.5), layout="constrained")
     axes = fig.subplots(2, 2, sharex=True)
@@ -167,12 +180,13 @@ def progress_figure(df, phases: Any = None) -> Figure:
     x0 = float(df["step"].min()) if len(df) else 0.0
 
     ax = axes[0, 0]
-    _plot_columns(ax, df, {f"{k}_loss": v for k, v in _SERIES_STYLE.items()}, logy=True)
-    ax.set_title("Loss (restricted: key frequencies only; excluded: key frequencies removed)", fontsize=9)
+    _plot_columns(ax, df, {f"{k}_loss": v for k, v in _SERIES_STYLE.items()}, logy=True, not_applicable=na)
+    ax.set_title("Loss (restricted and excluded loss: not applicable)" if "restricted_loss" in na else
+                 "Loss (restricted: key frequencies only; excluded: key frequencies removed)", fontsize=9)
     ax.set_ylabel("cross-entropy loss")
 
     ax = axes[0, 1]
-    _plot_columns(ax, df, {f"{k}_acc": v for k, v in _SERIES_STYLE.items()}, logy=False)
+    _plot_columns(ax, df, {f"{k}_acc": v for k, v in _SERIES_STYLE.items()}, logy=False, not_applicable=na)
     ax.set_title("Accuracy", fontsize=9)
     ax.set_ylabel("accuracy")
     ax.set_ylim(-0.03, 1.03)
@@ -182,7 +196,7 @@ def progress_figure(df, phases: Any = None) -> Figure:
                            "gini_W_L": dict(color="#e377c2", label="W_L = W_out W_U (neuron-logit map)"),
                            "gini_W_E_freq": dict(color="#8c564b", ls=":", label="W_E, per frequency"),
                            "gini_W_L_freq": dict(color="#e377c2", ls=":", label="W_L, per frequency")},
-                  logy=False)
+                  logy=False, not_applicable=na)
     ax.set_title("Gini of the Fourier-component norms (dotted: per frequency)", fontsize=9)
     ax.set_ylabel("Gini")
 
@@ -237,7 +251,7 @@ def loss_curves_figure(metrics_df, phases: Any = None, *, log_steps: bool = True
     return fig
 
 
-def measures_figure(df, phases: Any = None) -> Figure:
+def measures_figure(df, phases: Any = None, *, not_applicable: Mapping[str, str] | None = None) -> Figure:
     """The measures :func:`progress_figure` leaves out, over training, with phase boundaries.
 
     Panels: excluded loss with each key frequency removed alone (columns ``excluded_loss_k{K}``, train
@@ -246,9 +260,10 @@ def measures_figure(df, phases: Any = None) -> Figure:
     (``cos_explained``); test loss over restricted loss (``test_over_restricted``); and, when present,
     the probability of the correct class and the Brier score on train and test pairs (``train_prob_correct``,
     ``test_prob_correct``, ``train_brier``, ``test_brier``).
-    Every line's gid is its column name.
+    Every line's gid is its column name. not_applicable: column -> reason; a panel of such columns says so.
     """
     _check_df(df, ("step",), "measures_figure")
+    na = dict(not_applicable or {})
     extra = [c for c in ("train_prob_correct", "test_prob_correct", "train_brier", "test_brier") if c in df.columns]
     rows = 3 if extra else 2
     fig = Figure(figsize=(9, 3.3 * rows + 0.6), layout="constrained")
@@ -261,7 +276,8 @@ def measures_figure(df, phases: Any = None) -> Figure:
     columns = {"excluded_loss": dict(color="black", lw=2.0, label="all key frequencies removed")}
     columns.update({c: dict(color=palette[i % len(palette)], label=f"k = {c[15:]} removed")
                     for i, c in enumerate(per_k)})
-    columns["train_loss"] = dict(color="#1f77b4", ls=":", label="train loss (nothing removed)")
+    if "excluded_loss" not in na:  # the reference line only beside an excluded loss
+        columns["train_loss"] = dict(color="#1f77b4", ls=":", label="train loss (nothing removed)")
     panels = [
         ("Excluded loss, one key frequency at a time (training pairs)", "cross-entropy loss", True, columns),
         ("Neurons explained >= 0.85 by one frequency", "fraction of MLP neurons", False,
@@ -281,7 +297,7 @@ def measures_figure(df, phases: Any = None) -> Figure:
                     {"train_brier": dict(color="#1f77b4", label="train"),
                      "test_brier": dict(color="#d62728", label="test")})]
     for i, (ax, (title, ylabel, logy, cols)) in enumerate(zip(axes.flat, panels)):
-        _plot_columns(ax, df, cols, logy=logy)
+        _plot_columns(ax, df, cols, logy=logy, not_applicable=na)
         ax.set_title(title, fontsize=9)
         ax.set_ylabel(ylabel)
         if "test_over_restricted" in cols:

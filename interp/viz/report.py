@@ -21,7 +21,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .. import probes
+from ..config import OPS
 from ..errors import ConfigError
+from ..folder import CheckpointFolder
+from ..probes._common import has_mlp
 from ..files import atomic_write_text, prepare_out_dir
 from ..killpoints import kill_point
 from ..threads import uses_threads
@@ -62,11 +65,6 @@ FIGURES = {
 # drawn only when the measures have the column (the opt-in `llc`, `interp measure --llc`)
 OPTIONAL_FIGURES = {"llc": "llc.png"}
 _FILES = {**FIGURES, **OPTIONAL_FIGURES}
-
-
-
-SPLITS = ("train loss: the training pairs of split.json; test loss: the held-out pairs; restricted loss: all p² "
-          "pairs, logits kept only on the key frequencies; excluded loss: the training pairs, key frequencies removed")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,23 +157,33 @@ def _phase_notes(notes, land, metrics) -> list[str]:
     return out
 
 
-def _measures_caption(df, source: str) -> str:
+def _measures_caption(df, source: str, na: dict[str, str] | None = None) -> str:
     """What the measures figure draws, from the columns it has (every drawn measure is named)."""
-    drawn = ["excluded loss with one key frequency removed at a time (training pairs)",
-             "the fraction of neurons clustered (by any frequency and by a key frequency)",
-             "the share of the logits explained by the key cos(w(a+b-c)) terms (all pairs)",
-             "test loss / restricted loss"]
+    na = na or {}
+    drawn = [text for col, text in (
+        ("excluded_loss", "excluded loss with one key frequency removed at a time (training pairs)"),
+        ("frac_neurons_clustered", "the fraction of neurons clustered (by any frequency and by a key frequency)"),
+        ("cos_explained", "the share of the logits explained by the key cos(w(a+b-c)) terms (all pairs)"),
+        ("test_over_restricted", "test loss / restricted loss")) if col not in na]
     if {"train_prob_correct", "test_prob_correct"} & set(df.columns):
         drawn.append("the mean probability of the correct class, p(correct), on train and test pairs")
     if {"train_brier", "test_brier"} & set(df.columns):
         drawn.append("the Brier score on train and test pairs")
-    return f"The other measures of the same table ({source}): " + ", ".join(drawn[:-1]) + f", and {drawn[-1]}."
+    gone = [c for c in ("excluded_loss", "frac_neurons_clustered", "cos_explained", "test_over_restricted")
+            if c in na]
+    tail = f" Panels marked not applicable: {', '.join(gone)}." if gone else ""
+    if not drawn:
+        return f"The other measures of the same table ({source}): none applies to this run.{tail}"
+    listed = drawn[0] if len(drawn) == 1 else ", ".join(drawn[:-1]) + f", and {drawn[-1]}"
+    return f"The other measures of the same table ({source}): {listed}.{tail}"
 
 
-def _key_rows(df, metrics, phases, key_freqs, nf, bounds, land) -> list[tuple[str, str]]:
+def _key_rows(df, metrics, phases, key_freqs, nf, bounds, land, circuit_na: str | None = None
+              ) -> list[tuple[str, str]]:
     last = df.loc[df["step"].idxmax()]
     at = f" (step {int(last['step'])})"
-    rows = [("key frequencies", ", ".join(str(k) for k in key_freqs) or "none found")]
+    rows = [("key frequencies", "not applicable" if circuit_na and not key_freqs else
+             ", ".join(str(k) for k in key_freqs) or "none found")]
     found = {name: (b, c) for name, b, c in bounds}
     for _, name, _ in PHASE_NAMES:
         if name in found:
@@ -186,9 +194,10 @@ def _key_rows(df, metrics, phases, key_freqs, nf, bounds, land) -> list[tuple[st
     notes = getattr(phases, "notes", ())
     if notes:
         rows.append(("phase notes", "; ".join(_phase_notes(notes, land, metrics))))
+    where = "" if metrics is not None else " (at the checkpoints)"
     if land["test_loss_peak"] is not None:
-        rows.append(("test-loss peak", f"{fmt(land['test_loss_peak'])} at step {land['test_loss_peak_step']}"))
-    rows.append(("test accuracy reaches 0.99", f"step {land['test_acc_099_step']}"
+        rows.append((f"test-loss peak{where}", f"{fmt(land['test_loss_peak'])} at step {land['test_loss_peak_step']}"))
+    rows.append((f"test accuracy reaches 0.99{where}", f"step {land['test_acc_099_step']}"
                  if land["test_acc_099_step"] is not None else "never"))
     for col, label in (("train_loss", "train loss"), ("test_loss", "test loss"),
                        ("restricted_loss", "restricted loss"), ("excluded_loss", "excluded loss"),
@@ -197,6 +206,9 @@ def _key_rows(df, metrics, phases, key_freqs, nf, bounds, land) -> list[tuple[st
                        ("sum_sq_weights", "sum of squared weights"), ("cos_explained", "cos(w(a+b-c)) explained")):
         if col in df.columns:
             rows.append((f"final {label}{at}", fmt(last[col], 4)))
+    if nf is None:
+        rows.append(("clustered neurons (final model)", "not applicable"))
+        return rows
     sizes = nf.cluster_sizes()
     n, k = len(nf.clustered), int(nf.clustered.sum())
     rows.append(("clustered neurons (final model)", f"{k} of {n} ({fmt(k / n if n else math.nan, 4)})"))
@@ -248,15 +260,61 @@ def _story_html(parts: list[StoryPart]) -> str:
     return "\n".join(out)
 
 
+def _splits_text(run, na: dict[str, str] | None = None) -> str:
+    """What each loss is computed on, naming where the training pairs came from."""
+    pairs = "split.json" if not isinstance(run, CheckpointFolder) else run.split_source
+    text = f"train loss: the training pairs ({pairs}); test loss: the held-out pairs"
+    if "restricted_loss" in (na or {}):
+        return text + "; restricted and excluded loss: not applicable"
+    return (text + "; restricted loss: all p² pairs, logits kept only on the key frequencies; excluded loss: the "
+            "training pairs, key frequencies removed")
+
+
+def _data_source(run) -> str:
+    """Where the page's data came from, in one paragraph."""
+    if isinstance(run, CheckpointFolder):
+        return run.describe()
+    return (f"Run directory {run.name}/ written by `interp train`: run.json (config), split.json (training pairs), "
+            f"metrics.csv (train loss at every step, test loss every eval_every steps) and {len(run.steps)} "
+            "checkpoints.")
+
+
+def _circuit_not_applicable(task, model) -> str | None:
+    """Why the Fourier and neuron parts of the report have no meaning for this run, or None when they have."""
+    if task.group is None:
+        return (f"task {task.op!r} computes {OPS[task.op]}, which is not a group operation of a and b, so no "
+                "group's Fourier basis describes the algorithm")
+    if not has_mlp(model):
+        return "an attention-only model: no MLP neurons and no W_L = W_out W_U"
+    return None
+
+
+def _na_rows(na: dict[str, str], circuit_na: str | None) -> list[tuple[str, str]]:
+    """Table rows of what is not applicable: the measure columns grouped by reason, then the figures left out."""
+    by_reason: dict[str, list[str]] = {}
+    for col, why in na.items():
+        by_reason.setdefault(why, []).append(col)
+    rows = [(", ".join(cols), why) for why, cols in by_reason.items()]
+    if circuit_na:
+        rows.append(("figures not drawn: Fourier spectra over training, Fourier norms of the final model, neuron "
+                     "frequencies, neuron grids, neuron clusters", "they read the group's Fourier basis and the "
+                     f"MLP neurons: {circuit_na}"))
+    return rows
+
+
 @uses_threads
 def write_report(run, out_dir: Path | str, measures=None, progress: bool = False, device: str = "cpu", *,
                  threads: int | None = None) -> Path:
     """Write ``out_dir/index.html`` and its figures for ``run``; returns the path of index.html.
 
+    run: an :class:`interp.Run`, or an :class:`interp.folder.CheckpointFolder` of checkpoints trained elsewhere
+    (the page says which; training curves are drawn only from a metrics.csv that exists, at the rows it has).
     measures: the run's :class:`interp.probes.Measures` (``probes.find_measures(run)``); computed with
     ``probes.measure_run(run)`` when None (the captions name the file they were read from). progress: show
     progress while measuring. device: where measures computed now run (figures load checkpoints on the CPU).
-    threads: torch CPU threads (default :func:`interp.threads.default_threads`).
+    threads: torch CPU threads (default :func:`interp.threads.default_threads`). A task without a group basis (the
+    quadratic tasks) or a model without an MLP gets the parts that have meaning (losses, accuracy, weight norm,
+    attention) and a section saying which measures are not applicable and why.
     """
 
     out = Path(out_dir)
@@ -274,70 +332,94 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
     final = run.load(final_step)
     task = run.task
     bounds = phase_checkpoints(run.steps, phases)
-    metrics = run.metrics
-    land = curve_landmarks(metrics)
+    metrics = run.metrics  # None: a folder of checkpoints without a metrics.csv
+    land = curve_landmarks(metrics if metrics is not None else df)
+    na = {**probes.not_applicable(task, final), **dict(getattr(measures, "not_applicable", None) or {})}
+    circuit_na = _circuit_not_applicable(task, final)
 
     # the mechanism's arrays, each from the models' own hooked forward, in the task's group and the measured layer
-    group = task.require_group("report (Fourier spectra and neuron clusters)")
     layer = final.cfg.n_layers - 1 if getattr(measures, "layer", None) is None else int(measures.layer)
-    nf = mechanism.neuron_frequencies(final, task=task, layer=layer)
-    spectra = mechanism.spectra_over_time(run, progress=progress, layer=layer)
     grid_steps = {}
     for name, boundary, step in bounds:
         grid_steps.setdefault(step, f"step {step:,}: end of {name}")
     grid_steps[final_step] = f"step {final_step:,}: final" + (
         f" (end of {grid_steps[final_step].split('end of ')[1]})" if final_step in grid_steps else "")
     attention_grids = {grid_steps[s]: g for s, g in mechanism.attention_grids(run, sorted(grid_steps)).items()}
-    reps = mechanism.representative_neurons(nf, per_cluster=2 if len(nf.cluster_sizes()) <= 4 else 1)
-    if not reps:  # nothing clustered: show the best-explained neurons
-        reps = [(int(n), int(nf.frequency[n]), float(nf.frac[n])) for n in nf.order[:4]]
-    neuron_titles = [f"neuron {n}: k={k}, share {s:.2f}" for n, k, s in reps]
-    norms_final = {name: v[-1] for name, v in spectra.norms.items()}
 
-    figures = {
-        "progress": progress_figure(df, phases),
-        "curves": loss_curves_figure(metrics, phases),
-        "measures": measures_figure(df, phases),
-        "spectra_time": spectra_over_time_figure(spectra, key_freqs, phases),
-        "fourier": fourier_norms_figure(probes.fourier_norms(final, task, layer=layer), group.order,
-                                        key_frequencies=key_freqs),
-        "neuron_freqs": neuron_frequency_figure(nf, key_freqs),
-        "neuron_grids": neuron_grids_figure(mechanism.neuron_grids(final, [n for n, _, _ in reps]), neuron_titles),
-        "clusters": neuron_clusters_figure(_clusters_frame(nf)),
-        "attention_grid": attention_grid_figure(attention_grids),
-    }
+    figures = {"progress": progress_figure(df, phases, not_applicable=na)}
+    if metrics is not None:
+        figures["curves"] = loss_curves_figure(metrics, phases)
+    figures["measures"] = measures_figure(df, phases, not_applicable=na)
+    nf, peaks = None, {}
+    if circuit_na is None:
+        group = task.group
+        nf = mechanism.neuron_frequencies(final, task=task, layer=layer)
+        spectra = mechanism.spectra_over_time(run, progress=progress, layer=layer)
+        reps = mechanism.representative_neurons(nf, per_cluster=2 if len(nf.cluster_sizes()) <= 4 else 1)
+        if not reps:  # nothing clustered: show the best-explained neurons
+            reps = [(int(n), int(nf.frequency[n]), float(nf.frac[n])) for n in nf.order[:4]]
+        neuron_titles = [f"neuron {n}: k={k}, share {s:.2f}" for n, k, s in reps]
+        peaks = _non_key_peaks({name: v[-1] for name, v in spectra.norms.items()}, key_freqs)
+        figures.update({
+            "spectra_time": spectra_over_time_figure(spectra, key_freqs, phases),
+            "fourier": fourier_norms_figure(probes.fourier_norms(final, task, layer=layer), group.order,
+                                            key_frequencies=key_freqs),
+            "neuron_freqs": neuron_frequency_figure(nf, key_freqs),
+            "neuron_grids": neuron_grids_figure(mechanism.neuron_grids(final, [n for n, _, _ in reps], layer=layer),
+                                                neuron_titles),
+            "clusters": neuron_clusters_figure(_clusters_frame(nf)),
+        })
+    figures["attention_grid"] = attention_grid_figure(attention_grids)
     if "llc" in df.columns:  # opt-in column (`interp measure --llc`)
         figures["llc"] = llc_figure(df, phases)
-    stale = out / OPTIONAL_FIGURES["llc"]
-    if "llc" not in figures and stale.exists():
-        stale.unlink()  # an earlier report's; this one has no llc column
     for name, fig in figures.items():
         save_figure(fig, out / _FILES[name])
         kill_point("report.figure")
+    shown = set(figures)
     del figures
+    for name, file in _FILES.items():  # a figure of an earlier report in this directory that this one has not
+        if name not in shown and (out / file).is_file():
+            (out / file).unlink()
 
     labelled = report_pairs(task)
     view = attention(final, [pr for pr, _ in labelled], captions=[c for _, c in labelled], step=final_step,
                      title=f"Token-level attention of the final model (step {final_step:,})")
     banner = _unfinished(run, finished_by_measures)
-    parts = story(df, metrics, phases, key_freqs, nf, run.config, finished=banner is None)
-    rows = _key_rows(df, metrics, phases, key_freqs, nf, bounds, land)
-    peaks = _non_key_peaks(norms_final, key_freqs)
-    basis_note = (f"Basis: {group.description}. Neuron and W_L figures and columns read layer {layer} of "
-                  f"{final.cfg.n_layers}" + (" (each layer has its own columns in the measures table)"
-                                              if final.cfg.n_layers > 1 else "") + ".")
+    parts = story(df, metrics, phases, key_freqs, nf, run.config, finished=banner is None,
+                  circuit_not_applicable=circuit_na)
+    rows = _key_rows(df, metrics, phases, key_freqs, nf, bounds, land, circuit_na)
+    if circuit_na is None:
+        basis_note = (f"Basis: {task.group.description}. Neuron and W_L figures and columns read layer {layer} of "
+                      f"{final.cfg.n_layers}" + (" (each layer has its own columns in the measures table)"
+                                                  if final.cfg.n_layers > 1 else "") + ".")
+    else:
+        basis_note = (f"No circuit measures: {circuit_na}. Shown: losses, accuracy, the sum of squared weights "
+                      "and attention; the section 'Not applicable to this run' lists the rest and why.")
     page = _page(run, parts, rows, view, source, banner, peaks, key_freqs, grid_steps, protocol,
-                 getattr(phases, "rule", ""), basis_note, _measures_caption(df, source),
-                 has_llc="llc" in df.columns)
+                 getattr(phases, "rule", ""), basis_note, _measures_caption(df, source, na), shown=shown,
+                 na_rows=_na_rows(na, circuit_na), not_applicable=na)
     index = out / "index.html"
     atomic_write_text(index, page)  # last: the page only ever points at figures already in place
     return index
 
 
+def _curves_caption(run) -> str:
+    m = run.metrics
+    if not isinstance(run, CheckpointFolder):
+        return ("Every step, from metrics.csv (test evaluated every eval_every steps). The lower row has a "
+                "logarithmic step axis, where memorisation is readable.")
+    return (f"From the folder's metrics.csv, at the {len(m)} steps it has rows for (test values at "
+            f"{int(m['test_loss'].notna().sum())} of them): points are drawn only where the file has them. The lower "
+            "row has a logarithmic step axis.")
+
+
 def _page(run, parts, rows, view: AttentionView, source: str, banner: str | None, peaks, key_freqs,
-          grid_steps: dict, protocol: Any, rule: str, basis_note: str = "", measures_caption: str = "",
-          has_llc: bool = False) -> str:
+          grid_steps: dict, protocol: Any, rule: str, basis_note: str = "", measures_caption: str = "", *,
+          shown: set[str] | None = None, na_rows: list[tuple[str, str]] | None = None,
+          not_applicable: dict[str, str] | None = None) -> str:
     cfg = run.config
+    shown = set(FIGURES) if shown is None else shown
+    folder = isinstance(run, CheckpointFolder)
     title = f"interp report: {run.name}"
     keys = ", ".join(map(str, key_freqs)) or "none"
     peak_text = "; ".join(
@@ -347,12 +429,16 @@ def _page(run, parts, rows, view: AttentionView, source: str, banner: str | None
     peak_text = (peak_text + ".") if peak_text else "Neither has a non-key frequency above a quarter of its largest."
     config_rows = [(k, json.dumps(v) if isinstance(v, (list, tuple, dict)) else str(v))
                    for k, v in cfg.to_dict().items()]
-    config_rows.insert(0, ("run directory", str(run.path)))
+    config_rows.insert(0, ("folder" if folder else "run directory", str(run.path)))
     config_rows.insert(1, ("checkpoints", f"{len(run.steps)} (steps {run.steps[0]} to {run.steps[-1]})"))
     grid_text = "; ".join(grid_steps.values())
+    splits = _splits_text(run, dict(not_applicable or {}))
+    what = (f"{cfg.op} mod {cfg.p}, checkpoints trained elsewhere" if folder else
+            f"{cfg.op} mod {cfg.p}, config {cfg.name!r}")
     parts_html = [
         f"<h1>{html.escape(title)}</h1>",
-        f'<p class="note">{html.escape(f"{cfg.op} mod {cfg.p}, config {cfg.name!r}; measures {source}.")}</p>',
+        f'<p class="note">{html.escape(f"{what}; measures {source}.")}</p>',
+        f'<p class="note" id="data-source"><b>Data.</b> {html.escape(_data_source(run))}</p>',
         f'<p class="note" id="basis">{html.escape(basis_note)}</p>',
     ]
     if banner:
@@ -360,47 +446,64 @@ def _page(run, parts, rows, view: AttentionView, source: str, banner: str | None
     parts_html += [
         "<h2>What happened</h2>", _story_html(parts),
         "<h2>Key numbers</h2>", _table(rows, row_id="key-numbers"),
+    ]
+    if na_rows:
+        parts_html += ["<h2>Not applicable to this run</h2>",
+                       '<p class="note">These measures have no meaning here; they are left out (never drawn as '
+                       'flat or missing curves).</p>', _table(na_rows, row_id="not-applicable")]
+    parts_html += [
         "<h2>Progress measures and phases</h2>",
         _figure("progress", "progress measures over training with phase boundaries",
-                f"Measured at every checkpoint ({source}). {SPLITS}. Dashed lines and shading: phases "
+                f"Measured at every checkpoint ({source}). {splits}. Dashed lines and shading: phases "
                 "(the rule is in the protocol section)."),
-        _figure("curves", "train and test loss and accuracy at every step, linear and logarithmic step axes",
-                "Every step, from metrics.csv (test evaluated every eval_every steps). The lower row has a "
-                "logarithmic step axis, where memorisation is readable."),
-        _figure("measures", "per-frequency excluded loss, clustered neurons, cos terms explained, test/restricted",
-                measures_caption),
-        *([_figure("llc", "local learning coefficient at every checkpoint, beside test and restricted accuracy",
-                   f"The local learning coefficient of each checkpoint ({source}): SGLD around the checkpoint with "
-                   "devinterp, settings in the protocol section (llc); band: spread across chains. Definition and "
-                   "health checks: docs/science.md.")] if has_llc else []),
-        "<h2>Fourier spectra</h2>",
-        _figure("spectra_time", "Fourier norms of W_E and W_L per frequency at every checkpoint",
-                f"Each column is one checkpoint, each row one frequency; key frequencies ({keys}) are marked in red. "
-                "The spectrum sharpens onto the key frequencies as the circuit forms and is cleaned up."),
-        _figure("fourier", "Fourier-component norms of W_E and W_L of the final model",
-                f"Final model, cos-first order (const, cos 1, sin 1, ...); key frequencies ({keys}) shaded. "
-                + peak_text),
-        "<h2>Neurons</h2>",
-        _figure("neuron_freqs", "neuron by frequency share of variance, sorted by cluster",
-                "Final model, every MLP neuron: the share of its variance over all p² inputs in each frequency's "
-                "block {const, cos k, sin k}² (the paper's clustering)."),
-        _figure("neuron_grids", "activations of representative neurons over the (a, b) grid",
-                "The best-explained neurons of each cluster over every input (a, b): periodic in a and b with "
-                "their frequency."),
-        _figure("clusters", "neurons per frequency cluster and variance explained",
-                "Cluster sizes, and how well one frequency explains each neuron."),
+    ]
+    if "curves" in shown:
+        parts_html.append(_figure("curves", "train and test loss and accuracy from metrics.csv, linear and "
+                                            "logarithmic step axes", _curves_caption(run)))
+    else:
+        parts_html.append('<p class="note" id="no-curves">No training curves: the folder has no metrics.csv. The '
+                          'losses and accuracies above are recomputed from each checkpoint.</p>')
+    parts_html.append(_figure("measures", "per-frequency excluded loss, clustered neurons, cos terms explained, "
+                                          "test/restricted", measures_caption))
+    if "llc" in shown:
+        parts_html.append(_figure("llc", "local learning coefficient at every checkpoint, beside test and restricted "
+                                         "accuracy",
+                                  f"The local learning coefficient of each checkpoint ({source}): SGLD around the "
+                                  "checkpoint with devinterp, settings in the protocol section (llc); band: spread "
+                                  "across chains. Definition and health checks: docs/science.md."))
+    if "spectra_time" in shown:
+        parts_html += [
+            "<h2>Fourier spectra</h2>",
+            _figure("spectra_time", "Fourier norms of W_E and W_L per frequency at every checkpoint",
+                    f"Each column is one checkpoint, each row one frequency; key frequencies ({keys}) are marked in "
+                    "red. The spectrum sharpens onto the key frequencies as the circuit forms and is cleaned up."),
+            _figure("fourier", "Fourier-component norms of W_E and W_L of the final model",
+                    f"Final model, cos-first order (const, cos 1, sin 1, ...); key frequencies ({keys}) shaded. "
+                    + peak_text),
+            "<h2>Neurons</h2>",
+            _figure("neuron_freqs", "neuron by frequency share of variance, sorted by cluster",
+                    "Final model, every MLP neuron: the share of its variance over all p² inputs in each "
+                    "frequency's block {const, cos k, sin k}² (the paper's clustering)."),
+            _figure("neuron_grids", "activations of representative neurons over the (a, b) grid",
+                    "The best-explained neurons of each cluster over every input (a, b): periodic in a and b with "
+                    "their frequency."),
+            _figure("clusters", "neurons per frequency cluster and variance explained",
+                    "Cluster sizes, and how well one frequency explains each neuron."),
+        ]
+    parts_html += [
         "<h2>Attention</h2>",
         _figure("attention_grid", "attention from = to a over the (a, b) grid per head at chosen checkpoints",
                 f"Attention paid by '=' to a, over every input, per head; rows: {grid_text}. One colour scale."),
         '<p class="note">Token-level view with circuitsvis: hover a head to see it, click to lock.</p>',
         view.fragment("att-final"),
         "<h2>Measurement protocol</h2>",
-        f"<p><b>Splits.</b> {html.escape(SPLITS)}.</p>",
+        f"<p><b>Splits.</b> {html.escape(splits)}.</p>",
         f"<p><b>Phase rule.</b> {html.escape(str(rule) or 'not recorded')}</p>",
         f"<p><b>Measures.</b> {html.escape(source)}.</p>",
     ]
     if protocol:
         parts_html += ["<details><summary>Every protocol choice (JSON)</summary>",
                        f"<pre>{html.escape(json.dumps(protocol, indent=2, default=str))}</pre></details>"]
-    parts_html += ["<h2>Run configuration</h2>", _table(config_rows), IMAGE_CHECK]
+    parts_html += ["<h2>Run configuration</h2>" if not folder else "<h2>Folder and task</h2>", _table(config_rows),
+                   IMAGE_CHECK]
     return html_page(title, "\n".join(parts_html))

@@ -107,16 +107,20 @@ def _compare_step(name: str, ours: int | None, paper: int, comparable: bool) -> 
 
 
 def story(df, metrics, phases: Any, key_freqs: Sequence[int], nf: Any, config: Any,
-          finished: bool = True) -> list[StoryPart]:
+          finished: bool = True, circuit_not_applicable: str | None = None) -> list[StoryPart]:
     """Four parts (memorisation, circuit formation, cleanup, final model), each with the paper's
-    prediction, sentences about this run from its numbers, and the differences found."""
+    prediction, sentences about this run from its numbers, and the differences found.
+
+    circuit_not_applicable: why the circuit measures (key frequencies, neuron clusters, cos terms) have no meaning
+    for this run (a task without a group basis, a model without an MLP); the final model's part says so instead of
+    quoting them. ``metrics`` may be None (checkpoints without per-step curves): landmarks come from ``df``."""
 
     colours = {name: colour for _, name, colour in PHASE_NAMES}
     comparable = _paper_setting(config)
     m, c, e = (getattr(phases, a, None) for a in ("memorisation_end", "circuit_formation_end", "cleanup_end"))
     first = int(df["step"].min())
     last = int(df["step"].max())
-    land = curve_landmarks(metrics)
+    land = curve_landmarks(metrics if metrics is not None else df)
     parts = []
 
     # memorisation
@@ -190,8 +194,9 @@ def story(df, metrics, phases: Any, key_freqs: Sequence[int], nf: Any, config: A
                               if land["test_acc_099_step"] is not None else "."))
         g = [(n, _at(df, f"gini_{n}", c), _at(df, f"gini_{n}", end)) for n in ("W_E", "W_L")]
         w = (_at(df, "sum_sq_weights", c), _at(df, "sum_sq_weights", end))
-        cu.observed.append("Gini " + ", ".join(f"of {n} {fmt(a)} -> {fmt(b)}" for n, a, b in g if a is not None)
-                           + f"; sum of squared weights {fmt(w[0])} -> {fmt(w[1])}.")
+        gini_text = ", ".join(f"of {n} {fmt(a)} -> {fmt(b)}" for n, a, b in g if a is not None)
+        cu.observed.append((f"Gini {gini_text}; s" if gini_text else "S")
+                           + f"um of squared weights {fmt(w[0])} -> {fmt(w[1])}.")
         if e is None:
             cu.differs.append("The test loss is still falling at the last checkpoint: cleanup has no end yet.")
         if t[1] is not None and t[1] > 1e-3:
@@ -210,11 +215,19 @@ def story(df, metrics, phases: Any, key_freqs: Sequence[int], nf: Any, config: A
     frac = float(np.mean(nf.clustered)) if nf is not None else None
     ce = _at(df, "cos_explained", last)
     n_neurons = len(nf.clustered) if nf is not None else "?"
-    fin.observed.append(f"Key frequencies {', '.join(map(str, key_freqs)) or 'none'}; "
-                        f"{fmt(100 * frac, 2) if frac is not None else 'n/a'} % of {n_neurons} neurons clustered ("
-                        + ", ".join(f"k={k}: {n}" for k, n in sizes.items()) + ").")
-    fin.observed.append(f"Key cos terms explain {fmt(100 * ce, 3) if ce is not None else 'n/a'} % of the logits; "
-                        f"test loss {fmt(_at(df, 'test_loss', last))}, train loss {fmt(_at(df, 'train_loss', last))}.")
+    losses = f"test loss {fmt(_at(df, 'test_loss', last))}, train loss {fmt(_at(df, 'train_loss', last))}"
+    if circuit_not_applicable:
+        acc = _at(df, "test_acc", last)
+        fin.observed.append(f"Key frequencies, neuron clusters and the cos terms: not applicable "
+                            f"({circuit_not_applicable}).")
+        fin.observed.append(f"{losses[0].upper()}{losses[1:]}; test accuracy {fmt(acc)}.")
+        fin.differs.append("The paper's circuit cannot be looked for here, so it is neither found nor missing.")
+    else:
+        fin.observed.append(f"Key frequencies {', '.join(map(str, key_freqs)) or 'none'}; "
+                            f"{fmt(100 * frac, 2) if frac is not None else 'n/a'} % of {n_neurons} neurons "
+                            "clustered (" + ", ".join(f"k={k}: {n}" for k, n in sizes.items()) + ").")
+        fin.observed.append(f"Key cos terms explain {fmt(100 * ce, 3) if ce is not None else 'n/a'} % of the "
+                            f"logits; {losses}.")
     if comparable and len(key_freqs) != PAPER["n_key_frequencies"]:
         fin.differs.append(f"{len(key_freqs)} key frequencies rather than the paper's 5 (its other seeds find 3 to 4).")
     if frac is not None and comparable and abs(frac - PAPER["frac_clustered"]) > 0.05:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -63,9 +62,13 @@ def reap_children() -> None:
 
 
 def sweep_statuses(out: Path) -> dict[str, str]:
+    """The statuses as recorded (sweep.json with its status journal folded in); {} before there are any."""
+    from interp.errors import RunFormatError
+    from interp.sweep.state import read_sweep_json
+
     try:
-        return {n: r["status"] for n, r in json.loads((out / "sweep.json").read_text())["runs"].items()}
-    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return {n: r["status"] for n, r in read_sweep_json(out)["runs"].items()}
+    except RunFormatError:
         return {}
 
 

@@ -10,7 +10,8 @@ class _Tty(io.StringIO):
         return True
 
 
-def test_terminal_line_shows_counts_and_current_losses():
+def test_terminal_line_shows_counts_and_current_losses(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # the line is cut at the terminal's width (80 where none is known)
     out = _Tty()
     d = Display(total=8, stream=out)
     counts = {"complete": 3, "running": 2, "failed": 1, "pending": 2}

@@ -1,5 +1,6 @@
 """The Ray backend against a real local cluster (`ray start --head` on 127.0.0.1, token auth): a worker
-process is killed mid-sweep and the sweep still completes with the local backend's results, bit for bit."""
+process is killed mid-sweep and the sweep still completes with the local backend's results, bit for bit. And the
+cluster a sweep starts for itself: token auth enforced, loopback only, its leftovers reaped after a killed driver."""
 
 import io
 import os
@@ -171,3 +172,82 @@ def test_a_failed_connection_names_the_address_and_leaves_no_sweep_behind(tmp_pa
     assert len(r.stderr.splitlines()) == 1 and ("ray[client]" in r.stderr or "cannot connect" in r.stderr
                                              or "no Ray cluster reachable there" in r.stderr)
     assert not out.exists(), "a sweep that never connected leaves no directory and no sweep.json"
+
+
+_OWNER = """
+import os, sys
+import ray
+from interp.sweep import ray_backend
+ray_backend._connect(None, 1, 1)  # what `interp sweep --backend ray` without --address does
+where = ray.remote(num_cpus=0)(lambda: os.getpid())
+print("CLUSTER", ray.get_runtime_context().gcs_address, ray.get(where.remote()), flush=True)
+sys.stdin.readline()
+"""
+_INTRUDER = """
+import sys
+import ray
+try:
+    ray.init(address=sys.argv[1], log_to_driver=False, logging_level="ERROR")
+    print("RAN", ray.get(ray.remote(num_cpus=0)(lambda: 1).remote(), timeout=60))
+except Exception as e:
+    print("REFUSED", type(e).__name__)
+"""
+
+
+def test_the_cluster_a_sweep_starts_refuses_drivers_without_its_token_and_leaves_no_agents(tmp_path):
+    """Our own cluster (no --address) is started with a random token: our driver runs a task, a driver with no
+    token or another token is refused by the GCS. SIGKILLed, its driver leaves Ray agents behind; the next sweep's
+    start reaps them."""
+    pytest.importorskip("ray")
+    from interp.sweep import ray_backend
+
+    if not ray_backend.token_auth_supported():
+        pytest.skip("this Ray has no token authentication (Ray >= 2.52 has)")
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths live under it
+    mark = secrets.token_hex(8)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    base.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_TMPDIR=temp, HOME=str(tmp_path),  # no ~/.ray token
+                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    owner = subprocess.Popen([sys.executable, "-c", _OWNER], env=dict(base, INTERP_TEST_RAY_CLUSTER=mark),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = owner.stdout.readline().split()
+        assert line[:1] == ["CLUSTER"], f"the sweep's own cluster did not start (exit {owner.poll()})"
+        address, task_pid = line[1], int(line[2])
+        assert address.startswith("127.0.0.1:") and task_pid != owner.pid  # our driver ran a task on it
+        listening = []
+        for p in _cluster(temp, mark):
+            try:
+                listening += [c.laddr.ip for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+        assert listening and all(ip in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for ip in listening), listening
+        for auth in ({}, {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}):
+            r = subprocess.run([sys.executable, "-c", _INTRUDER, address], capture_output=True, text=True,
+                               env=dict(base, RAY_gcs_server_port_wait_time_s="2", **auth), timeout=120)
+            assert r.stdout.startswith("REFUSED") and "RAN" not in r.stdout, (auth, r.stdout, r.stderr[-2000:])
+            assert "InvalidAuthToken" in r.stderr, r.stderr[-2000:]  # refused for the token, not for anything else
+        # the driver killed: its GCS server and raylet exit with it, its agents stay until the next start reaps them
+        procs = _cluster(temp, mark)
+        owner.kill()
+        owner.wait()
+        deadline = time.time() + 60
+        while time.time() < deadline and any(_running(p) and any(s in " ".join(p.cmdline()) for s in
+                                                                 ("gcs_server", "raylet")) for p in procs
+                                             if _running(p)):
+            time.sleep(0.5)
+        left = {p for p in procs if _running(p)}
+        reaped = set(ray_backend.reap_orphans())
+        assert {p.pid for p in left} <= reaped, ([(p.pid, p.name()) for p in left], reaped)
+        for p in left:
+            try:
+                p.wait(timeout=10)
+            except psutil.NoSuchProcess:
+                pass
+        assert not any(_running(p) for p in procs)
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()
+        _stop(temp, mark)
+        shutil.rmtree(temp, ignore_errors=True)
