@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -143,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "config.json (then --task)")
     m.add_argument("--out", type=Path, help="output directory (default: probes/<run-name>)")
     m.add_argument("--key-freqs", metavar="K,K,...", help="use these key frequencies instead of finding them")
+    m.add_argument("--llc", action="store_true",
+                   help="add the local learning coefficient of every checkpoint (column llc; needs the extra "
+                        "interp[llc]; slower than every other measure together)")
     m.add_argument("--layer", type=int_at_least("--layer", 0), metavar="L",
                    help="the MLP layer the neuron and W_L columns read (default: the last; a multi-layer run also "
                         "gets per-layer columns)")
@@ -324,6 +328,8 @@ def _cmd_measure(args) -> int:
                           "applicable")
     key_freqs = _parse_freqs(args.key_freqs, group.order) if args.key_freqs is not None else None
     out = args.out or Path("probes") / run.name
+    if args.llc:
+        probes.learning_coefficient.devinterp_modules()  # a missing extra fails before any work
     run = run.snapshot()
     owner = probes.saved_identity(out)
     if owner is not None and owner.get("run_id") != run.run_id:
@@ -334,13 +340,20 @@ def _cmd_measure(args) -> int:
             kept = probes.load_measures(out)
         except InterpError:
             kept = None  # this run's own pair, damaged (an interrupted write): rewritten
-        if kept is not None and kept.same_measurement(run, key_freqs):
+        if kept is not None and kept.same_measurement(run, key_freqs, llc=args.llc):
             print(f"{out}: measures of this run at the same {len(kept.steps)} checkpoints are already there; kept "
                   "(pass --recompute to compute them again)")
             return 0
     prepare_out_dir(out, "--out")
-    m = probes.measure_run(run, key_freqs=key_freqs, progress=not args.quiet, device=args.device, layer=args.layer,
-                           threads=args.threads)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", probes.LLCWarning)
+        m = probes.measure_run(run, key_freqs=key_freqs, progress=not args.quiet, device=args.device,
+                               layer=args.layer, threads=args.threads, llc=args.llc)
+    for w in caught:
+        if issubclass(w.category, probes.LLCWarning):
+            print(f"interp: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     probes.save_measures(m, out)
     print(f"{out}: measures.csv ({len(m.df)} checkpoints), measures.json (key frequencies {m.key_frequencies})")
     return 0

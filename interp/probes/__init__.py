@@ -15,6 +15,11 @@ A whole run (one row per checkpoint, key frequencies fixed once from the final c
 >>> m = probes.measure_run(run); probes.phases(m.df)       # doctest: +SKIP
 >>> probes.save_measures(m, "probes/" + run.name)          # doctest: +SKIP
 
+The local learning coefficient (optional extra ``interp[llc]``, devinterp's SGLD sampler; slower than the rest):
+
+>>> probes.llc(model, task).estimate                       # doctest: +SKIP
+>>> probes.measure_run(run, llc=True)                      # adds an `llc` column  # doctest: +SKIP
+
 Functions that only need logits take a model or a precomputed (n_pairs, p) logits tensor, so one
 forward can serve many measures. Every Fourier measure is taken in the task's group (``task.group``: Z_p for add
 and sub, Z_(p-1) by discrete log for mul and div); frequencies are k = 1..n//2 of that group; Fourier order is
@@ -37,6 +42,7 @@ from .losses import (
     restricted,
     train_test_metrics,
 )
+from .learning_coefficient import LLCResult, LLCSettings, LLCWarning, estimate_llc, llc, llc_sweep
 from .phases import Phases, phases
 from .series import (Measures, find_measures, load_measures, measure_model, measure_run, measure_series,
                      not_applicable, protocol, save_measures, saved_identity)
@@ -75,4 +81,10 @@ __all__ = [
     "saved_identity",
     "Phases",
     "phases",
+    "LLCSettings",
+    "LLCResult",
+    "LLCWarning",
+    "llc",
+    "estimate_llc",
+    "llc_sweep",
 ]

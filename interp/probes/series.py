@@ -33,6 +33,7 @@ from ..threads import uses_threads
 from ._common import check_layer, check_model, has_mlp, logits_and_layer_acts
 from .frequencies import (DEFAULT_THRESHOLDS, RULES, THRESHOLD_MEANING, _top_k, fourier_norms, group_acts,
                           key_frequencies, neuron_frequency_shares, per_frequency_norms, top_frequencies)
+from .learning_coefficient import LLCSettings, devinterp_modules, llc_protocol, llc_row, warn_unhealthy
 from .losses import Decomposition, cos_coefficients, train_test_metrics
 from .sparsity import SSW_INCLUDES, gini, sum_squared_weights
 
@@ -252,10 +253,16 @@ class Measures:
         """True when these measures were computed from ``run`` (same identity) and cover its checkpoints."""
         return self.run.get("run_id") == run.run_id and self.steps == run.steps
 
-    def same_measurement(self, run, key_freqs: Sequence[int] | None = None) -> bool:
-        """True when measuring ``run`` again now (with ``key_freqs``, or found by the default rule) would
-        compute these measures again: same run, same checkpoints, same key-frequency protocol."""
+    def same_measurement(self, run, key_freqs: Sequence[int] | None = None,
+                         llc: bool | LLCSettings = False) -> bool:
+        """True when measuring ``run`` again now (with ``key_freqs``, or found by the default rule, and ``llc``
+        as :func:`measure_run` takes it) would compute these measures again: same run, same checkpoints, same
+        key-frequency protocol, and the LLC columns with the same settings or neither."""
         if not self.belongs_to(run):
+            return False
+        want = _llc_settings(llc, "same_measurement")
+        had = self.protocol.get("llc") if isinstance(self.protocol, dict) else None
+        if (had.get("settings") if isinstance(had, dict) else None) != (want.to_dict() if want else None):
             return False
         if key_freqs is None:
             return self.rule == "neurons" and self.threshold == NEURON_THRESHOLD
@@ -268,11 +275,23 @@ class Measures:
                 f"key_frequencies={self.key_frequencies}{lay}, finished={self.run_finished}{na})")
 
 
+def _llc_settings(llc: Any, where: str) -> LLCSettings | None:
+    """The LLC settings an ``llc=`` argument asks for (None: no LLC columns)."""
+    if llc is True:
+        return LLCSettings()
+    if llc is False or llc is None:
+        return None
+    if not isinstance(llc, LLCSettings):
+        raise ProbeError(f"{where}: llc must be True, False or an LLCSettings, got {llc!r}")
+    return llc
+
+
 @uses_threads
 def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int] | None = None,
                 progress: bool = True, *, rule: str = "neurons", threshold: float | None = None,
                 device: str = "cpu", layer: int | None = None, fallback_top_k: int | None = None,
-                causal_top_k: int | None = None, threads: int | None = None) -> Measures:
+                causal_top_k: int | None = None, threads: int | None = None,
+                llc: bool | LLCSettings = False) -> Measures:
     """Measure every checkpoint of ``run`` (an :class:`interp.Run`, or a :class:`interp.folder.CheckpointFolder` of
     checkpoints trained elsewhere): a :class:`Measures`, one row per step.
 
@@ -290,7 +309,14 @@ def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int
     top-k frequencies of each checkpoint alone (keys that know nothing of the future).
     ``threads``: torch CPU threads while measuring (default :func:`interp.threads.default_threads`), restored
     afterwards.
+
+    ``llc``: True (default settings) or an :class:`LLCSettings` adds the local learning coefficient of every
+    checkpoint (columns ``llc``, ``llc_std``, ``llc_frac_negative``, ``llc_chain_spread``; needs ``interp[llc]``;
+    slower than every other column together) and records its settings in the protocol. Checkpoints that fail a
+    health check are named in one :class:`LLCWarning`.
     """
+    if _llc_settings(llc, "measure_run"):
+        devinterp_modules()  # a missing extra fails before any work
     run = run.snapshot()  # one list of checkpoints for the whole measurement, even while the run trains
     all_steps = run.steps
     if not all_steps:
@@ -312,7 +338,7 @@ def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int
                        key_freqs, progress=progress, rule=rule, threshold=threshold, layer=layer,
                        key_model=lambda: run.load(all_steps[-1], device=device), key_step=all_steps[-1],
                        name=run.name, run_info=info, where="measure_run", fallback_top_k=fallback_top_k,
-                       causal_top_k=causal_top_k)
+                       causal_top_k=causal_top_k, llc=llc)
     if isinstance(run, CheckpointFolder):  # the split is the caller's, not a split.json
         m.protocol["train_loss/test_loss/acc"] = f"recomputed on the checkpoint from {run.split_source}"
         m.protocol["source"] = run.describe()
@@ -323,7 +349,8 @@ def measure_series(models, task: Task, key_freqs: Iterable[int] | None = None, *
                    rule: str = "neurons", threshold: float | None = None, layer: int | None = None,
                    device: str = "cpu", name: str | None = None, key_model=None, key_step: int | None = None,
                    run_info: dict[str, Any] | None = None, where: str = "measure_series",
-                   fallback_top_k: int | None = None, causal_top_k: int | None = None) -> Measures:
+                   fallback_top_k: int | None = None, causal_top_k: int | None = None,
+                   llc: bool | LLCSettings = False) -> Measures:
     """Measure checkpoints trained anywhere: the same :class:`Measures` as :func:`measure_run`.
 
     models: an iterable of ``(step, model)`` pairs (a model may also be a zero-argument callable that returns
@@ -331,10 +358,14 @@ def measure_series(models, task: Task, key_freqs: Iterable[int] | None = None, *
     and a ``config.json`` of HookedTransformerConfig fields; a path or an :class:`interp.folder.CheckpointFolder`,
     whose identity the measures record). task: the :class:`interp.Task` they were trained
     on (:meth:`interp.Task.custom` for another input format or split). Key frequencies come from the last step
-    unless given; every probe checks each model against the task first.
+    unless given; every probe checks each model against the task first. ``llc``: as in :func:`measure_run`
+    (the LLC is taken on ``task``'s training pairs unless the settings say otherwise).
     """
     if rule not in RULES:
         raise ProbeError(f"{where}: rule must be one of {list(RULES)}, got {rule!r}")
+    llc = _llc_settings(llc, where)
+    if llc:
+        devinterp_modules()  # a missing extra fails before any work
     if not isinstance(task, Task):
         raise ProbeError(f"{where}: task must be an interp.Task, got {type(task).__name__}")
     if isinstance(models, (str, Path)):
@@ -396,16 +427,25 @@ def measure_series(models, task: Task, key_freqs: Iterable[int] | None = None, *
     if causal_top_k is not None:
         proto["causal_columns"] = (f"restricted/excluded loss and accuracy with the top-{causal_top_k} frequencies "
                                    "(most neuron variance) of each checkpoint alone")
+    if llc:
+        proto["llc"] = llc_protocol(llc)
     del first
 
     bar = Progress(len(items), f"measure {name or 'models'}", "checkpoint", enabled=progress)
-    rows = []
+    rows, unhealthy = [], {}
     for i, (step, m) in enumerate(items, start=1):
         model = get(m)
         rows.append({"step": step, **_measures(model, task, freqs, where, chosen_layer, causal_top_k)})
+        if llc:
+            row, problems = llc_row(model, task, llc)
+            rows[-1].update(row)
+            if problems:
+                unhealthy[step] = problems
         del model
         bar.update(i)
     bar.close()
+    if unhealthy:
+        warn_unhealthy(where, unhealthy)
     df = pd.DataFrame(rows)
     df = df[[c for c in df.columns if c not in na]]
     return Measures(df, list(freqs), rule, threshold, freq_step, proto,

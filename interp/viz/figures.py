@@ -29,6 +29,7 @@ __all__ = [
     "progress_figure",
     "loss_curves_figure",
     "measures_figure",
+    "llc_figure",
     "fourier_norms_figure",
     "neuron_clusters_figure",
     "save_figure",
@@ -309,6 +310,34 @@ def measures_figure(df, phases: Any = None, *, not_applicable: Mapping[str, str]
     for ax in axes[-1]:
         ax.set_xlabel("step")
     fig.suptitle("More progress measures", fontsize=11)
+    return fig
+
+
+def llc_figure(df, phases: Any = None) -> Figure:
+    """The local learning coefficient over training (column ``llc``, band: +-``llc_std`` across chains when
+    present) beside test accuracy and restricted loss, with phase boundaries. Lines' gids are their column names."""
+    _check_df(df, ("step", "llc"), "llc_figure")
+    fig = Figure(figsize=(9, 3.6), layout="constrained")
+    ax, ax2 = fig.subplots(1, 2, sharex=True)
+    bounds = _boundaries(phases)
+    x0 = float(df["step"].min()) if len(df) else 0.0
+    steps, est = _np(df["step"]), _np(df["llc"])
+    ax.plot(steps, est, color="#8c564b", marker=".", gid="llc", label="LLC (mean over chains)")
+    if "llc_std" in df.columns:
+        sd = _np(df["llc_std"])
+        ax.fill_between(steps, est - sd, est + sd, color="#8c564b", alpha=0.25, lw=0, label="+- std across chains")
+    ax.set_title("Local learning coefficient (SGLD, devinterp)", fontsize=9)
+    ax.set_ylabel("LLC")
+    ax.legend(fontsize=8, loc="best")
+    _plot_columns(ax2, df, {"test_acc": dict(color="#d62728", label="test accuracy"),
+                            "restricted_acc": dict(color="#2ca02c", label="restricted accuracy")}, logy=False)
+    ax2.set_ylim(-0.03, 1.03)
+    ax2.set_title("Accuracy, for comparison", fontsize=9)
+    for i, a in enumerate((ax, ax2)):
+        lines = _draw_phases(a, bounds, x0, label=i == 0)
+        a.grid(alpha=0.25)
+        a.set_xlabel("step")
+    _phase_legend(fig, lines, bounds)
     return fig
 
 

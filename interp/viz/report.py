@@ -33,6 +33,7 @@ from .attention import AttentionView, attention
 from .figures import (
     PHASE_NAMES,
     fourier_norms_figure,
+    llc_figure,
     loss_curves_figure,
     measures_figure,
     neuron_clusters_figure,
@@ -48,7 +49,7 @@ from .mechanism_figures import (
 from .page import IMAGE_CHECK, html_page
 from .story import StoryPart, curve_landmarks, fmt, story
 
-__all__ = ["write_report", "report_pairs", "phase_checkpoints", "FIGURES"]
+__all__ = ["write_report", "report_pairs", "phase_checkpoints", "FIGURES", "OPTIONAL_FIGURES"]
 
 FIGURES = {
     "progress": "progress.png",
@@ -61,6 +62,9 @@ FIGURES = {
     "clusters": "neuron_clusters.png",
     "attention_grid": "attention_grid.png",
 }
+# drawn only when the measures have the column (the opt-in `llc`, `interp measure --llc`)
+OPTIONAL_FIGURES = {"llc": "llc.png"}
+_FILES = {**FIGURES, **OPTIONAL_FIGURES}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,7 +240,7 @@ def _table(rows: list[tuple[str, str]], css_class: str = "numbers", row_id: str 
 
 
 def _figure(name: str, alt: str, caption: str) -> str:
-    return (f'<figure><img class="figure" src="{html.escape(FIGURES[name])}" alt="{html.escape(alt)}">'
+    return (f'<figure><img class="figure" src="{html.escape(_FILES[name])}" alt="{html.escape(alt)}">'
             f'<figcaption>{html.escape(caption)}</figcaption></figure>')
 
 
@@ -366,12 +370,14 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
             "clusters": neuron_clusters_figure(_clusters_frame(nf)),
         })
     figures["attention_grid"] = attention_grid_figure(attention_grids)
+    if "llc" in df.columns:  # opt-in column (`interp measure --llc`)
+        figures["llc"] = llc_figure(df, phases)
     for name, fig in figures.items():
-        save_figure(fig, out / FIGURES[name])
+        save_figure(fig, out / _FILES[name])
         kill_point("report.figure")
     shown = set(figures)
     del figures
-    for name, file in FIGURES.items():  # a figure of an earlier report in this directory that this one has not
+    for name, file in _FILES.items():  # a figure of an earlier report in this directory that this one has not
         if name not in shown and (out / file).is_file():
             (out / file).unlink()
 
@@ -459,6 +465,12 @@ def _page(run, parts, rows, view: AttentionView, source: str, banner: str | None
                           'losses and accuracies above are recomputed from each checkpoint.</p>')
     parts_html.append(_figure("measures", "per-frequency excluded loss, clustered neurons, cos terms explained, "
                                           "test/restricted", measures_caption))
+    if "llc" in shown:
+        parts_html.append(_figure("llc", "local learning coefficient at every checkpoint, beside test and restricted "
+                                         "accuracy",
+                                  f"The local learning coefficient of each checkpoint ({source}): SGLD around the "
+                                  "checkpoint with devinterp, settings in the protocol section (llc); band: spread "
+                                  "across chains. Definition and health checks: docs/science.md."))
     if "spectra_time" in shown:
         parts_html += [
             "<h2>Fourier spectra</h2>",

@@ -452,6 +452,26 @@ def test_write_report_with_measures_and_phases(small_run, tmp_path, monkeypatch)
     assert sorted(f.name for f in (tmp_path / "report").iterdir()) == sorted([*FIGURES.values(), "index.html"])
 
 
+def test_report_draws_the_llc_curve_only_when_the_column_is_present(small_run, tmp_path):
+    from interp.viz.figures import llc_figure
+    from interp.viz.report import OPTIONAL_FIGURES
+
+    measures = probes.measure_run(small_run, key_freqs=[4, 11], progress=False)
+    n = len(measures.df)
+    measures.df = measures.df.assign(llc=[float(i) for i in range(n)], llc_std=0.5)
+    fig = llc_figure(measures.df)
+    line = next(ln for ax in fig.axes for ln in ax.get_lines() if ln.get_gid() == "llc")
+    assert list(line.get_ydata()) == list(range(n))  # the column itself, nothing else
+    out = tmp_path / "report"
+    page = write_report(small_run, out, measures=measures).read_text()
+    assert (out / OPTIONAL_FIGURES["llc"]).is_file() and 'src="llc.png"' in page
+    measures.df = measures.df.drop(columns=["llc", "llc_std"])
+    page = write_report(small_run, out, measures=measures).read_text()
+    assert not (out / OPTIONAL_FIGURES["llc"]).exists() and "llc.png" not in page
+    with pytest.raises(FigureError, match="llc"):
+        llc_figure(measures.df)
+
+
 class _Unfinished:
     """A run that says it is still training (what Run.finished / Run.state report)."""
 
