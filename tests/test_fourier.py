@@ -69,6 +69,11 @@ def test_sum_and_difference_directions_are_orthonormal_and_match_their_formula(n
     for k in range(1, n // 2 + 1):
         want = torch.cos(2 * math.pi * k * ab / n)
         assert torch.allclose(c[k - 1], want / want.norm(), atol=1e-12)
+        want = torch.sin(2 * math.pi * k * ab / n)
+        if n % 2 == 0 and k == n // 2:  # sin(pi (a +- b)) vanishes on the grid: the Nyquist sine row is zero
+            assert torch.allclose(s[k - 1], torch.zeros_like(want), atol=1e-12)
+        else:
+            assert torch.allclose(s[k - 1], want / want.norm(), atol=1e-12)
     D = fourier.key_directions(n, range(1, n // 2 + 1), sign=sign)
     assert D.shape[0] == 2 * (n // 2) - (n % 2 == 0)  # Nyquist has no sine row
     assert torch.allclose(D @ D.T, torch.eye(D.shape[0], dtype=D.dtype), atol=1e-10)

@@ -67,7 +67,7 @@ def _run(argv, capsys) -> tuple[int, str, str]:
 def test_a_folder_trained_elsewhere_is_measured_and_reported_from_the_command_line(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     folder, models = _folder(tmp_path / "in")
-    rc, out, err = _run(["measure", folder, "--task", "add", "--frac-train", "0.5", "--seed", "3", "--quiet"],
+    rc, _out, err = _run(["measure", folder, "--task", "add", "--frac-train", "0.5", "--seed", "3", "--quiet"],
                         capsys)
     assert rc == 0, err
     saved = probes.load_measures(tmp_path / "probes" / HOSTILE)
@@ -78,7 +78,7 @@ def test_a_folder_trained_elsewhere_is_measured_and_reported_from_the_command_li
         assert row["train_loss"] == pytest.approx(_loss(models[step], task, "train"), rel=1e-5)
         assert row["test_loss"] == pytest.approx(_loss(models[step], task, "test"), rel=1e-5)
 
-    rc, out, err = _run(["report", folder, "--task", "add", "--frac-train", "0.5", "--seed", "3",
+    rc, _out, err = _run(["report", folder, "--task", "add", "--frac-train", "0.5", "--seed", "3",
                          "--out", tmp_path / "report"], capsys)
     assert rc == 0, err
     assert "computing them now" not in err  # the measures just saved belong to this folder and task: reused
