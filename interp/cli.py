@@ -21,6 +21,7 @@ from .cli_types import MAX_THREADS as MAX_THREADS_FLAG, int_at_least
 from .config import OPS, PRESETS, parse_field, parse_steps, preset
 from .commands import emergence as emergence_cli
 from .commands import grokfast as grokfast_cli
+from .commands import sweep_llc as sweep_llc_cli
 from .errors import ConfigError, InterpError
 from .files import prepare_out_dir, read_limited, staged_dir
 from .folder import CheckpointFolder, folder_task, is_checkpoint_folder
@@ -187,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_cli.add_parser(sub)
     emergence_cli.add_parser(sub)
     grokfast_cli.add_parser(sub)
+    sweep_llc_cli.add_parser(sub)
     return parser
 
 
@@ -340,7 +342,7 @@ def _cmd_measure(args) -> int:
             kept = probes.load_measures(out)
         except InterpError:
             kept = None  # this run's own pair, damaged (an interrupted write): rewritten
-        if kept is not None and kept.same_measurement(run, key_freqs, llc=args.llc):
+        if kept is not None and kept.same_measurement(run, key_freqs, llc=args.llc, layer=args.layer):
             print(f"{out}: measures of this run at the same {len(kept.steps)} checkpoints are already there; kept "
                   "(pass --recompute to compute them again)")
             return 0
@@ -470,6 +472,7 @@ _COMMANDS = {
     "report": _cmd_report,
     "attention": _cmd_attention,
     "sweep": sweep_cli.command,
+    "sweep-llc": sweep_llc_cli.command,
 }
 
 

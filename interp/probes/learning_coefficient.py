@@ -306,8 +306,9 @@ def llc_sweep(model, task: Task, epsilons, n_betas, settings: LLCSettings | None
 
     Returns a DataFrame, one row per (epsilon, n_beta): estimate, std, frac_negative, chain_spread, healthy and the
     loss rise (above L(w*)) of the last quarter of the draws over that of the second quarter (``trace_ratio``;
-    near 1 when the trace has flattened, above 1 while it still climbs). Pick the setting where the estimate is
-    stable across neighbours and every check passes.
+    near 1 when the trace has flattened, above 1 while it still climbs). A setting whose chain diverges is a row
+    with ``diverged`` True and no estimate (the grid goes on). Pick the setting where the estimate is stable across
+    neighbours and every check passes (examples/llc_calibration.py applies the rule of docs/science.md).
     """
     import pandas as pd
 
@@ -315,12 +316,22 @@ def llc_sweep(model, task: Task, epsilons, n_betas, settings: LLCSettings | None
     rows = []
     for eps in epsilons:
         for nb in n_betas:
-            r = llc(model, task, LLCSettings(**{**base.to_dict(), "epsilon": float(eps), "n_beta": float(nb)}),
-                    warn=False, **kw)
+            t0 = time.perf_counter()
+            try:
+                r = llc(model, task, LLCSettings(**{**base.to_dict(), "epsilon": float(eps), "n_beta": float(nb)}),
+                        warn=False, **kw)
+            except ProbeError as e:
+                if "diverged" not in str(e):
+                    raise
+                rows.append({"epsilon": eps, "n_beta": nb, "estimate": math.nan, "std": math.nan,
+                             "frac_negative": math.nan, "chain_spread": math.nan, "healthy": False,
+                             "trace_ratio": math.nan, "seconds": time.perf_counter() - t0, "diverged": True})
+                continue
             q = max(1, r.trace.shape[1] // 4)
             rise = r.trace.mean(axis=0) - r.init_loss
             early, late = rise[q:2 * q].mean(), rise[-q:].mean()
             rows.append({"epsilon": eps, "n_beta": nb, "estimate": r.estimate, "std": r.std,
                          "frac_negative": r.frac_negative, "chain_spread": r.chain_spread, "healthy": r.healthy,
-                         "trace_ratio": float(late / early) if early else math.nan, "seconds": r.seconds})
+                         "trace_ratio": float(late / early) if early else math.nan, "seconds": r.seconds,
+                         "diverged": False})
     return pd.DataFrame(rows)

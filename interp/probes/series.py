@@ -254,16 +254,22 @@ class Measures:
         return self.run.get("run_id") == run.run_id and self.steps == run.steps
 
     def same_measurement(self, run, key_freqs: Sequence[int] | None = None,
-                         llc: bool | LLCSettings = False) -> bool:
-        """True when measuring ``run`` again now (with ``key_freqs``, or found by the default rule, and ``llc``
-        as :func:`measure_run` takes it) would compute these measures again: same run, same checkpoints, same
-        key-frequency protocol, and the LLC columns with the same settings or neither."""
+                         llc: bool | LLCSettings = False, layer: int | None = None) -> bool:
+        """True when these measures already hold what measuring ``run`` now would compute (with ``key_freqs``, or
+        found by the default rule; ``llc`` and ``layer`` as :func:`measure_run` takes them): same run, same
+        checkpoints, same key-frequency protocol, the same layer (None: the last), and the LLC columns with the same
+        settings. Measures that hold the LLC also serve a request without it (the other columns are the same)."""
         if not self.belongs_to(run):
             return False
         want = _llc_settings(llc, "same_measurement")
         had = self.protocol.get("llc") if isinstance(self.protocol, dict) else None
-        if (had.get("settings") if isinstance(had, dict) else None) != (want.to_dict() if want else None):
+        if want is not None and (had.get("settings") if isinstance(had, dict) else None) != want.to_dict():
             return False
+        n_layers = getattr(getattr(run, "config", None), "n_layers", None) or \
+            (getattr(run, "hooked_kwargs", None) or {}).get("n_layers")
+        wanted = layer if layer is not None else (n_layers - 1 if isinstance(n_layers, int) else None)
+        if self.layer is not None and wanted is not None and wanted != self.layer:
+            return False  # (files written before layers were recorded read the last)
         if key_freqs is None:
             return self.rule == "neurons" and self.threshold == NEURON_THRESHOLD
         return self.rule == "given" and sorted(self.key_frequencies) == sorted(int(k) for k in key_freqs)

@@ -250,6 +250,72 @@ def test_cli_measure_llc_writes_the_column_and_its_protocol(tmp_path, capsys):
     # the same request again keeps them; other LLC settings would not
     assert main(["measure", str(run.path), "--llc", *out]) == 0
     assert "already there" in capsys.readouterr().out
-    assert m.same_measurement(run, llc=True) and not m.same_measurement(run)
+    # a request without the LLC is served by measures that hold it (nothing computed is thrown away)
+    assert m.same_measurement(run, llc=True) and m.same_measurement(run)
+    assert main(["measure", str(run.path), *out]) == 0
+    assert "already there" in capsys.readouterr().out
+    assert probes.load_measures(tmp_path / "m").df["llc"].notna().all()
     assert not m.same_measurement(run, llc=probes.LLCSettings(seed=1))
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_the_calibration_grid_records_a_diverging_setting_and_goes_on():
+    task = Task(p=23, frac_train=0.6, seed=0)
+    base = probes.LLCSettings(gamma=0.0, chains=2, draws=20, batch_size=64)
+    grid = probes.llc_sweep(build_model(preset("tiny")), task, [1e-5, 1e-2], [20.0], base)
+    assert list(grid.epsilon) == [1e-5, 1e-2] and list(grid.diverged) == [False, True]
+    ok, bad = grid.iloc[0], grid.iloc[1]
+    assert math.isfinite(ok.estimate) and math.isfinite(ok.trace_ratio) and math.isnan(bad.estimate)
+    assert not bad.healthy
+
+
+def _calibration_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "llc_calibration.py"
+    spec = importlib.util.spec_from_file_location("llc_calibration", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_calibration_rule_picks_the_smallest_converged_step_on_a_plateau():
+    """A constructed grid: 1e-4 still climbs, 3e-4 and 1e-3 agree and have flattened, 3e-3 diverges at one step."""
+    select = _calibration_module().select
+    rows = []
+    for step in (100, 200):
+        for eps, est, ratio, healthy, div in ((1e-4, 10.0, 2.0, True, False), (3e-4, 20.0, 1.1, True, False),
+                                             (1e-3, 22.0, 1.0, True, False),
+                                             (3e-3, math.nan if step == 200 else 50.0, 1.0, step == 100,
+                                              step == 200)):
+            rows.append({"step": step, "epsilon": eps, "n_beta": 20.0, "estimate": est * (step / 100),
+                         "trace_ratio": ratio, "healthy": healthy, "diverged": div})
+    best, why = select(pd.DataFrame(rows))
+    assert best == (3e-4, 20.0)
+    assert "still climbs" in why[(1e-4, 20.0)][0] and "diverges at step(s) [200]" in why[(3e-3, 20.0)][0]
+    assert why[(1e-3, 20.0)] == []
+    # without a plateau (1e-3 far from 3e-4) nothing below the diverging setting passes
+    table = pd.DataFrame(rows)
+    table.loc[table.epsilon == 1e-3, "estimate"] *= 3
+    best, why = select(table)
+    assert best is None and "within 25 %" in why[(3e-4, 20.0)][0]
+
+
+def test_the_calibration_example_writes_its_grid_and_names_a_choice(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from interp.train import train
+
+    root = Path(__file__).resolve().parents[2]
+    run = train(preset("tiny", n_steps=100, save_every=50), tmp_path / "run", progress=False)
+    out = tmp_path / "calib.csv"
+    r = subprocess.run([sys.executable, str(root / "examples" / "llc_calibration.py"), str(run.path), "--steps", "50",
+                        "100", "--epsilons", "1e-4", "1e-3", "--n-betas", "20", "--draws", "12", "--out", str(out)],
+                       capture_output=True, text=True, cwd=root, timeout=600)
+    assert r.returncode == 0, r.stderr
+    grid = pd.read_csv(out)
+    assert len(grid) == 4 and set(grid.step) == {50, 100} and set(grid.epsilon) == {1e-4, 1e-3}
+    assert "selected:" in r.stdout and "epsilon 0.0001, n_beta 20:" in r.stdout

@@ -166,3 +166,25 @@ def test_loading_on_cuda_without_cuda_is_one_line(probe_run):
 
     with pytest.raises(ConfigError, match=r"^device 'cuda': CUDA is not available on this machine; use 'cpu'$"):
         Run(probe_run.path).load(device="cuda")
+
+
+def test_measures_of_one_layer_are_not_kept_for_a_request_of_another(tmp_path, capsys):
+    """`interp measure --layer 0` over measures of the default (last) layer computes them again; the same layer
+    twice keeps them."""
+    from interp.cli import main
+    from interp.train import train
+
+    run = train(preset("tiny", n_steps=40, save_every=20, n_layers=2), tmp_path / "run", progress=False)
+    out = ["--quiet", "--out", str(tmp_path / "m")]
+    assert main(["measure", str(run.path), *out]) == 0
+    first = probes.load_measures(tmp_path / "m")
+    assert first.layer == 1 and first.same_measurement(run) and first.same_measurement(run, layer=1)
+    assert not first.same_measurement(run, layer=0)
+    capsys.readouterr()
+    assert main(["measure", str(run.path), "--layer", "0", *out]) == 0
+    assert "already there" not in capsys.readouterr().out
+    again = probes.load_measures(tmp_path / "m")
+    assert again.layer == 0
+    assert list(again.df.frac_neurons_clustered) == list(again.df.frac_neurons_clustered_l0)
+    assert main(["measure", str(run.path), "--layer", "0", *out]) == 0
+    assert "already there" in capsys.readouterr().out
