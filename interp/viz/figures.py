@@ -326,6 +326,13 @@ def llc_figure(df, phases: Any = None) -> Figure:
     if "llc_std" in df.columns:
         sd = _np(df["llc_std"])
         ax.fill_between(steps, est - sd, est + sd, color="#8c564b", alpha=0.25, lw=0, label="+- std across chains")
+    if {"llc_frac_negative", "llc_chain_spread"} <= set(df.columns):
+        from ..probes.learning_coefficient import MAX_CHAIN_SPREAD, MAX_FRAC_NEGATIVE
+
+        bad = (_np(df["llc_frac_negative"]) > MAX_FRAC_NEGATIVE) | (_np(df["llc_chain_spread"]) > MAX_CHAIN_SPREAD) \
+            | ~(est > 0)
+        ax.plot(steps[bad], est[bad], ls="none", marker="x", color="#d62728", gid="llc_unhealthy",
+                label=f"failed a health check ({int(bad.sum())} of {len(bad)})")
     ax.set_title("Local learning coefficient (SGLD, devinterp)", fontsize=9)
     ax.set_ylabel("LLC")
     ax.legend(fontsize=8, loc="best")

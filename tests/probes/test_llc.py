@@ -280,26 +280,29 @@ def _calibration_module():
     return mod
 
 
-def test_the_calibration_rule_picks_the_smallest_converged_step_on_a_plateau():
-    """A constructed grid: 1e-4 still climbs, 3e-4 and 1e-3 agree and have flattened, 3e-3 diverges at one step."""
-    select = _calibration_module().select
+def test_the_calibration_rule_picks_the_smallest_converged_step_with_a_margin():
+    """A constructed grid: 1e-4 still climbs, 3e-4 has flattened, 1e-3 too, 3e-3 diverges at one step; at n_beta 50
+    3e-4 has flattened but 1e-3 diverges (no margin)."""
+    mod = _calibration_module()
     rows = []
     for step in (100, 200):
-        for eps, est, ratio, healthy, div in ((1e-4, 10.0, 2.0, True, False), (3e-4, 20.0, 1.1, True, False),
-                                             (1e-3, 22.0, 1.0, True, False),
-                                             (3e-3, math.nan if step == 200 else 50.0, 1.0, step == 100,
-                                              step == 200)):
-            rows.append({"step": step, "epsilon": eps, "n_beta": 20.0, "estimate": est * (step / 100),
-                         "trace_ratio": ratio, "healthy": healthy, "diverged": div})
-    best, why = select(pd.DataFrame(rows))
+        for nb in (20.0, 50.0):
+            for eps, est, ratio in ((1e-4, 10.0, 2.0), (3e-4, 20.0, 1.1), (1e-3, 22.0, 1.0), (3e-3, 50.0, 1.0)):
+                div = (eps == 3e-3 and step == 200) or (nb == 50.0 and eps >= 1e-3)
+                rows.append({"step": step, "epsilon": eps, "n_beta": nb, "estimate": math.nan if div else est,
+                             "trace_ratio": math.nan if div else ratio, "healthy": not div, "diverged": div})
+    table = pd.DataFrame(rows)
+    best, why = mod.select(table)
     assert best == (3e-4, 20.0)
     assert "still climbs" in why[(1e-4, 20.0)][0] and "diverges at step(s) [200]" in why[(3e-3, 20.0)][0]
-    assert why[(1e-3, 20.0)] == []
-    # without a plateau (1e-3 far from 3e-4) nothing below the diverging setting passes
-    table = pd.DataFrame(rows)
-    table.loc[table.epsilon == 1e-3, "estimate"] *= 3
-    best, why = select(table)
-    assert best is None and "within 25 %" in why[(3e-4, 20.0)][0]
+    assert "3e-3 diverges" not in why[(1e-3, 20.0)][0] and "0.003 diverges (no margin)" in why[(1e-3, 20.0)][0]
+    assert "no margin" in why[(3e-4, 50.0)][0] and why[(3e-4, 20.0)] == []
+    change = mod.change_to_next(table)
+    assert change[(table.epsilon == 3e-4) & (table.n_beta == 20.0)].tolist() == pytest.approx([0.1, 0.1])
+    # a health check failing anywhere rules the setting out
+    table.loc[(table.epsilon == 3e-4) & (table.n_beta == 20.0) & (table.step == 200), "healthy"] = False
+    best, why = mod.select(table)
+    assert best is None and "health check fails at step(s) [200]" in why[(3e-4, 20.0)][0]
 
 
 def test_the_calibration_example_writes_its_grid_and_names_a_choice(tmp_path):
@@ -319,3 +322,8 @@ def test_the_calibration_example_writes_its_grid_and_names_a_choice(tmp_path):
     grid = pd.read_csv(out)
     assert len(grid) == 4 and set(grid.step) == {50, 100} and set(grid.epsilon) == {1e-4, 1e-3}
     assert "selected:" in r.stdout and "epsilon 0.0001, n_beta 20:" in r.stdout
+    assert "change_to_next" in grid.columns and grid.change_to_next.isna().sum() == 2  # none above the largest
+    again = subprocess.run([sys.executable, str(root / "examples" / "llc_calibration.py"), str(out), "--rule-only"],
+                           capture_output=True, text=True, cwd=root, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip().splitlines()[-3:] == r.stdout.strip().splitlines()[-3:]  # same rule, same choice

@@ -186,6 +186,11 @@ def test_every_measure_of_the_shipped_run_is_drawn():
     shipped = Path(__file__).resolve().parents[2] / "probes" / "nanda2023-p113-seed0"
     df = probes.load_measures(shipped).df
     drawn = _drawn_columns(progress_figure(df)) | _drawn_columns(measures_figure(df))
+    if "llc" in df.columns:  # the LLC and its health checks: their own figure
+        from interp.viz.figures import llc_figure
+
+        drawn |= _drawn_columns(llc_figure(df)) | {"llc_std", "llc_frac_negative", "llc_chain_spread"}
+        assert "llc" in drawn
     assert set(df.columns) - {"step"} <= drawn, set(df.columns) - {"step"} - drawn
     per_k = [c for c in df.columns if c.startswith("excluded_loss_k")]
     assert len(per_k) == 3 and set(per_k) <= drawn  # key frequencies 1, 21, 49
@@ -462,6 +467,13 @@ def test_report_draws_the_llc_curve_only_when_the_column_is_present(small_run, t
     fig = llc_figure(measures.df)
     line = next(ln for ax in fig.axes for ln in ax.get_lines() if ln.get_gid() == "llc")
     assert list(line.get_ydata()) == list(range(n))  # the column itself, nothing else
+    # checkpoints that fail a health check (here: step 0's estimate is 0, and one spread above the limit) are marked
+    spread = [0.0] * n
+    spread[-1] = 0.5
+    fig = llc_figure(measures.df.assign(llc_frac_negative=0.0, llc_chain_spread=spread))
+    bad = next(ln for ax in fig.axes for ln in ax.get_lines() if ln.get_gid() == "llc_unhealthy")
+    assert list(bad.get_xdata()) == [measures.df.step.iloc[0], measures.df.step.iloc[-1]]
+    assert "2 of" in bad.get_label()
     out = tmp_path / "report"
     page = write_report(small_run, out, measures=measures).read_text()
     assert (out / OPTIONAL_FIGURES["llc"]).is_file() and 'src="llc.png"' in page
