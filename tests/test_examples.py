@@ -121,3 +121,23 @@ def test_grokfast_example_reproduces_the_shipped_events(tmp_path):
     assert sorted(ours.index) == [("AdamW", 0), ("AdamW + EMA l=2", 0), ("AdamW lr x3", 0)]
     for key, row in ours.iterrows():
         assert row["t_mem"] == shipped.loc[key, "t_mem"] < 300, key
+
+
+def test_llc_emergence_example_reproduces_the_shipped_llc(tmp_path):
+    """One run of the shipped LLC subset retrained to step 300: the example's LLC at each measured checkpoint equals
+    the committed table's (same run, step and settings), and it prints the lead lines beside the controls."""
+    pytest.importorskip("devinterp")
+    shipped = pd.read_csv(ROOT / "sweeps" / "emergence-dense-llc" / "results.csv").dropna(subset=["llc"])
+    out = tmp_path / "llc"
+    r = subprocess.run([sys.executable, str(EXAMPLES / "llc_emergence.py"), str(out), "--seeds", "1", "--steps",
+                        "300"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ours = pd.read_csv(out / "llc" / "results.csv").dropna(subset=["llc"]).set_index(["run", "step"]).llc
+    assert list(ours.index.get_level_values("step")) == [0, 50, 100, 150, 200, 250, 300]
+    ref = shipped.set_index(["run", "step"]).llc
+    common = ours.index.intersection(ref.index)
+    assert len(common) == 7  # 300 is also one of the shipped run's every-second checkpoints
+    assert ours[common].to_numpy() == pytest.approx(ref[common].to_numpy(), rel=1e-5)
+    for name in ("llc", "restricted_loss", "train_loss", "test_loss", "clock"):
+        assert re.search(rf"^  {name} +\((measure|control)\): median lead", r.stdout, re.M), name
+    assert "7 run x step pairs in common" in r.stdout

@@ -26,6 +26,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="the new sweep directory")
     p.add_argument("--select", action="append", metavar="FIELD=V1,V2",
                    help="keep only runs whose FIELD is one of the values (repeatable; default: every run)")
+    p.add_argument("--every", type=int_at_least("--every", 1), default=1, metavar="N",
+                   help="measure every N-th checkpoint of each run, its first and last always (default 1: all)")
     p.add_argument("--workers", type=int_at_least("--workers", 1, MAX_THREADS), default=1, metavar="N",
                    help="runs measured at a time (default 1)")
     p.add_argument("--threads", type=int_at_least("--threads", 1, MAX_THREADS), default=1, metavar="N",
@@ -44,7 +46,7 @@ def command(args) -> int:
     over = {name: getattr(args, name) for name, _ in SETTING_FLAGS if getattr(args, name) is not None}
     settings = LLCSettings(**over)
     select = parse_select(args.select)
-    sweep_llc(args.sweep_dir, args.out, select, settings, workers=args.workers, threads=args.threads,
+    sweep_llc(args.sweep_dir, args.out, select, settings, every=args.every, workers=args.workers, threads=args.threads,
               log=None if args.quiet else print)
     print(f"next: interp emergence {args.out}")
     return 0

@@ -11,7 +11,7 @@ one estimate per chain; ``estimate`` is their mean, ``std`` their spread. Option
 
 >>> r = probes.llc(model, task)                 # doctest: +SKIP
 >>> r.estimate, r.std, r.healthy, r.problems    # doctest: +SKIP
-(25.6, 1.7, True, [])
+(64.4, 0.66, True, [])
 
 Definitions, the calibration behind the defaults and the health checks: docs/science.md, "The local learning
 coefficient".
@@ -62,9 +62,9 @@ class LLCSettings:
     "all"); seed: seeds the noise and the batch order (same seed, same estimate to float rounding).
     """
 
-    epsilon: float = 1e-4
+    epsilon: float = 1e-3
     gamma: float = 100.0
-    n_beta: float = 20.0
+    n_beta: float = 10.0
     chains: int = 2
     draws: int = 100
     burn_in: int = 0

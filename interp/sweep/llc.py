@@ -1,7 +1,7 @@
 """The local learning coefficient on the checkpoints of some of a sweep's runs, as a sweep directory of its own.
 
 ``sweep_llc(SWEEP, OUT, select={"frac_train": [0.4, 0.45]})`` estimates ``probes.llc`` at every checkpoint row of
-the selected runs (read from ``SWEEP/runs/<run>/``) and writes ``OUT/results.csv`` (the source's rows of those runs
+the selected runs (or every n-th, ``every``; read from ``SWEEP/runs/<run>/``) and writes ``OUT/results.csv`` (the source's rows of those runs
 with the columns llc, llc_std, llc_frac_negative, llc_chain_spread added), ``OUT/summary.csv`` (their rows) and
 ``OUT/sweep.json`` (what was selected, from where, the LLC's settings and protocol). ``interp emergence OUT`` then
 treats ``llc`` as one more candidate beside the other measures, with the same controls and baselines.
@@ -91,16 +91,17 @@ def select_runs(tables: SweepTables, select: Mapping[str, Sequence[Any]] | None)
     return names
 
 
-def _record(source: Path, select, names: list[str], settings, state: str) -> dict[str, Any]:
+def _record(source: Path, select, names: list[str], settings, state: str, every: int) -> dict[str, Any]:
     from ..probes.learning_coefficient import llc_protocol
 
     return {"format": FORMAT, "state": state,
             "source": {"sweep": source.name, "path": str(source), "select": {k: list(v) for k, v in select.items()},
                        "runs": names},
+            "every": every,
             "llc": llc_protocol(settings)}
 
 
-def _check_out(out: Path, source: Path, select, settings) -> None:
+def _check_out(out: Path, source: Path, select, settings, every: int) -> None:
     """OUT must be new, empty, or an earlier (possibly interrupted) LLC sweep of the same source and settings."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a directory")
@@ -116,10 +117,11 @@ def _check_out(out: Path, source: Path, select, settings) -> None:
     was = rec.get("source", {})
     had = (rec.get("llc") or {}).get("settings")
     if was.get("sweep") != source.name or was.get("select") != {k: list(v) for k, v in select.items()} or \
-            had != settings.to_dict():
+            had != settings.to_dict() or rec.get("every", 1) != every:
         raise ConfigError(f"--out {out}: holds the LLC of {was.get('sweep')} selected by {was.get('select')} at "
-                          f"settings {had}; this is {source.name} selected by {dict(select)} at {settings.to_dict()}: "
-                          "choose another --out (nothing was written)")
+                          f"settings {had}, every {rec.get('every', 1)} checkpoint(s); this is {source.name} selected "
+                          f"by {dict(select)} at {settings.to_dict()}, every {every}: choose another --out (nothing "
+                          "was written)")
 
 
 def _read_cache(path: Path) -> pd.DataFrame | None:
@@ -164,11 +166,18 @@ def _measure_run(run_dir: str, steps: list[int], cache: str, settings_dict: dict
     return run.path.name, int((~table["llc_healthy"].astype(bool)).sum())
 
 
+def _every(steps: list[int], every: int) -> list[int]:
+    """Every ``every``-th of ``steps`` (sorted), the first and the last always included."""
+    keep = steps[::every]
+    return keep + [steps[-1]] if steps and keep[-1] != steps[-1] else keep
+
+
 def sweep_llc(sweep_dir: Path | str, out: Path | str, select: Mapping[str, Sequence[Any]] | None = None,
-              settings=None, *, workers: int = 1, threads: int = 1,
+              settings=None, *, every: int = 1, workers: int = 1, threads: int = 1,
               log: Callable[[str], None] | None = print) -> SweepTables:
     """Measure the LLC on every checkpoint row of the selected runs of ``sweep_dir`` into ``out`` (see the module
-    docstring); returns the new tables (``load_sweep(out)``)."""
+    docstring); returns the new tables (``load_sweep(out)``). ``every``: measure every n-th checkpoint row of each
+    run (its first and last always; the rows between keep an empty llc, which the emergence analysis skips)."""
     from ..probes.learning_coefficient import LLCSettings, devinterp_modules
 
     devinterp_modules()  # a missing extra fails before any work
@@ -177,20 +186,24 @@ def sweep_llc(sweep_dir: Path | str, out: Path | str, select: Mapping[str, Seque
     if not isinstance(settings, LLCSettings):
         raise ConfigError(f"sweep_llc: settings must be an LLCSettings, got {type(settings).__name__}")
     select = {str(k): list(v) for k, v in (select or {}).items()}
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ConfigError(f"--every must be an integer >= 1, got {every!r}")
     tables = load_sweep(source)
     names = select_runs(tables, select)
     for name in names:
         if not (source / RUNS_DIR / name).is_dir():
             raise RunFormatError(f"{source / RUNS_DIR / name}: the run directory is not here (the LLC needs the "
                                  "checkpoints; a sweep's committed tables alone do not hold them)")
-    _check_out(out, source, select, settings)
+    _check_out(out, source, select, settings, every)
     (out / CACHE_DIR).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / SWEEP_JSON, json.dumps(_record(source, select, names, settings, "measuring"),
+    atomic_write_text(out / SWEEP_JSON, json.dumps(_record(source, select, names, settings, "measuring", every),
                                                    indent=1) + "\n")
     results = tables.results[tables.results["run"].astype(str).isin(names)]
-    jobs = [(str(source / RUNS_DIR / n), sorted(int(s) for s in results.loc[results["run"].astype(str) == n, "step"]),
-             str(out / CACHE_DIR / f"{n}.csv"), settings.to_dict(), threads) for n in names]
-    n_steps = sum(len(j[1]) for j in jobs)
+    wanted = {n: _every(sorted(int(s) for s in results.loc[results["run"].astype(str) == n, "step"]), every)
+              for n in names}
+    jobs = [(str(source / RUNS_DIR / n), wanted[n], str(out / CACHE_DIR / f"{n}.csv"), settings.to_dict(), threads)
+            for n in names]
+    n_steps = sum(len(v) for v in wanted.values())
     if log:
         log(f"{source}: LLC of {len(names)} runs x their checkpoints ({n_steps} estimates) into {out}")
     t0 = time.perf_counter()
@@ -212,18 +225,21 @@ def sweep_llc(sweep_dir: Path | str, out: Path | str, select: Mapping[str, Seque
     parts = []
     for n in names:
         c = _read_cache(out / CACHE_DIR / f"{n}.csv")
+        c = c[c["step"].astype(int).isin(wanted[n])]
         parts.append(c.drop(columns=["llc_healthy"], errors="ignore").assign(run=n))
     llc = pd.concat(parts, ignore_index=True)
     merged = results.assign(run=results["run"].astype(str)).merge(llc, on=["run", "step"], how="left",
                                                                    validate="one_to_one")
-    if merged["llc"].isna().any():
-        raise RunFormatError(f"{out}: {int(merged['llc'].isna().sum())} checkpoint rows have no LLC estimate")
+    measured = merged["llc"].notna()
+    if int(measured.sum()) != sum(len(v) for v in wanted.values()):
+        raise RunFormatError(f"{out}: {sum(len(v) for v in wanted.values()) - int(measured.sum())} checkpoint rows "
+                             "have no LLC estimate")
     merged = merged[[c for c in results.columns] + list(LLC_COLUMNS)]
     summary = tables.summary[tables.summary["run"].astype(str).isin(names)] if tables.summary is not None else None
     atomic_write_text(out / RESULTS_CSV, merged.to_csv(index=False))
     if summary is not None:
         atomic_write_text(out / SUMMARY_CSV, summary.to_csv(index=False))
-    rec = _record(source, select, names, settings, "complete")
+    rec = _record(source, select, names, settings, "complete", every)
     rec["axes"] = list(tables.axes)
     rec["unhealthy_estimates"] = int(sum(unhealthy.values()))
     for key in ("spec", "provenance", "threads_per_worker"):
@@ -232,6 +248,6 @@ def sweep_llc(sweep_dir: Path | str, out: Path | str, select: Mapping[str, Seque
     atomic_write_text(out / SWEEP_JSON, json.dumps(rec, indent=1) + "\n")
     if log:
         log(f"{out}: results.csv ({len(merged)} rows, {len(names)} runs), summary.csv, sweep.json; "
-            f"{rec['unhealthy_estimates']} of {len(merged)} estimates failed a health check; "
+            f"{rec['unhealthy_estimates']} of {int(measured.sum())} estimates failed a health check; "
             f"{time.perf_counter() - t0:.0f} s")
     return load_sweep(out)

@@ -327,3 +327,24 @@ def test_the_calibration_example_writes_its_grid_and_names_a_choice(tmp_path):
                            capture_output=True, text=True, cwd=root, timeout=120)
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip().splitlines()[-3:] == r.stdout.strip().splitlines()[-3:]  # same rule, same choice
+
+
+def test_the_committed_calibration_grids_select_the_default_settings():
+    """The calibration of docs/science.md 3.9, from the committed grids: each run's choice, the joint one is the
+    default, and the numbers quoted at it."""
+    from pathlib import Path
+
+    select = _calibration_module().select
+    d = Path(__file__).resolve().parents[2] / "probes" / "llc-calibration"
+    small = pd.read_csv(d / "small-frac_train=0.4,seed=0.csv")
+    nanda = pd.read_csv(d / "nanda2023-p113-seed0.csv")
+    passes = lambda grid: sorted(k for k, why in select(grid)[1].items() if not why)  # noqa: E731
+    assert passes(small) == [(1e-3, 10.0), (1e-3, 20.0)] and passes(nanda) == [(1e-3, 10.0)]
+    joint = pd.concat([small, nanda.assign(step=nanda.step + 10**6)], ignore_index=True)
+    default = probes.LLCSettings()
+    assert select(joint)[0] == (default.epsilon, default.n_beta) == (1e-3, 10.0)
+    assert (default.gamma, default.chains, default.draws, default.burn_in) == (100.0, 2, 100, 0)
+    at = nanda[(nanda.epsilon == 1e-3) & (nanda.n_beta == 10.0)].set_index("step").estimate
+    assert [round(at[s], 1) for s in (1200, 7000, 20000)] == [288.7, 138.6, 64.4]
+    at = small[(small.epsilon == 1e-3) & (small.n_beta == 10.0)].set_index("step").estimate
+    assert [round(at[s], 1) for s in (300, 1500, 6000)] == [78.1, 24.3, 17.4]

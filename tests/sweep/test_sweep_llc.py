@@ -49,6 +49,27 @@ def test_the_selected_runs_rows_come_back_with_the_llc_of_each_checkpoint(refere
     assert rec["state"] == "complete"
 
 
+def test_every_nth_checkpoint_keeps_the_first_and_last_and_leaves_the_rest_empty(reference_sweep, measured, tmp_path):
+    from interp.sweep.llc import _every
+
+    assert _every([0, 50, 100, 150, 200], 2) == [0, 100, 200] and _every([0, 50, 100, 150], 2) == [0, 100, 150]
+    assert _every([0, 50, 100], 1) == [0, 50, 100]
+    sparse = sweep_llc(reference_sweep.path, tmp_path / "sparse", {"frac_train": [0.5]}, FAST, every=3, log=None)
+    for run, rows in sparse.results.groupby("run"):
+        steps = sorted(rows.step)
+        have = rows.set_index("step").llc
+        assert [s for s in steps if have.notna()[s]] == _every(steps, 3)
+        # the rows measured are the same numbers as in the full table (same settings, same seed)
+        full = measured.results[measured.results.run == run].set_index("step").llc
+        kept = have.dropna()
+        assert kept.to_numpy() == pytest.approx(full[kept.index].to_numpy(), rel=1e-6)
+    assert sparse.meta["every"] == 3
+    with pytest.raises(ConfigError, match="every 3 checkpoint"):
+        sweep_llc(reference_sweep.path, tmp_path / "sparse", {"frac_train": [0.5]}, FAST, every=2, log=None)
+    with pytest.raises(ConfigError, match="--every must be an integer >= 1"):
+        sweep_llc(reference_sweep.path, tmp_path / "x", {"frac_train": [0.5]}, FAST, every=0, log=None)
+
+
 def test_the_emergence_analysis_takes_the_llc_as_one_more_candidate(measured):
     from interp.emergence.leads import transition_steps
 
