@@ -133,11 +133,11 @@ def test_llc_emergence_example_reproduces_the_shipped_llc(tmp_path):
                         "300"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
     ours = pd.read_csv(out / "llc" / "results.csv").dropna(subset=["llc"]).set_index(["run", "step"]).llc
-    assert list(ours.index.get_level_values("step")) == [0, 50, 100, 150, 200, 250, 300]
+    assert list(ours.index.get_level_values("step")) == [0, 100, 200, 300]  # every fourth checkpoint
     ref = shipped.set_index(["run", "step"]).llc
     common = ours.index.intersection(ref.index)
-    assert len(common) == 7  # 300 is also one of the shipped run's every-second checkpoints
+    assert len(common) == 4  # 300 is also one of the shipped run's every-fourth checkpoints
     assert ours[common].to_numpy() == pytest.approx(ref[common].to_numpy(), rel=1e-5)
     for name in ("llc", "restricted_loss", "train_loss", "test_loss", "clock"):
         assert re.search(rf"^  {name} +\((measure|control)\): median lead", r.stdout, re.M), name
-    assert "7 run x step pairs in common" in r.stdout
+    assert "4 run x step pairs in common" in r.stdout
