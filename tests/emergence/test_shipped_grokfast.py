@@ -47,3 +47,25 @@ def test_the_readme_states_the_cpu_time(comparison):
     hours = comparison.cpu_seconds / 3600
     assert f"{hours:.1f} CPU-hours" in _section()
     assert math.isfinite(hours) and hours > 0.5
+
+
+NANDA = ROOT / "sweeps" / "grokfast-nanda2023"
+
+
+@pytest.fixture(scope="module")
+def nanda():
+    return compare(NANDA)
+
+
+def test_the_nanda2023_cell_is_complete_as_registered_and_in_the_readme(nanda):
+    runs = nanda.runs
+    assert len(runs) == 9 and runs["setting"].nunique() == 1 and runs["arm"].nunique() == 3
+    assert (runs.groupby("arm").size() == 3).all()
+    reached = runs[runs["t99"].notna()]
+    assert ((reached["budget"] == reached["t99"] + 1000) | (reached["budget"] == 15000)).all()
+    section = _section()
+    assert nanda.markdown_table() in section
+    lines = nanda.answer_lines()
+    assert len(lines) == 1  # one filter arm, EMA lambda 2, against AdamW and its lr x3 control
+    assert f"- {lines[0]}" in section
+    assert f"{nanda.cpu_seconds / 3600:.1f} CPU-hours" in section
