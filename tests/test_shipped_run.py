@@ -72,3 +72,30 @@ def test_the_run_tells_the_papers_story(run, measures, df):
     assert 3 <= len(measures.key_frequencies) <= 6
     assert df.frac_neurons_clustered.iloc[-1] > 0.6
     assert df.cos_explained.iloc[-1] > 0.95
+
+
+def test_the_committed_llc_curve_rises_through_memorisation_and_falls_through_grokking(run, measures, df):
+    """The shipped run's LLC (calibrated defaults): healthy at every checkpoint, the same numbers as the committed
+    calibration grid where the two share a checkpoint, and the shape the field reports."""
+    import pandas as pd
+
+    from interp.probes.learning_coefficient import MAX_CHAIN_SPREAD, MAX_FRAC_NEGATIVE
+
+    assert measures.protocol["llc"]["settings"] == probes.LLCSettings().to_dict()
+    assert (df.llc_frac_negative <= MAX_FRAC_NEGATIVE).all() and (df.llc_chain_spread <= MAX_CHAIN_SPREAD).all()
+    assert (df.llc > 0).all()
+    grid = pd.read_csv(ROOT / "probes" / "llc-calibration" / "nanda2023-p113-seed0.csv")
+    at = grid[(grid.epsilon == 1e-3) & (grid.n_beta == 10.0)].set_index("step").estimate
+    by = df.set_index("step")
+    for step in (1200, 7000, 20000):  # computed by two different commands, same seed and settings
+        assert by.llc[step] == pytest.approx(at[step], rel=1e-6)
+    ph = probes.phases(df)
+    peak = int(by.llc.idxmax())
+    m = run.metrics.dropna()
+    below_1 = int(m.step[m.test_loss < 1].iloc[0])
+    assert by.llc[0] < 10 and by.llc.max() > 250
+    assert ph.memorisation_end <= peak < ph.circuit_formation_end  # peaks after memorising, before grokking
+    assert peak < below_1  # the fall starts long before test loss drops below 1
+    assert by.llc[ph.cleanup_end] < by.llc.max() / 4  # most of the fall is over by the end of cleanup
+    tail = by.llc.loc[ph.cleanup_end:]
+    assert tail.max() - tail.min() < 0.1 * tail.min()  # then a plateau

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -215,7 +216,10 @@ def sweep_llc(sweep_dir: Path | str, out: Path | str, select: Mapping[str, Seque
             if log:
                 log(f"  {name}: done ({time.perf_counter() - t0:.0f} s)")
     else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        from .local import _die_with_parent  # a killed command leaves no worker behind
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             for name, bad in pool.map(_measure_run, *zip(*jobs)):
                 unhealthy[name] = bad
                 if log:

@@ -78,17 +78,39 @@ def test_the_emergence_analysis_takes_the_llc_as_one_more_candidate(measured):
     assert set(steps.loc[steps.metric == "llc", "run"]) <= set(measured.results.run)
 
 
+def _children(pid: int) -> list[int]:
+    from pathlib import Path
+
+    kids = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        kids += [int(k) for k in (task / "children").read_text().split()]
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_a_rerun_keeps_what_was_measured_and_a_kill_loses_nothing(reference_sweep, tmp_path):
     out = tmp_path / "killed"
     proc = start_cli("sweep-llc", str(reference_sweep.path), "--out", str(out), "--select", "frac_train=0.6",
-                     *FAST_FLAGS)
+                     "--workers", "2", *FAST_FLAGS)
     cache = out / "llc" / "frac_train=0.6,seed=0.csv"
     deadline = time.time() + 240
     while not cache.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     assert cache.exists(), proc.stderr.read() if proc.poll() is not None else "no cache after 240 s"
+    workers = _children(proc.pid)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    deadline = time.time() + 10  # the workers die with the command: nothing keeps writing into its directory
+    while any(_alive(w) for w in workers) and time.time() < deadline:
+        time.sleep(0.05)
+    assert workers and not any(_alive(w) for w in workers)
     assert not (out / "results.csv").exists()
     kept = pd.read_csv(cache)
     assert 1 <= len(kept) and kept.llc.notna().all()
