@@ -259,7 +259,8 @@ def survival_figure(curves: pd.DataFrame, event: str = "t90", by: str = "frac_tr
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("training step", fontsize=8)
     ax.set_ylabel(f"share of runs without {event}", fontsize=8)
-    ax.legend(fontsize=7, loc="upper right")
+    # beside the axes, not on them: censored runs keep their curve at the top right, where a legend inside would sit
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     ax.grid(alpha=0.25)
     ax.set_title(f"When runs reach {event} (Kaplan-Meier; a curve ending above 0: runs censored at the budget)",
                  fontsize=9)

@@ -39,6 +39,7 @@ div.wide { overflow-x: auto; max-width: 100%; }
 table.sweep td { overflow-wrap: normal; white-space: nowrap; }
 table.sweep th { white-space: normal; }  /* headers wrap between words, so a wide table fits 1400 px */
 table.sweep td.run { white-space: normal; }  /* run names break after their commas (<wbr>), never inside a field */
+table.answer { width: 100%; } table.answer td { overflow-wrap: break-word; }  /* sentences wrap between words */
 figure { margin: 1em 0; } img.figure { max-width: 100%; height: auto; border: 1px solid #eee; }
 .note, figcaption { color: #555; font-size: 0.92em; }
 .banner { background: #fff4d6; border: 2px solid #e0a800; border-radius: 6px; padding: 0.7em 1em; margin: 1em 0;

@@ -73,8 +73,10 @@ def _cell(v: Any, fmt: str | None = None) -> str:
     return fmt_number(v)
 
 
-def _df_table(df: pd.DataFrame, columns: Sequence[tuple[str, str, str | None]], table_id: str) -> str:
-    """An escaped HTML table of ``df``: columns are (column, header, format)."""
+def _df_table(df: pd.DataFrame, columns: Sequence[tuple[str, str, str | None]], table_id: str, *,
+              wrap: bool = False) -> str:
+    """An escaped HTML table of ``df``: columns are (column, header, format). ``wrap``: a table of sentences (the
+    answer), whose cells wrap between words so that it fits the page without a horizontal scroll bar."""
     cols = [(c, h, f) for c, h, f in columns if c in df.columns]
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h, f in cols)
     def td(c: str, f: str | None, v: Any) -> str:
@@ -83,6 +85,8 @@ def _df_table(df: pd.DataFrame, columns: Sequence[tuple[str, str, str | None]], 
         return f"<td>{html.escape(_cell(v, f))}</td>"
 
     body = "\n".join("<tr>" + "".join(td(c, f, r[c]) for c, _, f in cols) + "</tr>" for _, r in df.iterrows())
+    if wrap:
+        return f'<table class="numbers answer" id="{html.escape(table_id)}">\n<tr>{head}</tr>\n{body}\n</table>'
     # wide tables scroll sideways instead of breaking run names letter by letter
     return (f'<div class="wide"><table class="numbers sweep" id="{html.escape(table_id)}">\n<tr>{head}</tr>\n'
             f'{body}\n</table></div>')
@@ -129,13 +133,16 @@ def _protocol_section(ans: Answer, figure_names: list[str]) -> list[str]:
     km = ans.km[ans.km["event"] == "t90"].copy()
     km["km_median"] = [f"> {b:.0f}" if v == float("inf") else f"{v:.0f}" for v, b in zip(km["km_median"], km["budget"])]
     vt = ans.verdict_table()
+    # the verdict is what a reader came for: right after what it is about, never past the right edge
+    first = [c for c in ("claim", "subject", "verdict") if c in vt.columns]
+    vt = vt[first + [c for c in vt.columns if c not in first]]
     intro = (f"{len(ev)} runs in {ev['cell'].nunique()} cells; events from {ev['event_source'].iloc[0]}; t90 "
              f"reached by {int(ev['t90'].notna().sum())} runs, the rest right-censored at their budget. "
              "Intervals: 95 % seed-cluster bootstrap.")
     parts = [
         "<h2>The answer (the registered protocol)</h2>",
         f'<p class="note">{html.escape(intro)}</p>',
-        _df_table(vt, [(c, c, None) for c in vt.columns], "verdicts"),
+        _df_table(vt, [(c, c, None) for c in vt.columns], "verdicts", wrap=True),
         *[f'<p class="note">{html.escape("note: " + n)}</p>' for n in ans.notes],
         "<h3>When runs reach t90</h3>",
         _df_table(km, [("cell", "cell", None), ("n_runs", "runs", "int"), ("n_reached", "reached t90", "int"),

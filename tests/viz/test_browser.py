@@ -31,14 +31,16 @@ pytestmark = [
 HOSTILE = "<script>alert(1)</script>"
 
 
-def _dump_dom(page: Path, profile: Path) -> tuple[str, str]:
-    """(DOM after scripts ran, Chromium's log with the page's console messages)."""
+def _dump_dom(page: Path, profile: Path, width: int | None = None) -> tuple[str, str]:
+    """(DOM after scripts ran, Chromium's log with the page's console messages); ``width``: the window's width in
+    CSS pixels (Chromium's default otherwise)."""
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
            "--disable-extensions", "--mute-audio",
            "--host-resolver-rules=MAP * ~NOTFOUND",  # no name resolves: a CDN reference could not load
            "--enable-logging=stderr", "--v=0",  # console messages (errors, CSP violations) go to stderr
            f"--user-data-dir={profile}", "--virtual-time-budget=5000",
+           *([f"--window-size={width},1000"] if width else []),
            "--dump-dom", page.resolve().as_uri()]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)  # a hung browser, not a slow one
     assert proc.returncode == 0, f"chromium exited {proc.returncode}: {proc.stderr[-2000:]}"
@@ -180,8 +182,24 @@ def test_sweep_report_renders_in_chromium(tmp_path):
     assert "<script>alert" not in dom and "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
 
 
+# measures, after layout, where the answer table's verdict column ends and whether the page scrolls sideways
+_LAYOUT_PROBE = """<script>
+window.addEventListener("load", function () {
+  var t = document.getElementById("verdicts"), heads = t.rows[0].cells, right = 0, col = -1;
+  for (var i = 0; i < heads.length; i++) { if (heads[i].textContent === "verdict") { col = i; } }
+  for (var r = 0; r < t.rows.length; r++) { right = Math.max(right, t.rows[r].cells[col].getBoundingClientRect().right); }
+  var b = document.body;
+  b.setAttribute("data-verdict-right", Math.ceil(right));
+  b.setAttribute("data-viewport", document.documentElement.clientWidth);
+  b.setAttribute("data-page-width", document.documentElement.scrollWidth);
+  b.setAttribute("data-table-scrolls", t.parentElement.scrollWidth > t.parentElement.clientWidth ? "yes" : "no");
+});
+</script>"""
+
+
 def test_shipped_sweep_report_renders_in_chromium(tmp_path):
-    """The report of the shipped sweep (sweeps/emergence-small): every figure loads and the console is clean."""
+    """The report of the shipped sweep (sweeps/emergence-small): every figure loads and the console is clean; at a
+    1,280 px window the answer table's verdict column lies inside the window, with no sideways scrolling."""
     from interp.viz.sweep_report import write_sweep_report
 
     index = write_sweep_report(Path(__file__).resolve().parents[2] / "sweeps" / "emergence-small", tmp_path / "r",
@@ -191,3 +209,10 @@ def test_shipped_sweep_report_renders_in_chromium(tmp_path):
     _assert_clean_console(log)
     n_imgs = len(re.findall(r"<img\b", static))
     assert n_imgs >= 4 and _views(dom).body.get("data-images-loaded") == f"{n_imgs}/{n_imgs}"
+    probe = index.with_name("layout.html")  # beside index.html: the same stylesheet and figures
+    probe.write_text(static.replace("</body>", _LAYOUT_PROBE + "</body>"))
+    body = _views(_dump_dom(probe, tmp_path / "profile-1280", width=1280)[0]).body
+    viewport = int(body["data-viewport"])  # 1,280 less the vertical scroll bar
+    assert 1200 <= viewport <= 1280, body
+    assert int(body["data-verdict-right"]) <= viewport, body  # the verdict column ends inside the window
+    assert int(body["data-page-width"]) == viewport and body["data-table-scrolls"] == "no", body

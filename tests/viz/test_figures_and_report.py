@@ -551,3 +551,20 @@ def test_story_is_computed_from_the_numbers():
     assert land["test_acc_099_step"] == int(df[df["test_acc"] >= 0.99]["step"].iloc[0])
     not_grokked = story(df, df, probes.Phases(None, None, None), [3], NF(), Cfg())
     assert "not found" in not_grokked[1].span and not_grokked[1].differs
+
+
+def test_survival_legend_sits_beside_the_curves():
+    """Runs that never reach the event keep their Kaplan-Meier curve at 1 up to the budget, in the top right corner
+    where a legend inside the axes used to sit: the legend is drawn outside the axes, over no data."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from interp.viz.emergence_figures import survival_figure
+
+    curves = pd.DataFrame({"group": [0.3] * 3 + [0.5] * 4, "step": [0, 2000, 6000, 0, 800, 1200, 6000],
+                           "survival": [1.0, 1.0, 1.0, 1.0, 0.5, 0.0, 0.0]})  # 0.3: censored, flat at the top
+    fig = survival_figure(curves, "t90", "frac_train")
+    FigureCanvasAgg(fig).draw()
+    ax = fig.axes[0]
+    legend, axes_box = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert legend.x0 >= axes_box.x1  # entirely to the right of the plotting area
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["frac_train = 0.3", "frac_train = 0.5"]
