@@ -5,7 +5,8 @@
 Writes into OUT_DIR what a training loop outside interp typically saves: plain TransformerLens state dicts
 (``checkpoint_STEP.safetensors``), a ``config.json`` of HookedTransformerConfig fields, and a ``metrics.csv`` with
 rows only at the checkpoints (test values at every other one). The models are every N-th checkpoint of RUN_DIR
-(default: the shipped run, every 5th: 10 checkpoints), so the numbers can be checked against the run's own.
+and its final one (default: the shipped run, every 5th of its 50 checkpoints and the final one: 11), so the
+numbers can be checked against the run's own.
 Nothing in OUT_DIR says which task the models learnt; give it to interp:
 
     interp measure OUT_DIR --task add --p 113 --out OUT_DIR/measures

@@ -124,6 +124,9 @@ def per_frequency_norms(norms: torch.Tensor) -> torch.Tensor:
 
 def check_frequencies(freqs: Iterable[int], p: int, *, what: str = "frequencies") -> list[int]:
     """Sorted distinct frequencies, each an integer in 1..n//2; ProbeError naming ``what`` otherwise."""
+    if isinstance(freqs, (int, float, str, bytes)) or not hasattr(freqs, "__iter__"):
+        raise ProbeError(f"{what} must be a list of frequencies (integers in 1..{n_frequencies(p)}), "
+                         f"got {freqs!r}; for one frequency write [{freqs!r}]")
     try:
         given = list(freqs)
         if any(isinstance(k, bool) or int(k) != k for k in given):

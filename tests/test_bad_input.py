@@ -173,3 +173,17 @@ def test_bad_parameters_fail_before_any_work(good_run, tmp_path):
     blocker.write_text("x")
     _assert_clean_error(_cli("report", run, "--out", str(blocker / "r")), "--out", "is not a directory")
     assert not (tmp_path / "a.html").exists() and not (tmp_path / "m").exists()
+
+
+def test_python_api_misuse_says_what_it_wanted(good_run):
+    """A model where a run is expected, or one frequency where a list is expected: a one-line ProbeError that names
+    what to pass instead (before: a raw AttributeError 'snapshot'; "must be integers, got 21")."""
+    from interp import probes
+    from interp.errors import ProbeError
+
+    model = good_run.load(good_run.final_step)
+    with pytest.raises(ProbeError, match=r"expected a run .* got (HookedTransformer|TransformerBridge).*measure_model"):
+        probes.measure_run(model)
+    with pytest.raises(ProbeError, match=r"must be a list of frequencies .* got 3; for one frequency write \[3\]"):
+        probes.restricted(model, good_run.task, 3)
+    assert probes.restricted(model, good_run.task, [3]).loss > 0  # the list form of the same request works

@@ -323,6 +323,9 @@ def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int
     """
     if _llc_settings(llc, "measure_run"):
         devinterp_modules()  # a missing extra fails before any work
+    if not callable(getattr(run, "snapshot", None)):
+        raise ProbeError(f"measure_run: expected a run (interp.Run(DIR)) or a CheckpointFolder, got "
+                         f"{type(run).__name__}; for one model use probes.measure_model(model, task)")
     run = run.snapshot()  # one list of checkpoints for the whole measurement, even while the run trains
     all_steps = run.steps
     if not all_steps:
