@@ -4,8 +4,10 @@
 
 Subtraction is measured with the Fourier basis of Z_p and the directions of a - b; multiplication by discrete
 logarithm, in the Fourier basis of Z_(p-1) (its pairs with a zero input are left out of the circuit measures
-and kept in the losses). With the `small` preset (p = 53, 3000 steps) both grok in about two minutes on
-2 CPU cores; the multiplication run's circuit shows on a handful of frequencies of dlog a + dlog b.
+and kept in the losses). With the `small` preset (p = 53, 40 % of the pairs, 3000 steps; about two minutes on
+2 CPU cores) multiplication groks (test accuracy 1.000) and its circuit shows on a handful of frequencies of
+dlog a + dlog b; subtraction does not grok within those 3000 steps (test accuracy about 0.03, no key frequency
+yet: its measures show a memorising run).
 """
 
 import argparse
