@@ -5,8 +5,11 @@ seeds, then the comparison of docs/grokfast-protocol.md and the shipped table's 
     python examples/grokfast.py [OUT_DIR] [--seeds N] [--steps N]   # default: sweeps/grokfast-example, 2 seeds
 
 A run stops 1,000 steps after test accuracy first reaches 0.99 (else at 6,000 steps, or at --steps). Training is
-deterministic on one machine, so each run's events equal those of the same run in sweeps/grokfast-small (a run cut
-short by --steps still matches on the events it reached). 2 seeds take about 3 minutes on 2 cores.
+deterministic on one machine, so on the machine that made sweeps/grokfast-small each run's events equal the
+shipped ones (a run cut short by --steps still matches on the events it reached). Another machine rounds floats
+differently and training amplifies it: measured (benchmarks/host_floor.py), t_mem moves by at most 2 steps but
+t90 and t99 by up to 550 steps, which is why the answer rests on many seeds. 2 seeds take about 3 minutes on 2
+cores.
 """
 
 import argparse

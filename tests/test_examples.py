@@ -11,6 +11,7 @@ import pytest
 from nbclient import NotebookClient
 
 from interp import probes
+from tests.helpers import TOL_LLC_REL_INIT, TOL_LLC_REL_TRAINED, TOL_T_MEM_STEPS
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -106,8 +107,8 @@ def test_from_elsewhere_example_writes_a_folder_measured_like_its_run(probe_run,
 
 
 def test_grokfast_example_reproduces_the_shipped_events(tmp_path):
-    """One cell of the shipped Grokfast sweep, cut at 300 steps: every arm's t_mem is the shipped run's (training is
-    deterministic on one machine), and the example prints them side by side."""
+    """One cell of the shipped Grokfast sweep, cut at 300 steps: every arm's t_mem is the shipped run's to within the
+    cross-host floor (exact on the host that made the sweep), and the example prints them side by side."""
     from interp.emergence.grokfast import compare
 
     out = tmp_path / "gf"
@@ -120,12 +121,18 @@ def test_grokfast_example_reproduces_the_shipped_events(tmp_path):
     shipped = shipped[shipped["frac_train"] == 0.45].set_index(["arm", "seed"])
     assert sorted(ours.index) == [("AdamW", 0), ("AdamW + EMA l=2", 0), ("AdamW lr x3", 0)]
     for key, row in ours.iterrows():
-        assert row["t_mem"] == shipped.loc[key, "t_mem"] < 300, key
+        assert shipped.loc[key, "t_mem"] < 300, key
+        assert abs(row["t_mem"] - shipped.loc[key, "t_mem"]) <= TOL_T_MEM_STEPS, key
+    # the arms' order is the science, not the rounding: lr x3 memorises first, the filter last (as shipped)
+    assert ours.loc[("AdamW lr x3", 0), "t_mem"] < ours.loc[("AdamW", 0), "t_mem"] < \
+        ours.loc[("AdamW + EMA l=2", 0), "t_mem"]
 
 
 def test_llc_emergence_example_reproduces_the_shipped_llc(tmp_path):
     """One run of the shipped LLC subset retrained to step 300: the example's LLC at each measured checkpoint equals
-    the committed table's (same run, step and settings), and it prints the lead lines beside the controls."""
+    the committed table's (same run, step and settings) to within the cross-host floor (the initial model's to 1e-5,
+    trained ones' to 2 %; exact on the host that made the table), and it prints the lead lines beside the
+    controls."""
     pytest.importorskip("devinterp")
     shipped = pd.read_csv(ROOT / "sweeps" / "emergence-dense-llc" / "results.csv").dropna(subset=["llc"])
     out = tmp_path / "llc"
@@ -137,7 +144,31 @@ def test_llc_emergence_example_reproduces_the_shipped_llc(tmp_path):
     ref = shipped.set_index(["run", "step"]).llc
     common = ours.index.intersection(ref.index)
     assert len(common) == 4  # 300 is also one of the shipped run's every-fourth checkpoints
-    assert ours[common].to_numpy() == pytest.approx(ref[common].to_numpy(), rel=1e-5)
+    assert ours[(common[0][0], 0)] == pytest.approx(ref[(common[0][0], 0)], rel=TOL_LLC_REL_INIT)
+    trained = [k for k in common if k[1] > 0]
+    assert ours[trained].to_numpy() == pytest.approx(ref[trained].to_numpy(), rel=TOL_LLC_REL_TRAINED)
+    assert ours[trained].min() > 30 * ours[(common[0][0], 0)]  # memorisation multiplies the LLC (1.2 -> about 90)
     for name in ("llc", "restricted_loss", "train_loss", "test_loss", "clock"):
         assert re.search(rf"^  {name} +\((measure|control)\): median lead", r.stdout, re.M), name
     assert "4 run x step pairs in common" in r.stdout
+
+
+def test_the_tests_floor_is_the_measured_one():
+    """The cross-host tolerances of the retraining tests come from the committed measurement
+    (benchmarks/host_floor.csv, written by benchmarks/host_floor.py), not from one host's digits."""
+    from tests import helpers
+
+    floor = pd.read_csv(ROOT / "benchmarks" / "host_floor.csv")
+    assert set(floor["variant"]) >= {"this-host", "scalar-kernels"}
+    events = floor[floor["workload"] == "grokfast"]
+    t_mem = events[events["quantity"].str.endswith("t_mem")]
+    assert len(t_mem) >= 6 and t_mem["difference"].abs().max() == helpers.FLOOR_T_MEM_STEPS
+    llc = floor[floor["workload"] == "llc"]
+    init = llc["quantity"] == "LLC at step 0"
+    assert llc.loc[init, "relative"].max() == pytest.approx(helpers.FLOOR_LLC_REL_INIT, rel=0.05)
+    assert llc.loc[~init, "relative"].max() == pytest.approx(helpers.FLOOR_LLC_REL_TRAINED, rel=0.05)
+    # the grokking step itself moves far beyond any tolerance a test could use: why no test compares it
+    later = events[~events["quantity"].str.endswith("t_mem")]
+    assert later["difference"].abs().max() >= 100
+    assert helpers.TOL_T_MEM_STEPS >= helpers.FLOOR_T_MEM_STEPS
+    assert helpers.TOL_LLC_REL_TRAINED >= helpers.FLOOR_LLC_REL_TRAINED
