@@ -101,3 +101,24 @@ def test_the_answers_table_quotes_its_pages():
         assert numbers, row
         for number in numbers:
             assert number in target, (number, link)
+
+
+def test_every_command_of_the_front_page_and_the_manual_parses():
+    """Each `interp ...` line of a bash block (README and every manual page) names a real command with real flags:
+    a renamed flag or command cannot leave the manual behind. (The tour's --set lines also train: test_knobs.)"""
+    import shlex
+
+    from interp.cli import build_parser
+
+    lines = [line.strip() for block in manual.blocks("bash") for line in block.replace("\\\n", " ").splitlines()]
+    commands = [part.strip() for line in lines for part in line.split(" #")[0].split("&&")]
+    commands = [c.removeprefix("uv run ") for c in commands if c.removeprefix("uv run ").startswith("interp ")]
+    assert len(commands) >= 30
+    for command in commands:
+        argv = shlex.split(command)[1:]
+        if argv == ["--version"]:
+            continue
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit as e:
+            pytest.fail(f"{command!r} does not parse (exit {e.code})")
