@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="set_fields",
                    help="set any RunConfig field (repeatable), e.g. --set op=mul --set n_layers=2 --set "
                         "optimiser=sgd --set lr_schedule=cosine --set batch_size=512 --set layer_norm=true "
-                        "--set grad_filter=ema --set grad_filter_lambda=2 (fields: README 'Training knobs')")
+                        "--set grad_filter=ema --set grad_filter_lambda=2 (fields: docs/tour.md, 'Training knobs')")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress output")

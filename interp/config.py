@@ -298,7 +298,7 @@ def _presets() -> dict[str, Preset]:
     # shipped run's thinned checkpoint schedule, so a default run takes ~46 MB, not the ~365 MB of a checkpoint
     # every 100 of 40k steps.
     nanda = RunConfig(name="nanda2023", n_steps=20_000, save_every=0, save_steps=parse_steps(NANDA2023_SAVE_STEPS))
-    # Found by experiment (see README): a small model, more data and a faster lr so that the whole
+    # Found by experiment (see docs/tour.md): a small model, more data and a faster lr so that the whole
     # memorise -> circuit -> cleanup story plays out in about a minute on 2 CPU cores.
     small = RunConfig(name="small", p=53, frac_train=0.4, d_model=64, n_heads=4, d_head=16,
                       d_mlp=256, lr=3e-3, weight_decay=1.0, n_steps=3000, save_every=50,

@@ -54,6 +54,10 @@ def check_not_all_nan(df: pd.DataFrame, path: Path | str, columns) -> None:
             raise RunFormatError(f"{path}: column {col!r} holds no numbers (all empty or NaN); a damaged table")
 
 
+# pandas 3 reads floats back exactly by default and deprecates the argument; pandas 2 needs it
+_EXACT_FLOATS = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+
+
 def read_csv_checked(path: Path | str) -> pd.DataFrame:
     """A CSV file (a regular file of bounded size) as a DataFrame, range-checked; faults name the file."""
     import io
@@ -61,7 +65,7 @@ def read_csv_checked(path: Path | str) -> pd.DataFrame:
     path = Path(path)
     data = read_limited(path)
     try:
-        df = pd.read_csv(io.BytesIO(data), float_precision="round_trip")  # floats read back exactly as written
+        df = pd.read_csv(io.BytesIO(data), **_EXACT_FLOATS)  # floats read back exactly as written
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
         raise RunFormatError(f"{path}: not a readable CSV table ({' '.join(str(e).split())[:120]})") from None
     check_table_ranges(df, path)

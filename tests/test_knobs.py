@@ -283,12 +283,13 @@ def test_sweep_grids_vary_the_knobs():
 
 
 def test_the_readme_knob_commands_run(tmp_path, capsys):
-    """Every `interp train ... --set` command in the README trains (2 steps here) and records what it sets."""
+    """Every `interp train ... --set` command of the manual's tour (docs/tour.md) trains (2 steps here) and records
+    what it sets."""
     import shlex
 
     from interp.cli import main
 
-    text = (ROOT / "README.md").read_text().replace("\\\n", " ")
+    text = (ROOT / "docs" / "tour.md").read_text().replace("\\\n", " ")
     commands = [line.strip() for line in text.splitlines() if line.strip().startswith("interp train")
                 and "--set" in line]
     assert len(commands) >= 3

@@ -87,7 +87,7 @@ def _provenance(meta: dict) -> str:
 
 
 def _protocol(args) -> int:
-    from ..emergence.answer import (  # scipy, lifelines: loaded when the command runs
+    from ..emergence.answer import (  # scipy: loaded when the command runs
         answer,
         verdicts,
     )

@@ -43,7 +43,7 @@ def _print(title: str, df: pd.DataFrame) -> None:
 
 
 def command(args) -> int:
-    from ..emergence.grokfast import compare  # scipy, lifelines: loaded when the command runs
+    from ..emergence.grokfast import compare  # scipy: loaded when the command runs
 
     if not (args.sweep_dir / "sweep.json").is_file():
         raise ConfigError(f"{args.sweep_dir}: not a sweep directory (no sweep.json); make one with `interp sweep`")

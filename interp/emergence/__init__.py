@@ -1,6 +1,6 @@
 """Emergence across the runs of a sweep, answered by the registered protocol (``docs/emergence-protocol.md``).
 
-The protocol's analysis: :func:`answer` (every number the README states: :meth:`Answer.verdict_table`,
+The protocol's analysis: :func:`answer` (every number the manual states: :meth:`Answer.verdict_table`,
 :meth:`Answer.robustness_table`), built from :func:`events` with right-censoring and Kaplan-Meier medians,
 :func:`lead_analysis` (leads of the progress measures after memorisation, always beside the three
 controls, with seed-cluster bootstrap intervals), :func:`forecasts` (forecasts of t90 from the past only,

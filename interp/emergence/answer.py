@@ -1,4 +1,4 @@
-"""The protocol's answer for one sweep (``docs/emergence-protocol.md``): every number the README states.
+"""The protocol's answer for one sweep (``docs/emergence-protocol.md``): every number the manual states.
 
 :func:`answer` runs the registered analysis once: events and Kaplan-Meier medians (§2), the headline leads
 with their controls and the lead grid (§3-§4), the forecasts (§5) and the metric question on every scale

@@ -5,7 +5,7 @@ steps of the run's per-step ``metrics.csv``; empty = not reached within the budg
 before those columns existed (e.g. ``sweeps/emergence-small``) gets its events derived from the
 checkpoint rows of ``results.csv`` instead, at the checkpoints' coarser resolution (25-50 steps instead of
 10); the table says which (``event_source``). A run that does not reach an event is right-censored at its
-budget: never dropped, never imputed. Medians and survival curves use Kaplan-Meier (``lifelines``).
+budget: never dropped, never imputed. Medians and survival curves use Kaplan-Meier (scipy's ``stats.ecdf``).
 
 >>> ev = events(load_sweep("sweeps/emergence-dense"))       # doctest: +SKIP
 >>> km_medians(ev, "t90")                                   # one row per cell  # doctest: +SKIP
@@ -109,8 +109,7 @@ def km_median(times, observed) -> float:
 
 @functools.lru_cache(maxsize=4096)
 def _km_median(t: tuple, o: tuple) -> float:
-    """The Kaplan-Meier estimate of scipy (``stats.ecdf`` on censored data; the same estimator as
-    lifelines' ``KaplanMeierFitter``, which the survival curves use, at a fraction of the cost): the first
+    """The Kaplan-Meier estimate of scipy (``stats.ecdf`` on censored data, as the survival curves): the first
     time the survival function is at or below 0.5."""
     t_, o_ = np.array(t), np.array(o, bool)
     if not o_.any():
@@ -139,14 +138,12 @@ def km_medians(ev: pd.DataFrame, event: str = "t90") -> pd.DataFrame:
 def survival_curves(ev: pd.DataFrame, event: str = "t90", by: str | None = None) -> pd.DataFrame:
     """Kaplan-Meier survival curves (share of runs without the event) per value of ``by`` (default: per
     cell): rows group, step, survival (a step function; the last row is at the largest budget)."""
-    from lifelines import KaplanMeierFitter
-
     key = by or "cell"
     out = []
     for g_val, g in ev.groupby(key, sort=True):
         t, o = _durations(g, event)
-        sf = KaplanMeierFitter().fit(t, o).survival_function_
-        steps = np.r_[0.0, sf.index.to_numpy(float), float(g["budget"].max())]
-        surv = np.r_[1.0, sf.iloc[:, 0].to_numpy(float), float(sf.iloc[-1, 0])]
+        sf = stats.ecdf(stats.CensoredData(uncensored=t[o], right=t[~o])).sf  # steps at every distinct time
+        steps = np.r_[0.0, sf.quantiles, float(g["budget"].max())]
+        surv = np.r_[1.0, sf.probabilities, sf.probabilities[-1]]
         out.append(pd.DataFrame({"group": g_val, "step": steps, "survival": surv}))
     return pd.concat(out, ignore_index=True)

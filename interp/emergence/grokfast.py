@@ -121,7 +121,7 @@ class Comparison:
 
     def markdown_table(self) -> str:
         """Per setting and arm: the KM medians of t_mem, t90 and t99 with intervals, and the t99 speed-up over the
-        baseline (the README's table; the tests compare the README with this)."""
+        baseline (the manual's table; the tests compare the manual with this)."""
         def fmt(v, lo, hi, budget):
             def one(x):
                 return f"> {budget:.0f}" if math.isinf(x) else ("-" if math.isnan(x) else f"{x:.0f}")

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from lifelines import KaplanMeierFitter
 
 from interp import emergence
 from interp.emergence import (
@@ -21,6 +20,7 @@ from interp.emergence import (
     km_median,
     lead_analysis,
     metric_question,
+    survival_curves,
     transition_after,
 )
 from interp.emergence.synthetic import (
@@ -60,17 +60,34 @@ def test_events_are_read_from_the_summary_and_censored_runs_kept(sweep):
     assert km.loc["frac_train=0.3, d_mlp=256", "n_reached"] < 6
 
 
-def test_km_median_is_the_kaplan_meier_estimate_of_lifelines():
+def _product_limit(t, o):
+    """Kaplan-Meier by its definition, S(t) = prod over event times s <= t of (1 - d_s / n_s): the reference."""
+    times = np.unique(t)
+    s, out = 1.0, []
+    for u in times:
+        s *= 1 - np.sum((t == u) & o) / np.sum(t >= u)
+        out.append(s)
+    return times, np.array(out)
+
+
+def test_km_median_and_survival_curves_are_the_product_limit_estimate():
+    # by hand: censored at 100 and 500; S = 1 (100), 1 - 2/5 = 0.6 (200), 0.6 * (1 - 1/3) = 0.4 (300, 500), 0 (600)
+    ev = pd.DataFrame({"cell": "c", "t90": [300, np.nan, 200, 200, np.nan, 600], "budget": [900, 100, 900, 900, 500,
+                                                                                           900]})
+    curve = survival_curves(ev, "t90")
+    assert list(curve["step"]) == [0, 100, 200, 300, 500, 600, 900]
+    assert np.allclose(curve["survival"], [1, 1, 0.6, 0.4, 0.4, 0, 0])
+    assert km_median([300, 100, 200, 200, 500, 600], [True, False, True, True, False, True]) == 300
     rng = np.random.default_rng(3)
     for _ in range(25):
         n = int(rng.integers(1, 9))
-        t = rng.permutation(np.arange(1, 40))[:n].astype(float) * 10  # no ties: no survival exactly at 0.5
+        t = rng.choice(np.arange(1, 10), n).astype(float) * 10  # ties included
         o = rng.random(n) < 0.6
-        kmf = KaplanMeierFitter().fit(t, o)
-        sf = kmf.survival_function_.iloc[:, 0]
-        if np.any(np.isclose(sf.to_numpy(), 0.5)):
+        times, sf = _product_limit(t, o)
+        if np.any(np.isclose(sf, 0.5)):
             continue
-        assert km_median(t, o) == kmf.median_survival_time_
+        below = np.nonzero(sf <= 0.5)[0]
+        assert km_median(t, o) == (times[below[0]] if len(below) else math.inf)
     assert math.isinf(km_median([100.0, 200.0], [False, False]))  # every run censored: "> B"
 
 

@@ -1,4 +1,4 @@
-"""The README's emergence answer is what the registered protocol computes from the committed sweep tables."""
+"""The manual's emergence answer (docs/emergence.md) is what the registered protocol computes from the committed sweep tables."""
 
 import re
 from pathlib import Path
@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from interp import emergence
+from tests import manual
 
 ROOT = Path(__file__).resolve().parents[2]
 DENSE, WIDTH = ROOT / "sweeps" / "emergence-dense", ROOT / "sweeps" / "emergence-width"
@@ -23,9 +24,7 @@ def dense():
 
 
 def _readme_section() -> str:
-    text = (ROOT / "README.md").read_text()
-    start = text.index("### The answer, measured on the shipped sweeps")
-    return text[start:text.index("\n## ", start)]
+    return manual.section("emergence.md", "### The answer, measured on the shipped sweeps")
 
 
 def test_every_verdict_line_of_the_readme_is_what_the_tables_give(verdicts):

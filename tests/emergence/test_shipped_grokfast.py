@@ -1,4 +1,4 @@
-"""The README's Grokfast answer is what docs/grokfast-protocol.md computes from the committed sweep tables."""
+"""The manual's Grokfast answer (docs/grokfast.md) is what docs/grokfast-protocol.md computes from the committed sweep tables."""
 
 import math
 from pathlib import Path
@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from interp.emergence.grokfast import compare
+from tests import manual
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "sweeps" / "grokfast-small"
@@ -17,9 +18,7 @@ def comparison():
 
 
 def _section() -> str:
-    text = (ROOT / "README.md").read_text()
-    start = text.index("## Does Grokfast speed up grokking?")
-    return text[start:text.index("\n## ", start + 5)]
+    return manual.section("grokfast.md", "## Does Grokfast speed up grokking?")
 
 
 def test_the_shipped_sweep_is_complete_and_as_registered(comparison):

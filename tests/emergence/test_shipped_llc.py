@@ -1,5 +1,5 @@
-"""The README's answer on the LLC is what the registered protocol (docs/emergence-protocol.md, §9) computes from the
-committed subset tables, and the subset is the one registered."""
+"""The manual's answer on the LLC (docs/llc.md) is what the registered protocol (docs/emergence-protocol.md, §9)
+computes from the committed subset tables, and the subset is the one registered."""
 
 import re
 from pathlib import Path
@@ -10,6 +10,7 @@ import pytest
 from interp import emergence, probes
 from interp.sweep.llc import _every
 from interp.sweep.tables import load_sweep
+from tests import manual
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBSET, DENSE = ROOT / "sweeps" / "emergence-dense-llc", ROOT / "sweeps" / "emergence-dense"
@@ -21,9 +22,7 @@ def answer():
 
 
 def _section() -> str:
-    text = (ROOT / "README.md").read_text()
-    start = text.index("### Does the LLC see the transition first?")
-    return text[start:text.index("\n## ", start)]
+    return manual.section("llc.md", "### Does the LLC see the transition first?")
 
 
 def test_the_subset_is_the_registered_one():
