@@ -14,8 +14,9 @@ early and useless. Two statistics, the same for every measure and every control:
   rows between checkpoints: entry, stop, the covariates at the last checkpoint at or before the row's start, so
   a covariate is never read from the future), with the measure's value (in its protocol space, causal column for
   restricted/excluded loss) as a time-varying covariate, against the same model without it: the likelihood-ratio
-  test (1 df). The model without it holds the outcome-blind clocks: time since ``t_mem`` and log10 train loss
-  (for a clock under test, the other clock).
+  test (1 df). The time axis is the training step, so the baseline hazard (one per cell) is the clock; the model
+  without the measure holds it and log10 train loss (for train loss under test: the baseline alone; for the clock
+  under test: time since ``t_mem`` as a covariate, against train loss).
 
 Verdicts (exactly these words): **informative** (permutation p < 0.05 and likelihood-ratio p < 0.05),
 **not informative** (likelihood-ratio p >= 0.05 and the interval of ``rho`` inside (-0.5, 0.5)), **not
@@ -51,7 +52,7 @@ MIN_EVENTS = 10  # runs reaching t90 after memorising, for any verdict
 N_PERM = 2000
 BETA_BOUND = 20.0  # Cox coefficients per standard deviation
 _ENTRY_EPS = 1e-3  # a row starting at step s is at risk only after s (counting-process rows (start, stop])
-OUTCOME_BLIND = ("clock", "train_loss")  # the clocks every model holds
+OUTCOME_BLIND = ("train_loss",)  # the covariate clock every null model holds (the step is the time axis)
 INFO_VERDICTS = ("informative", "not informative", "not determined")
 
 
@@ -134,8 +135,9 @@ def counting_process(tables, ev: pd.DataFrame, columns: dict[str, str], event: s
 
 
 def cox_lr(cp: pd.DataFrame, covariate: str, null: Sequence[str]) -> tuple[float, float, float]:
-    """``(lr, p, coef)``: likelihood-ratio test of adding ``covariate`` to a Cox model of ``null`` covariates,
-    stratified by cell, on counting-process rows (standardised covariates; coef per standard deviation)."""
+    """``(lr, p, coef)``: likelihood-ratio test of adding ``covariate`` to a Cox model of ``null`` covariates
+    (possibly none: the stratified baseline hazard alone), stratified by cell, on counting-process rows
+    (standardised covariates; coef per standard deviation)."""
     from statsmodels.duration.hazard_regression import PHReg
 
     cols = [*null, covariate]
@@ -144,44 +146,56 @@ def cox_lr(cp: pd.DataFrame, covariate: str, null: Sequence[str]) -> tuple[float
         return math.nan, math.nan, math.nan
     z = (d[cols] - d[cols].mean()) / d[cols].std().replace(0, 1)
     strata = pd.factorize(d["cell"])[0]
-
-    def fit(names) -> tuple[float, np.ndarray]:
-        model = PHReg(d["stop"].to_numpy(float), z[list(names)].to_numpy(float), status=d["status"].to_numpy(int),
-                      entry=d["start"].to_numpy(float) + _ENTRY_EPS, strata=strata)
-        return _maximise(model, len(names))
-
+    model = PHReg(d["stop"].to_numpy(float), z[cols].to_numpy(float), status=d["status"].to_numpy(int),
+                  entry=d["start"].to_numpy(float) + _ENTRY_EPS, strata=strata)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        (llf1, params), (llf0, _) = fit(cols), fit(null)
+        # the null model is the full model with the covariate's coefficient held at 0
+        llf0, b0 = _maximise(model, len(cols), fixed_last=True)
+        llf1, params = _maximise(model, len(cols), start=b0)  # from the null's optimum: the nested model can only gain
     if not (math.isfinite(llf1) and math.isfinite(llf0)):
         return math.nan, math.nan, math.nan
     lr = max(0.0, 2.0 * (llf1 - llf0))
     return float(lr), float(stats.chi2.sf(lr, 1)), float(params[-1])
 
 
-def _maximise(model, k: int, iters: int = 100, bound: float = BETA_BOUND) -> tuple[float, np.ndarray]:
+def _maximise(model, k: int, start=None, fixed_last: bool = False, iters: int = 100,
+              bound: float = BETA_BOUND) -> tuple[float, np.ndarray]:
     """Maximum partial likelihood of a statsmodels ``PHReg``: Newton steps on its log-likelihood, score and Hessian,
     halved until the likelihood rises and stays finite, coefficients bounded at ``bound`` per standard deviation
     (a covariate that separates the event ends at the bound instead of diverging). ``-> (llf, params)``"""
-    b = np.zeros(k)
+    b = np.zeros(k) if start is None else np.asarray(start, float)
     ll = model.loglike(b)
     for _ in range(iters):
         g, h = model.score(b), model.hessian(b)
-        try:
-            step = np.linalg.solve(h - 1e-9 * np.eye(k), -g)
-        except np.linalg.LinAlgError:
-            step = g
-        if not np.all(np.isfinite(step)):
-            break
-        t, moved = 1.0, False
-        while t > 1e-6:
-            nb = np.clip(b + t * step, -bound, bound)
-            nll = model.loglike(nb)
-            if math.isfinite(nll) and nll >= ll - 1e-12:
-                moved = nll - ll > 1e-9 or np.max(np.abs(nb - b)) > 1e-8
-                b, ll = nb, nll
+        # projected Newton: coordinates held at a bound by the gradient stay there
+        free = ~(((b >= bound) & (g > 0)) | ((b <= -bound) & (g < 0)))
+        if fixed_last:
+            free[-1] = False
+        directions = []
+        if free.any():
+            step = np.zeros(k)
+            try:
+                step[free] = np.linalg.solve(h[np.ix_(free, free)] - 1e-9 * np.eye(int(free.sum())), -g[free])
+                directions.append(step)
+            except np.linalg.LinAlgError:
+                pass
+            ascent = np.where(free, g, 0.0)
+            if np.any(ascent):
+                directions.append(ascent / np.max(np.abs(ascent)))  # steepest ascent, when Newton stalls
+        moved = False
+        for step in directions:
+            if not np.all(np.isfinite(step)):
+                continue
+            t = 1.0
+            while t > 1e-6 and not moved:
+                nb = np.clip(b + t * step, -bound, bound)
+                nll = model.loglike(nb)
+                if math.isfinite(nll) and nll > ll + 1e-10:
+                    b, ll, moved = nb, nll, True
+                t /= 2
+            if moved:
                 break
-            t /= 2
         if not moved:
             break
     return float(ll), b
@@ -264,11 +278,10 @@ def information(sweep, measures: Sequence[str] | None = None, q: float = HEADLIN
             p_perm = float((1 + np.sum(np.abs(pm) >= abs(rho) - 1e-12)) / (1 + len(pm)))
         else:
             lo = hi = p_perm = math.nan
-        null = [c for c in OUTCOME_BLIND if c != m]
+        null = [c for c in OUTCOME_BLIND if c != m]  # the clock's own test: time since t_mem against train loss
         lr, p_lr, coef = cox_lr(cp, m, null) if len(cp) else (math.nan, math.nan, math.nan)
         verdict, why = _verdict(n_events, float(lo), float(hi), p_perm, p_lr)
         rows.append({"measure": m, "role": "control" if m in ("clock", "train_loss", "test_loss") else "measure",
                      "n_runs": len(inc), "n_events": n_events, "rho": rho, "rho_low": float(lo), "rho_high": float(hi),
-                     "p_perm": p_perm, "lr": lr, "p_lr": p_lr, "coef_per_sd": coef, "null_model": "config + "
-                     + " + ".join(null), "verdict": verdict, "reason": why})
+                     "p_perm": p_perm, "lr": lr, "p_lr": p_lr, "coef_per_sd": coef, "null_model": " + ".join(["config", "step", *null]), "verdict": verdict, "reason": why})
     return Information(pd.DataFrame(rows), pd.concat(per_run, ignore_index=True), event, q)
