@@ -120,15 +120,22 @@ def _answer_tables(a) -> dict[str, pd.DataFrame]:
                 "subject": g["forecaster"], "MAE ratio [95 %]": [f"{_f(r)} {_ci(lo, hi)}" for r, lo, hi in
                                                                zip(g["ratio"], g["ratio_low"], g["ratio_high"])],
                 "n": g["n_evaluated"], "verdict": g["verdict"]})
+    from ..emergence.answer import v2_scale_verdict
+
     rows = []
     for (axis, budget), s in a.scale.items():
         if budget == a.headline_budget:
             rows.append({"axis": f"{axis} at step {budget}", "R [95 %]": f"{_f(s.ratio)} {_ci(s.ratio_low, s.ratio_high)}",
-                         "verdict": s.verdict})
+                         "verdict": v2_scale_verdict(s)})
     for (axis, budget), why in a.missing.items():
         if budget == a.headline_budget:
             rows.append({"axis": f"{axis} at step {budget}", "R [95 %]": "n/a", "verdict": f"not determined ({why})"})
     out["scale"] = pd.DataFrame(rows)
+    if a.bimodality is not None and len(a.bimodality):
+        b = a.bimodality[a.bimodality["near_critical"]]
+        out["bimodality"] = pd.DataFrame({"cell": [f"{x}={v:g}" for x, v in zip(b["axis"], b["value"])],
+                                          "n": b["n_runs"], "gap": b["gap_statistic"].map(_f),
+                                          "p": b["p"].map(lambda v: _f(v, 2)), "verdict": b["verdict"]})
     return out
 
 
@@ -159,6 +166,9 @@ def _print_answer(path: Path, a, wide: bool) -> None:
                      f"test loss + clock; margin {EQUIV_MARGIN:g}", t["b"], wide)
     _print_table("real or artefact (v1 §6: R = width of log-prob / width of accuracy; every budget in "
                  "--robustness)", t["scale"], wide)
+    if "bimodality" in t:
+        _print_table(f"per-run bimodality at step {a.headline_budget} (v2 §4: gap test of the runs' log-probability in "
+                     "the cells near the jump)", t["bimodality"], wide)
     for note in a.notes:
         _emit(f"note: {note}", wide)
 
@@ -195,6 +205,8 @@ def _protocol(args) -> int:
             tables["scale_fits.csv"] = pd.concat([s.fit_table() for s in a.scale.values()], ignore_index=True)
             tables["scale_runs.csv"] = pd.concat([s.per_run.assign(axis=s.axis, budget=s.budget)
                                                   for s in a.scale.values()], ignore_index=True)
+        if a.bimodality is not None:
+            tables["bimodality.csv"] = a.bimodality
         written = _write(args.out, tables)
         _emit(f"\nwrote {len(written)} tables into {args.out}: {', '.join(p.name for p in written)}", args.wide)
     return 0

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..errors import ConfigError, InterpError
 from ..sweep.tables import SweepTables, as_tables
+from .bimodality import cell_bimodality
 from .events import cell_columns, events, km_medians
 from .forecast import Forecasts, forecasts
 from .information import Information, information
@@ -34,7 +35,8 @@ from .protocol import (
     SCALE_BUDGETS,
 )
 
-__all__ = ["Answer", "answer", "verdicts", "same_config_events", "VERDICT_COLUMNS", "EARLINESS_CANNOT_DECIDE",
+__all__ = ["Answer", "answer", "verdicts", "same_config_events", "v2_scale_verdict", "VERDICT_COLUMNS",
+           "EARLINESS_CANNOT_DECIDE",
            "SHIPPED_SEEDS"]
 
 # protocol v2: why the earliness leads are only a robustness table
@@ -74,6 +76,7 @@ class Answer:
     information: Information | None = None
     predictability: Predictability | None = None
     headline_budget: int = HEADLINE_BUDGET
+    bimodality: pd.DataFrame | None = None  # v2 §4: the gap test per cell at the headline budget
 
     @property
     def exploratory(self) -> bool:
@@ -102,8 +105,14 @@ class Answer:
         rows += self._scale_rows()
         return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
 
-    def _scale_rows(self) -> list[dict]:
-        rows = [self._scale_row(a) for (axis, budget), a in self.scale.items() if budget == self.headline_budget]
+    def _scale_rows(self, v2: bool = True) -> list[dict]:
+        rows = [self._scale_row(a, v2) for (axis, budget), a in self.scale.items() if budget == self.headline_budget]
+        if self.bimodality is not None and len(self.bimodality):
+            for _, r in self.bimodality[self.bimodality["near_critical"]].iterrows():
+                rows.append({"claim": f"per-run bimodality at step {int(r['budget'])}",
+                             "subject": f"{r['axis']}={r['value']:g}",
+                             "number": f"gap {_fmt(r['gap_statistic'])}, p {_fmt(r['p'], 2)} (n = {int(r['n_runs'])})",
+                             "interval": "", "against": "one normal", "verdict": r["verdict"]})
         for (axis, budget), reason in self.missing.items():
             if budget == self.headline_budget:
                 rows.append({"claim": "real or artefact", "subject": f"{axis} at step {budget}", "number": "n/a",
@@ -113,7 +122,7 @@ class Answer:
     def v1_verdict_table(self) -> pd.DataFrame:
         """Protocol v1's verdict table (history: the answer once given on the shipped sweeps): real or artefact,
         the earliness leads against the controls, the v1 forecasts against the raw config baseline."""
-        rows = self._scale_rows()
+        rows = [r for r in self._scale_rows(v2=False) if not r["claim"].startswith("per-run bimodality")]
         if self.leads is not None:
             s = self.leads.summary.set_index("metric")
             ctl = "; ".join(f"{c} {_fmt(s.loc[c, 'median_lead'])}" for c in CONTROLS)
@@ -132,11 +141,12 @@ class Answer:
                                         + ", ".join(CONTROLS), "verdict": r["verdict"]})
         return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
 
-    def _scale_row(self, a: AxisAnswer) -> dict:
+    def _scale_row(self, a: AxisAnswer, v2: bool = True) -> dict:
         acc, logp = a.fits["test_acc"], a.fits["test_logp"]
         number = f"accuracy width {_fmt(acc.width)}, log-prob width {_fmt(logp.width)}, R {_fmt(a.ratio)}"
         return {"claim": "real or artefact", "subject": f"{a.axis} at step {a.budget}", "number": number,
-                "interval": _ci(a.ratio_low, a.ratio_high), "against": "R = 2", "verdict": f"{a.verdict}"}
+                "interval": _ci(a.ratio_low, a.ratio_high), "against": "R = 2",
+                "verdict": v2_scale_verdict(a) if v2 else a.verdict}
 
     def robustness_table(self) -> pd.DataFrame:
         """Every alternative choice, never a headline: the earliness leads over the grid (event x q x loss space;
@@ -164,6 +174,17 @@ class Answer:
                          "interval": row["interval"], "verdict": a.verdict})
         df = pd.DataFrame(rows, columns=["analysis", "choice", "headline", "subject", "number", "interval", "verdict"])
         return df.sort_values(["analysis", "headline"], ascending=[True, False], kind="stable").reset_index(drop=True)
+
+
+def v2_scale_verdict(a: AxisAnswer) -> str:
+    """Protocol v2 §4 on one axis: a fitted location (accuracy's, or the log-probability's) outside the observed
+    range of the axis is "not reached": the verdict is then "not determined (location not reached)" instead of a
+    width extrapolated beyond the data; otherwise v1's rule (:func:`metric_question`)."""
+    lo, hi = float(a.per_run["x"].min()), float(a.per_run["x"].max())
+    for f in (a.fits["test_acc"], a.fits["test_logp"]):
+        if f.status != "no range to fit" and not lo <= f.x0 <= hi:
+            return "not determined (location not reached)"
+    return a.verdict
 
 
 def answer(sweep, n_boot: int = N_BOOT, seed: int = BOOT_SEED, budgets=SCALE_BUDGETS) -> Answer:
@@ -213,7 +234,9 @@ def answer(sweep, n_boot: int = N_BOOT, seed: int = BOOT_SEED, budgets=SCALE_BUD
             except (ConfigError, InterpError) as e:
                 missing[(axis, b)] = str(e)
                 notes.append(f"{axis} at step {b}: {e}")
-    return Answer(tables, ev, km, la, grid, fc, scale, notes, missing, info, pred, headline)
+    bim = [cell_bimodality(a) for (axis, b), a in scale.items() if b == headline]
+    return Answer(tables, ev, km, la, grid, fc, scale, notes, missing, info, pred, headline,
+                  pd.concat(bim, ignore_index=True) if bim else None)
 
 
 def verdicts(headline, *replications, n_boot: int = N_BOOT, seed: int = BOOT_SEED,

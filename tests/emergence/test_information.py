@@ -115,3 +115,15 @@ def test_seeds_needed_follows_the_standard_error_and_the_protocol_states_it():
     assert "| 0.134 (median over measures, dense) | 0.5 | 4 |" in protocol and seeds_needed(0.134175, 6, 0.5) == 4
     assert "| 0.15 | 27 at the shipped 8 cells (216 runs) |" in protocol and seeds_needed(0.113256, 6, 0.15) == 27
     assert "| 1.5x | 18 |" in protocol and seeds_needed(0.246486, 6, math.log(1.5)) == 18
+
+
+def test_the_gap_test_tells_two_groups_of_runs_from_one():
+    from interp.emergence.bimodality import gap_test
+
+    rng = np.random.default_rng(0)
+    two = np.r_[rng.normal(-20, 1, 12), rng.normal(-0.1, 0.05, 12)]   # each run jumped, or did not
+    one = rng.normal(-10, 3, 30)                                          # every run shifted a little
+    assert gap_test(two)[2] == "each run jumps"
+    assert gap_test(one)[2] == "no second mode"
+    assert gap_test(one[:10])[2] == "not determined"   # too few runs to call a single mode
+    assert gap_test([1.0, 2.0])[2] == "not determined"

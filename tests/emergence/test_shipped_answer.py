@@ -111,6 +111,17 @@ def test_the_readme_summary_is_the_tables(dense):
     assert "docs/emergence.md" in readme
 
 
+def test_the_per_run_bimodality_lines(dense):
+    b = dense.bimodality[dense.bimodality["near_critical"]].set_index("value")
+    assert list(b.index) == [0.325, 0.35, 0.375]
+    doc = _doc().replace("\n", " ")
+    j = b.loc[0.375]
+    assert j["verdict"] == "each run jumps"
+    assert f"at 37.5 % **each run jumps** (gap statistic {j['gap_statistic']:.3g}, p {j['p']:.2g}, 6 runs)" in doc
+    assert (b.loc[[0.325, 0.35], "verdict"] == "not determined").all()
+    assert f"(p {b.loc[0.325, 'p']:.2g} and {b.loc[0.35, 'p']:.2g};" in doc
+
+
 def test_the_repeated_cell_is_identical_on_one_machine():
     """The width sweep's d_mlp 256 cell repeats the dense sweep's 35 % cell: every row agrees exactly."""
     rd, rw = pd.read_csv(DENSE / "results.csv"), pd.read_csv(WIDTH / "results.csv")
@@ -120,3 +131,13 @@ def test_the_repeated_cell_is_identical_on_one_machine():
     assert len(a) == len(b) == 522 and len(common) > 20
     pd.testing.assert_frame_equal(a[common], b[common])
     assert "all 522 rows of both tables are identical" in _doc().replace("\n", " ")
+
+
+def test_the_width_axis_does_not_reach_its_transition(width):
+    """v2 §4: accuracy's fitted location lies beyond the largest width: "not reached", not "no jump"."""
+    a = width.scale[("d_mlp", 6000)]
+    assert a.verdict == "no jump"   # v1's word, kept in the history table
+    row = width.verdict_table().set_index("subject").loc["d_mlp at step 6000"]
+    assert row["verdict"] == "not determined (location not reached)"
+    x0 = 2 ** a.fits["test_acc"].x0
+    assert x0 > 512 and f"location at d_mlp {x0:.0f}, beyond the largest width, 512" in _doc().replace("\n", " ")
