@@ -147,8 +147,8 @@ def _print_answer(path: Path, a, wide: bool) -> None:
     _emit(f"{path}: {len(ev)} runs in {ev['cell'].nunique()} cells, varied fields {a.tables.axes}; "
           f"provenance: {_provenance(a.tables.meta)}", wide)
     if a.exploratory:
-        _emit("EXPLORATORY under protocol v2: this sweep's seeds (0-5) are those of the shipped sweeps, which chose "
-              "the protocol; its confirmatory answer comes from fresh seeds (docs/emergence-protocol.md v2 §1)", wide)
+        _emit("EXPLORATORY under protocol v2: seeds 0-5 chose the protocol (on the shipped sweeps), so a sweep with "
+              "them answers nothing confirmatory; use other seeds (docs/emergence-protocol.md v2 §1)", wide)
     _emit(f"events from {ev['event_source'].iloc[0]}; t90 reached by {int(ev['t90'].notna().sum())} of {len(ev)} "
           "runs (the rest right-censored at their budget)", wide)
     km = a.km[a.km["event"] == "t90"].assign(km_median=lambda d: [
