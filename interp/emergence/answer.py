@@ -20,7 +20,7 @@ import pandas as pd
 from ..errors import ConfigError, InterpError
 from ..sweep.tables import SweepTables, as_tables
 from .bimodality import cell_bimodality
-from .events import cell_columns, events, km_medians
+from .events import events, km_medians
 from .forecast import Forecasts, forecasts
 from .information import Information, information
 from .leads import Leads, lead_analysis, lead_grid, transition_steps
