@@ -1,13 +1,16 @@
 """``interp emergence SWEEP_DIR`` and the sweep branch of ``interp report``: parse, call, print.
 
-The analysis (:mod:`interp.emergence`) knows no CLI and draws nothing; this module wires it: by default the
-registered protocol's verdict table (``docs/emergence-protocol.md``), ``--robustness`` for every alternative
-choice, ``--exploratory`` for the pre-protocol tables (labelled as such).
+The analysis (:mod:`interp.emergence`) knows no CLI and draws nothing; this module wires it: the registered
+protocol's (v2) answer in a terminal of 100 columns (``--wide`` for the full tables, ``--out DIR`` for every table
+as CSV), ``--robustness`` for every alternative choice (the earliness leads among them), ``--v1`` for the verdict
+table of protocol v1 (history).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import textwrap
 from pathlib import Path
 
 import pandas as pd
@@ -16,16 +19,9 @@ from ..cli_types import int_at_least
 from ..errors import ConfigError
 from ..files import atomic_write_text, prepare_out_dir
 
-__all__ = ["add_parser", "command", "report_command", "check_report_args", "is_sweep_dir"]
+__all__ = ["add_parser", "command", "report_command", "check_report_args", "is_sweep_dir", "COLUMNS"]
 
-_RUN_COLUMNS = ["run", "final_step", "final_test_acc", "emergence_step", "rise_steps", "rise_frac"]
-_LEAD_COLUMNS = ["metric", "role", "n_leading", "n_measured", "median_lead", "q25_lead", "q75_lead",
-                 "median_lead_frac", "n_never_emerged", "n_no_transition"]
-_SCALE_COLUMNS = ["group", "metric", "kind", "space", "n_scales", "smallest", "largest", "sharpness", "jump_from",
-                  "jump_to", "discontinuity", "discontinuity_rel"]
-_PRED_COLUMNS = ["measure", "n_scored", "mae", "mae_baseline", "mae_ratio", "n_never_emerged", "n_beyond_end",
-                 "n_no_transition"]
-_EXPLORATORY_ONLY = ("axis", "budget", "loss_space")
+COLUMNS = 100  # the terminal width every line fits unless --wide
 
 
 def is_sweep_dir(path: Path) -> bool:
@@ -35,41 +31,51 @@ def is_sweep_dir(path: Path) -> bool:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``interp emergence`` to the CLI's subparsers."""
     e = subparsers.add_parser(
-        "emergence", help="the emergence protocol's verdicts for a sweep: real or artefact, leads, forecasts",
-        description="Reads SWEEP_DIR's results.csv, summary.csv and sweep.json and prints the verdict table of the "
-                    "registered protocol (docs/emergence-protocol.md): per scale axis whether accuracy's jump is "
-                    "real or an artefact of the metric, per progress measure whether it leads the t90 event "
-                    "against the controls (train loss, test loss, the clock) and whether it forecasts t90 better "
-                    "than the config baseline, each with its 95 %% seed-cluster bootstrap interval.")
+        "emergence", help="the emergence protocol's verdicts for a sweep: information, predictability, real or artefact",
+        description="Reads SWEEP_DIR's results.csv, summary.csv and sweep.json and prints the answer of the registered "
+                    "protocol (docs/emergence-protocol.md, v2): per progress measure and control whether it carries "
+                    "information about when t90 comes beyond the config and the clocks, whether t90 is predictable "
+                    "from the past and whether a measure adds to test loss and the clock, and per scale axis whether "
+                    "accuracy's jump is real or an artefact of the metric, each with its 95 %% interval. Lines fit "
+                    "100 columns; --wide prints the full tables, --out writes them all as CSV.")
     e.add_argument("sweep_dir", type=Path, metavar="SWEEP_DIR", help="sweep directory (made by `interp sweep`)")
     e.add_argument("--replication", type=Path, action="append", metavar="SWEEP_DIR2", default=[],
                    help="another sweep of the protocol (e.g. sweeps/emergence-width): its verdicts are printed "
-                        "beside SWEEP_DIR's, its leads and forecasts as a replication (repeatable)")
+                        "after SWEEP_DIR's (repeatable)")
     e.add_argument("--robustness", action="store_true",
-                   help="also print the robustness table (every event x quantile x loss space, every budget)")
+                   help="also print the robustness table (earliness leads over every event x quantile x loss space, "
+                        "the other look times, every budget)")
+    e.add_argument("--v1", action="store_true", help="also print protocol v1's verdict table (history)")
+    e.add_argument("--wide", action="store_true", help="print full tables, however wide")
     e.add_argument("--n-boot", type=int_at_least("--n-boot", 100), default=None, metavar="N",
                    help="bootstrap resamples (default: the protocol's 2000)")
-    e.add_argument("--out", type=Path, metavar="DIR|FILE.csv",
-                   help="also write the tables as CSV into DIR (with --exploratory, FILE.csv gets the transitions)")
-    e.add_argument("--exploratory", action="store_true",
-                   help="print the pre-protocol tables instead (half-way steps, sharpness, leave-one-run-out): "
-                        "exploratory, not the protocol's answer")
-    e.add_argument("--axis", metavar="FIELD", help="with --exploratory: the scale axis (a varied field, or 'step')")
-    e.add_argument("--budget", type=int_at_least("--budget", 0), metavar="STEP",
-                   help="with --exploratory: the step at which runs are compared along the axis")
-    e.add_argument("--loss-space", choices=["log10", "linear"], default=None,
-                   help="with --exploratory: measure the transitions of losses in log10 (default) or linear space")
+    e.add_argument("--out", type=Path, metavar="DIR", help="also write every table as CSV into DIR")
     return e
 
 
-def _print_table(title: str, df, columns=None) -> None:
-    print(f"\n== {title}")
+def _emit(text: str, wide: bool) -> None:
+    for line in text.splitlines() or [""]:
+        if wide or len(line) <= COLUMNS:
+            print(line)
+        else:
+            print("\n".join(textwrap.wrap(line, COLUMNS, subsequent_indent="    ", break_long_words=True)))
+
+
+def _print_table(title: str, df, wide: bool, columns=None) -> None:
+    """A table as aligned columns when it fits 100 columns (or with --wide), else one wrapped record per row."""
+    _emit(f"\n== {title}", wide)
     if df is None or not len(df):
         print("(none)")
         return
     cols = [c for c in (columns or df.columns) if c in df.columns]
-    with pd.option_context("display.width", 250, "display.max_columns", 40, "display.max_colwidth", 90):
-        print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    with pd.option_context("display.width", 10_000, "display.max_columns", 100, "display.max_colwidth", 200):
+        text = df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    if wide or max(len(x) for x in text.splitlines()) <= COLUMNS:
+        _emit(text, True)
+        return
+    for _, r in df[cols].iterrows():
+        vals = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in r.tolist()]
+        _emit(f"- {vals[0]}: " + "; ".join(f"{c} {v}" for c, v in zip(cols[1:], vals[1:])), wide)
 
 
 def _write(out: Path, tables: dict[str, pd.DataFrame]) -> list[Path]:
@@ -86,35 +92,110 @@ def _provenance(meta: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in p.items()) if isinstance(p, dict) and p else "not recorded"
 
 
+def _f(v: float, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return "> budget" if math.isinf(v) else f"{v:.{digits}g}"
+
+
+def _ci(lo: float, hi: float, digits: int = 3) -> str:
+    return f"[{_f(lo, digits)}, {_f(hi, digits)}]"
+
+
+def _answer_tables(a) -> dict[str, pd.DataFrame]:
+    """The compact tables of the terminal answer."""
+    out = {}
+    if a.information is not None:
+        t = a.information.table
+        out["information"] = pd.DataFrame({
+            "subject": t["measure"], "rho [95 %]": [f"{_f(r, 2)} {_ci(lo, hi, 2)}" for r, lo, hi in
+                                                    zip(t["rho"], t["rho_low"], t["rho_high"])],
+            "perm p": t["p_perm"].map(lambda v: _f(v, 2)), "Cox LR p": t["p_lr"].map(lambda v: _f(v, 2)),
+            "verdict": t["verdict"]})
+    if a.predictability is not None:
+        h = a.predictability.headline
+        for claim in ("a", "b"):
+            g = h[h["claim"] == claim]
+            out[claim] = pd.DataFrame({
+                "subject": g["forecaster"], "MAE ratio [95 %]": [f"{_f(r)} {_ci(lo, hi)}" for r, lo, hi in
+                                                               zip(g["ratio"], g["ratio_low"], g["ratio_high"])],
+                "n": g["n_evaluated"], "verdict": g["verdict"]})
+    from ..emergence.answer import v2_scale_verdict
+
+    rows = []
+    for (axis, budget), s in a.scale.items():
+        if budget == a.headline_budget:
+            rows.append({"axis": f"{axis} at step {budget}", "R [95 %]": f"{_f(s.ratio)} {_ci(s.ratio_low, s.ratio_high)}",
+                         "verdict": v2_scale_verdict(s)})
+    for (axis, budget), why in a.missing.items():
+        if budget == a.headline_budget:
+            rows.append({"axis": f"{axis} at step {budget}", "R [95 %]": "n/a", "verdict": f"not determined ({why})"})
+    out["scale"] = pd.DataFrame(rows)
+    if a.bimodality is not None and len(a.bimodality):
+        b = a.bimodality[a.bimodality["near_critical"]]
+        out["bimodality"] = pd.DataFrame({"cell": [f"{x}={v:g}" for x, v in zip(b["axis"], b["value"])],
+                                          "n": b["n_runs"], "gap": b["gap_statistic"].map(_f),
+                                          "p": b["p"].map(lambda v: _f(v, 2)), "verdict": b["verdict"]})
+    return out
+
+
+def _print_answer(path: Path, a, wide: bool) -> None:
+    from ..emergence.information import RHO_MARGIN
+    from ..emergence.predictability import EQUIV_MARGIN, HEADLINE_LOOK
+
+    ev = a.events
+    _emit(f"{path}: {len(ev)} runs in {ev['cell'].nunique()} cells, varied fields {a.tables.axes}; "
+          f"provenance: {_provenance(a.tables.meta)}", wide)
+    if a.exploratory:
+        _emit("EXPLORATORY under protocol v2: seeds 0-5 chose the protocol (on the shipped sweeps), so a sweep with "
+              "them answers nothing confirmatory; use other seeds (docs/emergence-protocol.md v2 §1)", wide)
+    _emit(f"events from {ev['event_source'].iloc[0]}; t90 reached by {int(ev['t90'].notna().sum())} of {len(ev)} "
+          "runs (the rest right-censored at their budget)", wide)
+    km = a.km[a.km["event"] == "t90"].assign(km_median=lambda d: [
+        f"> {b:.0f}" if v == float("inf") else f"{v:.0f}" for v, b in zip(d["km_median"], d["budget"])])
+    _print_table("t90 per cell (Kaplan-Meier median)", km, wide, ["cell", "n_runs", "n_reached", "km_median"])
+    t = _answer_tables(a)
+    if "information" in t:
+        _print_table("information about t90 (v2 §2): rank correlation within cells of the measure's transition "
+                     f"with t90 (permutation p); Cox LR p beyond config + clocks. informative: both p < 0.05; not "
+                     f"informative: LR p >= 0.05 and rho within +-{RHO_MARGIN:g}", t["information"], wide)
+    if "a" in t:
+        _print_table(f"(a) predictable from the past at T = {HEADLINE_LOOK} (v2 §3): MAE of config + the forecaster "
+                     "/ MAE of the recalibrated config", t["a"], wide)
+        _print_table(f"(b) beyond test loss + clock at T = {HEADLINE_LOOK}: MAE with the measure / MAE of config + "
+                     f"test loss + clock; margin {EQUIV_MARGIN:g}", t["b"], wide)
+    _print_table("real or artefact (v1 §6: R = width of log-prob / width of accuracy; every budget in "
+                 "--robustness)", t["scale"], wide)
+    if "bimodality" in t:
+        _print_table(f"per-run bimodality at step {a.headline_budget} (v2 §4: gap test of the runs' log-probability in "
+                     "the cells near the jump)", t["bimodality"], wide)
+    for note in a.notes:
+        _emit(f"note: {note}", wide)
+
+
 def _protocol(args) -> int:
-    from ..emergence.answer import (  # scipy: loaded when the command runs
-        answer,
-        verdicts,
-    )
+    from ..emergence.answer import EARLINESS_CANNOT_DECIDE, answer  # scipy, statsmodels: loaded when it runs
 
     kw = {} if args.n_boot is None else {"n_boot": args.n_boot}
     a = answer(args.sweep_dir, **kw)
-    ev = a.events
-    print(f"{args.sweep_dir}: {len(ev)} runs in {ev['cell'].nunique()} cells, varied fields {a.tables.axes}; "
-          f"provenance: {_provenance(a.tables.meta)}")
-    print(f"events from {ev['event_source'].iloc[0]}; t90 reached by {int(ev['t90'].notna().sum())} of {len(ev)} "
-          f"runs (the rest right-censored at their budget)")
-    km = a.km[a.km["event"] == "t90"].assign(km_median=lambda d: d["km_median"].map(
-        lambda v: f"> {d['budget'].max():.0f}" if v == float("inf") else f"{v:.0f}"))
-    _print_table("t90 per cell (Kaplan-Meier median)", km, ["cell", "n_runs", "n_reached", "km_median"])
-    _print_table("verdicts (docs/emergence-protocol.md)", a.verdict_table())
-    if a.leads is not None:
-        print(f"\nleads: {a.leads.counts}")
-    for note in a.notes:
-        print(f"note: {note}")
+    _print_answer(args.sweep_dir, a, args.wide)
+    if args.v1:
+        _print_table("protocol v1's verdict table (history; earliness leads and raw-baseline forecasts)",
+                     a.v1_verdict_table(), args.wide, ["subject", "number", "interval", "verdict"])
     if args.robustness:
-        _print_table("robustness (alternatives; never a headline)", a.robustness_table())
-    if args.replication:
-        both = verdicts(a, *args.replication, **kw)
-        _print_table("verdicts over the sweeps (leads and forecasts: headline on SWEEP_DIR)", both)
+        _emit(f"\nrobustness: the earliness leads are here, not in the answer: {EARLINESS_CANNOT_DECIDE}.", args.wide)
+        _print_table("robustness (alternatives; never a headline)", a.robustness_table(), args.wide,
+                     ["analysis", "choice", "subject", "number", "interval", "verdict"])
+    for rep in args.replication:
+        _emit(f"\n==== replication: {rep}", args.wide)
+        _print_answer(rep, answer(rep, **kw), args.wide)
     if args.out is not None:
-        tables = {"verdicts.csv": a.verdict_table(), "robustness.csv": a.robustness_table(), "events.csv": a.events,
-                  "km.csv": a.km}
+        tables = {"verdicts.csv": a.verdict_table(), "verdicts_v1.csv": a.v1_verdict_table(),
+                  "robustness.csv": a.robustness_table(), "events.csv": a.events, "km.csv": a.km}
+        if a.information is not None:
+            tables |= {"information.csv": a.information.table, "information_runs.csv": a.information.per_run}
+        if a.predictability is not None:
+            tables |= {"predictability.csv": a.predictability.table, "predictability_runs.csv": a.predictability.per_run}
         if a.leads is not None:
             tables |= {"leads.csv": a.leads.summary, "lead_runs.csv": a.leads.per_run, "lead_grid.csv": a.grid}
         if a.forecasts is not None:
@@ -124,58 +205,21 @@ def _protocol(args) -> int:
             tables["scale_fits.csv"] = pd.concat([s.fit_table() for s in a.scale.values()], ignore_index=True)
             tables["scale_runs.csv"] = pd.concat([s.per_run.assign(axis=s.axis, budget=s.budget)
                                                   for s in a.scale.values()], ignore_index=True)
-        print(f"\nwrote {', '.join(str(p) for p in _write(args.out, tables))}")
-    return 0
-
-
-def _exploratory(args) -> int:
-    from ..emergence.analysis import analyse
-
-    a = analyse(args.sweep_dir, axis=args.axis, budget_step=args.budget, loss_space=args.loss_space or "log10")
-    print(f"{args.sweep_dir}: {len(a.runs)} runs, varied fields {a.tables.axes} (EXPLORATORY: not the protocol's "
-          "answer; `interp emergence SWEEP_DIR` prints that)")
-    for line in a.headline():
-        print(f"- {line}")
-    _print_table("runs (emergence step: test accuracy first >= 0.5)", a.runs, ["run", *a.tables.axes, *_RUN_COLUMNS[1:]])
-    _print_table("leads over emergence (steps; > 0: the metric's half-way step came first)", a.lead_summary,
-                 _LEAD_COLUMNS)
-    if a.scale is not None:
-        at = "" if a.scale.budget_step is None else f" at step {a.scale.budget_step}"
-        _print_table(f"across {a.scale.axis}{at} (log10 space for losses)", a.scale.table, _SCALE_COLUMNS)
-    else:
-        print(f"\n{a.scale_note}")
-    _print_table("predicting the emergence step (leave one run out; MAE in steps)", a.prediction_table, _PRED_COLUMNS)
-    if args.out is not None:
-        if args.out.suffix == ".csv":
-            if args.out.is_dir():
-                raise ConfigError(f"--out {args.out}: is a directory")
-            prepare_out_dir(args.out.parent if str(args.out.parent) else Path("."), "--out")
-            atomic_write_text(args.out, a.transitions.to_csv(index=False))
-            written = [args.out]
-        else:
-            tables = {"runs.csv": a.runs, "transitions.csv": a.transitions, "leads.csv": a.leads,
-                      "lead_summary.csv": a.lead_summary, "prediction.csv": a.prediction_table}
-            if a.predictions:
-                tables["prediction_runs.csv"] = pd.concat([p.table.assign(measure=p.measure) for p in a.predictions],
-                                                          ignore_index=True)
-            if a.scale is not None:
-                tables["scale.csv"] = a.scale.table
-                tables["scale_points.csv"] = a.scale.points
-            written = _write(args.out, tables)
-        print(f"\nwrote {', '.join(str(p) for p in written)}")
+        if a.bimodality is not None:
+            tables["bimodality.csv"] = a.bimodality
+        written = _write(args.out, tables)
+        _emit(f"\nwrote {len(written)} tables into {args.out}: {', '.join(p.name for p in written)}", args.wide)
     return 0
 
 
 def command(args) -> int:
-    """Run ``interp emergence``."""
-    if args.exploratory:
-        if args.replication:
-            raise ConfigError("--replication applies to the protocol's verdicts, not to --exploratory")
-        return _exploratory(args)
-    given = [f"--{o.replace('_', '-')}" for o in _EXPLORATORY_ONLY if getattr(args, o) is not None]
-    if given:
-        raise ConfigError(f"{', '.join(given)}: only with --exploratory (the protocol fixes its axes, budgets and "
-                          "spaces; alternatives are in --robustness)")
+    """Run ``interp emergence``: every input is checked before anything is computed or printed."""
+    for d in (args.sweep_dir, *args.replication):
+        flag = "SWEEP_DIR" if d == args.sweep_dir else "--replication"
+        if not d.is_dir():
+            raise ConfigError(f"{flag} {d}: not a directory")
+        if not is_sweep_dir(d):
+            raise ConfigError(f"{flag} {d}: not a sweep directory (no sweep.json); make one with `interp sweep`")
     if args.out is not None and args.out.suffix == ".csv":
         raise ConfigError(f"--out {args.out}: the protocol's tables go into a directory")
     return _protocol(args)

@@ -58,8 +58,8 @@ def command(args) -> int:
     for e in ("t_mem", "t90", "t99"):
         _print(f"{e}: Kaplan-Meier median per setting and arm",
                med[med["event"] == e][["setting", "arm", "n_runs", "n_reached", "median", "ci"]])
-    _print("speed-up (versus median / arm median; > 1: the arm is faster)",
-           c.speedups[["setting", "arm", "versus", "event", "ratio", "ci_low", "ci_high", "verdict"]])
+    _print("speed-up (versus median / arm median; > 1: the arm is faster; answer in docs/grokfast-protocol.md v2 words)",
+           c.speedups[["setting", "arm", "versus", "event", "ratio", "ci_low", "ci_high", "answer"]])
     _print("phases (median steps; ratio = baseline / arm)", c.phases)
     _print("final circuit (runs that reached t99)", c.circuit)
     print(f"\n== answer ({args.event})")

@@ -1,4 +1,7 @@
-"""Every table of the emergence analysis of one sweep, computed once (for the CLI and the sweep report).
+"""Pre-protocol (exploratory) analysis: not part of ``interp.emergence``'s public API (protocol v2 keeps one
+generation of the analysis); kept only for the sweep report's labelled exploratory section.
+
+Every table of the emergence analysis of one sweep, computed once (for the CLI and the sweep report).
 
 >>> a = analyse("sweeps/data-width", axis="frac_train")      # doctest: +SKIP
 >>> print("\\n".join(a.headline()))                           # doctest: +SKIP

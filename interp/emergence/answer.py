@@ -19,10 +19,13 @@ import pandas as pd
 
 from ..errors import ConfigError, InterpError
 from ..sweep.tables import SweepTables, as_tables
-from .events import cell_columns, events, km_medians
+from .bimodality import cell_bimodality
+from .events import events, km_medians
 from .forecast import Forecasts, forecasts
+from .information import Information, information
 from .leads import Leads, lead_analysis, lead_grid, transition_steps
-from .metric_question import AxisAnswer, metric_question
+from .metric_question import AxisAnswer, axis_groups, metric_question
+from .predictability import HEADLINE_LOOK, Predictability, predictability
 from .protocol import (
     BOOT_SEED,
     CONTROLS,
@@ -32,7 +35,15 @@ from .protocol import (
     SCALE_BUDGETS,
 )
 
-__all__ = ["Answer", "answer", "verdicts", "same_config_events", "VERDICT_COLUMNS"]
+__all__ = ["Answer", "answer", "verdicts", "same_config_events", "v2_scale_verdict", "VERDICT_COLUMNS",
+           "EARLINESS_CANNOT_DECIDE",
+           "SHIPPED_SEEDS"]
+
+# protocol v2: why the earliness leads are only a robustness table
+EARLINESS_CANNOT_DECIDE = ("a lead measures how early a signal moves, not whether its timing depends on the outcome; "
+                           "a signal that moves at the same step in runs that grok and runs that never do wins the "
+                           "race, so earliness cannot decide whether a measure anticipates grokking")
+SHIPPED_SEEDS = frozenset(range(6))  # the seeds of the shipped sweeps, which chose protocol v2: exploratory under it
 
 VERDICT_COLUMNS = ["claim", "subject", "number", "interval", "against", "verdict"]
 
@@ -62,19 +73,56 @@ class Answer:
     scale: dict[tuple[str, int], AxisAnswer]
     notes: list[str] = field(default_factory=list)
     missing: dict[tuple[str, int], str] = field(default_factory=dict)  # (axis, budget) -> why not computed
+    information: Information | None = None
+    predictability: Predictability | None = None
+    headline_budget: int = HEADLINE_BUDGET
+    bimodality: pd.DataFrame | None = None  # v2 §4: the gap test per cell at the headline budget
+
+    @property
+    def exploratory(self) -> bool:
+        """True when the sweep's seeds include those of the shipped sweeps (0-5), which chose protocol v2."""
+        return bool(set(pd.to_numeric(self.events["seed"], errors="coerce").dropna().astype(int)) & SHIPPED_SEEDS)
 
     def verdict_table(self) -> pd.DataFrame:
-        """One row per claim (protocol §8): claim, subject, number, interval, against (the control or
-        baseline), verdict."""
+        """Protocol v2's answer, one row per claim x subject: information (every measure and control), the two
+        predictability claims at the headline look time, real or artefact at the headline budget; columns claim,
+        subject, number, interval, against, verdict."""
         rows = []
-        for (axis, budget), a in self.scale.items():
-            if budget != HEADLINE_BUDGET:
-                continue
-            rows.append(self._scale_row(a))
+        if self.information is not None:
+            for _, r in self.information.table.iterrows():
+                rows.append({"claim": "information about t90", "subject": r["measure"],
+                             "number": f"rho {_fmt(r['rho'], 2)}, p {_fmt(r['p_perm'], 2)}; Cox LR p {_fmt(r['p_lr'], 2)}",
+                             "interval": _ci(r["rho_low"], r["rho_high"], 2), "against": r["null_model"],
+                             "verdict": r["verdict"]})
+        if self.predictability is not None:
+            for _, r in self.predictability.headline.iterrows():
+                claim = ("(a) predictable from the past" if r["claim"] == "a" else
+                         "(b) beyond test loss + clock") + f" at T = {int(r['T'])}"
+                rows.append({"claim": claim, "subject": r["forecaster"],
+                             "number": f"MAE ratio {_fmt(r['ratio'])} (n = {int(r['n_evaluated'])})",
+                             "interval": _ci(r["ratio_low"], r["ratio_high"]), "against": r["against"],
+                             "verdict": r["verdict"]})
+        rows += self._scale_rows()
+        return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+
+    def _scale_rows(self, v2: bool = True) -> list[dict]:
+        rows = [self._scale_row(a, v2) for (axis, budget), a in self.scale.items() if budget == self.headline_budget]
+        if self.bimodality is not None and len(self.bimodality):
+            for _, r in self.bimodality[self.bimodality["near_critical"]].iterrows():
+                rows.append({"claim": f"per-run bimodality at step {int(r['budget'])}",
+                             "subject": f"{r['axis']}={r['value']:g}",
+                             "number": f"gap {_fmt(r['gap_statistic'])}, p {_fmt(r['p'], 2)} (n = {int(r['n_runs'])})",
+                             "interval": "", "against": "one normal", "verdict": r["verdict"]})
         for (axis, budget), reason in self.missing.items():
-            if budget == HEADLINE_BUDGET:
+            if budget == self.headline_budget:
                 rows.append({"claim": "real or artefact", "subject": f"{axis} at step {budget}", "number": "n/a",
                              "interval": "", "against": "", "verdict": f"not determined ({reason})"})
+        return rows
+
+    def v1_verdict_table(self) -> pd.DataFrame:
+        """Protocol v1's verdict table (history: the answer once given on the shipped sweeps): real or artefact,
+        the earliness leads against the controls, the v1 forecasts against the raw config baseline."""
+        rows = [r for r in self._scale_rows(v2=False) if not r["claim"].startswith("per-run bimodality")]
         if self.leads is not None:
             s = self.leads.summary.set_index("metric")
             ctl = "; ".join(f"{c} {_fmt(s.loc[c, 'median_lead'])}" for c in CONTROLS)
@@ -93,16 +141,26 @@ class Answer:
                                         + ", ".join(CONTROLS), "verdict": r["verdict"]})
         return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
 
-    def _scale_row(self, a: AxisAnswer) -> dict:
+    def _scale_row(self, a: AxisAnswer, v2: bool = True) -> dict:
         acc, logp = a.fits["test_acc"], a.fits["test_logp"]
         number = f"accuracy width {_fmt(acc.width)}, log-prob width {_fmt(logp.width)}, R {_fmt(a.ratio)}"
         return {"claim": "real or artefact", "subject": f"{a.axis} at step {a.budget}", "number": number,
-                "interval": _ci(a.ratio_low, a.ratio_high), "against": "R = 2", "verdict": f"{a.verdict}"}
+                "interval": _ci(a.ratio_low, a.ratio_high), "against": "R = 2",
+                "verdict": v2_scale_verdict(a) if v2 else a.verdict}
 
     def robustness_table(self) -> pd.DataFrame:
-        """Every alternative choice: the leads over the grid (event x q x loss space) and the metric question
-        at every budget; the headline rows are marked and come first."""
+        """Every alternative choice, never a headline: the earliness leads over the grid (event x q x loss space;
+        they cannot decide, :data:`EARLINESS_CANNOT_DECIDE`), the predictability claims at every other look time,
+        and the metric question at every budget; the v1 headline rows are marked and come first."""
         rows = []
+        if self.predictability is not None:
+            for _, r in self.predictability.table.iterrows():
+                if r["T"] == HEADLINE_LOOK:
+                    continue
+                rows.append({"analysis": f"predictability ({r['claim']})", "choice": f"T = {int(r['T'])}",
+                             "headline": False, "subject": r["forecaster"],
+                             "number": f"MAE ratio {_fmt(r['ratio'])} (n = {int(r['n_evaluated'])})",
+                             "interval": _ci(r["ratio_low"], r["ratio_high"]), "verdict": r["verdict"]})
         if self.grid is not None:
             for _, r in self.grid[self.grid["role"] == "measure"].iterrows():
                 rows.append({"analysis": "leads", "choice": f"{r['event']}, q = {r['q']:g}, losses {r['loss_space']}",
@@ -112,14 +170,27 @@ class Answer:
         for (axis, budget), a in self.scale.items():
             row = self._scale_row(a)
             rows.append({"analysis": "real or artefact", "choice": f"budget {budget}",
-                         "headline": budget == HEADLINE_BUDGET, "subject": axis, "number": row["number"],
+                         "headline": budget == self.headline_budget, "subject": axis, "number": row["number"],
                          "interval": row["interval"], "verdict": a.verdict})
         df = pd.DataFrame(rows, columns=["analysis", "choice", "headline", "subject", "number", "interval", "verdict"])
         return df.sort_values(["analysis", "headline"], ascending=[True, False], kind="stable").reset_index(drop=True)
 
 
+def v2_scale_verdict(a: AxisAnswer) -> str:
+    """Protocol v2 §4 on one axis: a fitted location (accuracy's, or the log-probability's) outside the observed
+    range of the axis is "not reached": the verdict is then "not determined (location not reached)" instead of a
+    width extrapolated beyond the data; otherwise v1's rule (:func:`metric_question`)."""
+    lo, hi = float(a.per_run["x"].min()), float(a.per_run["x"].max())
+    for f in (a.fits["test_acc"], a.fits["test_logp"]):
+        if f.status != "no range to fit" and not lo <= f.x0 <= hi:
+            return "not determined (location not reached)"
+    return a.verdict
+
+
 def answer(sweep, n_boot: int = N_BOOT, seed: int = BOOT_SEED, budgets=SCALE_BUDGETS) -> Answer:
-    """The protocol's analysis of ``sweep`` (a directory, its loaded tables, or :class:`SweepTables`)."""
+    """The protocol's analysis of ``sweep`` (a directory, its loaded tables, or :class:`SweepTables`): v2's
+    information test and predictability claims, v1's leads and forecasts (robustness and history), the metric
+    question on every scale axis (zipped fields form one axis) at every budget within the sweep's data."""
     tables = as_tables(sweep)
     ev = events(tables)
     notes = []
@@ -127,42 +198,58 @@ def answer(sweep, n_boot: int = N_BOOT, seed: int = BOOT_SEED, budgets=SCALE_BUD
         notes.append("summary.csv has no event columns (t_mem, t50, t90, t99, budget): events derived from the "
                      "checkpoint rows of results.csv, at their coarser resolution")
     km = pd.concat([km_medians(ev, e) for e in ("t50", PRIMARY_EVENT, "t99")], ignore_index=True)
-    la = grid = None
+    if ev["seed"].nunique() < 2:
+        notes.append("one seed: nothing to compare across seeds (no bootstrap interval, no leave-one-seed-out "
+                     "forecast): every verdict that needs them is not determined")
+    la = grid = info = None
     try:
         steps = transition_steps(tables, ev=ev)
         la = lead_analysis(tables, n_boot=n_boot, seed=seed, steps=steps, ev=ev)
         grid = lead_grid(tables, n_boot=n_boot, seed=seed, steps=steps, ev=ev)
+        info = information(tables, n_boot=n_boot, seed=seed, ev=ev, steps=steps)
     except InterpError as e:
-        notes.append(f"leads: {e}")
-    fc = None
+        notes.append(f"leads and information: {e}")
+    fc = pred = None
     try:
         fc = forecasts(tables, n_boot=n_boot, seed=seed)
         notes += [f"forecasts: {v}" for v in fc.skipped.values()]
+        pred = predictability(tables, n_boot=n_boot, seed=seed)
     except InterpError as e:
         notes.append(f"forecasts: {e}")
+    last = float(tables.results.groupby("run")["step"].max().min())
+    headline = int(min(HEADLINE_BUDGET, last))
+    if headline < HEADLINE_BUDGET:
+        notes.append(f"the runs end at step {headline:g}: the metric question is read there (the protocol's "
+                     f"{HEADLINE_BUDGET} is beyond the data)")
+    use = sorted({int(b) for b in budgets if b < headline} | {headline})
     scale, missing = {}, {}
-    for axis in cell_columns(tables):
+    for axis, companions in axis_groups(tables):
         if tables.results[axis].nunique() < 2:
             continue
-        for b in budgets:
+        if companions:
+            notes.append(f"{axis} and {', '.join(companions)} vary together (a zip): one scale axis, named {axis}")
+        for b in use:
             try:
-                scale[(axis, int(b))] = metric_question(tables, axis, int(b), n_boot=n_boot, seed=seed)
+                scale[(axis, b)] = metric_question(tables, axis, b, n_boot=n_boot, seed=seed)
             except (ConfigError, InterpError) as e:
-                missing[(axis, int(b))] = str(e)
+                missing[(axis, b)] = str(e)
                 notes.append(f"{axis} at step {b}: {e}")
-    return Answer(tables, ev, km, la, grid, fc, scale, notes, missing)
+    bim = [cell_bimodality(a) for (axis, b), a in scale.items() if b == headline]
+    return Answer(tables, ev, km, la, grid, fc, scale, notes, missing, info, pred, headline,
+                  pd.concat(bim, ignore_index=True) if bim else None)
 
 
 def verdicts(headline, *replications, n_boot: int = N_BOOT, seed: int = BOOT_SEED,
-             budgets=SCALE_BUDGETS) -> pd.DataFrame:
+             budgets=SCALE_BUDGETS, version: int = 2) -> pd.DataFrame:
     """The protocol's verdict table over its sweeps (§4: leads and forecasts are headlined on the first, the
     dense sweep; the others replicate them; the metric question is each sweep's own axis): the rows of each
     sweep's :meth:`Answer.verdict_table` with ``sweep`` (its directory name) and ``role`` ("headline" or
-    "replication"; every real-or-artefact row is a headline, on its own axis)."""
+    "replication"; every real-or-artefact row is a headline, on its own axis). ``version`` 1: protocol v1's
+    table (history)."""
     out = []
     for i, sw in enumerate((headline, *replications)):
         a = sw if isinstance(sw, Answer) else answer(sw, n_boot=n_boot, seed=seed, budgets=budgets)
-        vt = a.verdict_table()
+        vt = a.verdict_table() if version == 2 else a.v1_verdict_table()
         name = a.tables.path.name if a.tables.path is not None else f"sweep {i + 1}"
         role = ["headline" if (i == 0 or c == "real or artefact") else "replication" for c in vt["claim"]]
         out.append(vt.assign(sweep=name, role=role))

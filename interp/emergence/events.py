@@ -35,13 +35,19 @@ def cell_columns(tables: SweepTables) -> list[str]:
     return [a for a in tables.axes if not is_seed(a)]
 
 
-def seed_column(tables: SweepTables, where: str = "sweep") -> str:
-    """The field that names a run's seed (``seed``, ``data_seed`` or ``model_seed``); one line when none varies."""
+def seed_column(tables: SweepTables, where: str = "sweep") -> str | None:
+    """The field that names a run's seed (``seed``, ``data_seed`` or ``model_seed``): a varied one, else one the
+    results table holds (every run the same seed), else None (a run without a recorded seed: seed 0)."""
     for c in ("seed", "data_seed", "model_seed"):
         if c in tables.axes and c in tables.results.columns:
             return c
-    raise RunFormatError(f"{where}: no seed field among the varied fields {tables.axes}; the cluster bootstrap "
-                         "and leave-one-seed-out need repeated seeds")
+    for c in ("seed", "data_seed", "model_seed"):
+        if c in tables.results.columns:
+            return c
+    gone = [c for c in ("seed", "data_seed", "model_seed") if c in tables.axes]
+    if gone:
+        raise RunFormatError(f"{where}: no seed field {gone[0]!r} in the results table, though the sweep varies it")
+    return None
 
 
 def _first(steps: np.ndarray, values: np.ndarray, level: float) -> float:
@@ -88,12 +94,14 @@ def events(sweep) -> pd.DataFrame:
         ev = _from_checkpoints(tables)
         ev["event_source"] = "checkpoints"
     first = tables.results.drop_duplicates("run").assign(run=lambda d: d["run"].astype(str))
-    ev = ev.merge(first[["run", *cells, seed]], on="run", how="inner")
+    ev = ev.merge(first[["run", *cells, *([seed] if seed else [])]], on="run", how="inner")
     if not len(ev):
         raise RunFormatError("summary.csv and results.csv share no run")
-    ev["cell"] = [", ".join(f"{c}={v:g}" if isinstance(v, (int, float)) else f"{c}={v}" for c, v in
-                            zip(cells, vals)) or "all runs" for vals in ev[cells].itertuples(index=False)]
-    ev["seed"] = ev[seed]
+    # a sweep that varies only seeds (or has one run) is one cell, "all runs"
+    ev["cell"] = ([", ".join(f"{c}={v:g}" if isinstance(v, (int, float)) else f"{c}={v}" for c, v in zip(cells, vals))
+                   for vals in ev[cells].itertuples(index=False)] if cells else "all runs")
+    # without a recorded seed, the runs of a cell are distinct replicates: numbered 0, 1, ... within it
+    ev["seed"] = ev[seed] if seed else ev.groupby("cell", sort=False).cumcount()
     return ev[["run", *cells, "seed", "cell", *EVENT_COLUMNS, "event_source"]].reset_index(drop=True)
 
 

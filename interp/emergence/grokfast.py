@@ -29,8 +29,8 @@ from .events import events
 from .bootstrap import interval as _interval
 from .protocol import BOOT_SEED, N_BOOT
 
-__all__ = ["compare", "Comparison", "km_median_weighted", "arm_label", "ARM_FIELDS", "GROKFAST_EVENTS",
-           "PRIMARY"]
+__all__ = ["compare", "Comparison", "km_median_weighted", "arm_label", "answer_words", "ARM_FIELDS",
+           "GROKFAST_EVENTS", "PRIMARY", "NON_SUPERIORITY_MARGIN"]
 
 # the fields whose combination is an arm; every other varied field (not a seed) is a setting
 ARM_FIELDS = ("optimiser", "weight_decay", "lr", "grad_filter", "grad_filter_alpha", "grad_filter_lambda",
@@ -74,6 +74,9 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.where(np.isinf(den) & np.isfinite(num), 0.0, r)
 
 
+NON_SUPERIORITY_MARGIN = 1.5  # protocol v2 §2: a speed-up bounded below this is "within the 1.5x margin"
+
+
 def _verdict(lo: float, hi: float) -> str:
     if math.isnan(lo) or math.isnan(hi):
         return "not determined"
@@ -82,6 +85,17 @@ def _verdict(lo: float, hi: float) -> str:
     if hi < 1:
         return "slower"
     return "not determined"
+
+
+def answer_words(lo: float, hi: float) -> str:
+    """Protocol v2 §3's words for a speed-up interval: "faster", "slower", "the speed-up is at most X (95 %)"
+    (X the interval's upper end, when it contains 1 and is finite; "within the 1.5x margin" added when X < 1.5),
+    else "not determined"."""
+    v = _verdict(lo, hi)
+    if v != "not determined" or math.isnan(hi) or math.isinf(hi):
+        return v
+    margin = f", within the {NON_SUPERIORITY_MARGIN:g}x margin" if hi < NON_SUPERIORITY_MARGIN else ""
+    return f"the speed-up is at most {hi:.2f}x (95 %){margin}"
 
 
 def arm_label(arm: dict, base: RunConfig) -> str:
@@ -148,7 +162,9 @@ class Comparison:
         return "\n".join(lines)
 
     def answer_lines(self, event: str = PRIMARY) -> list[str]:
-        """One line per filter arm and setting: its speed-up over the baseline and over its lr control."""
+        """One line per filter arm and setting: its speed-up over the baseline and over each control, each in the
+        words of docs/grokfast-protocol.md v2 §3 (faster / slower / the speed-up is at most X (95 %) / not
+        determined)."""
         out = []
         sp = self.speedups[self.speedups["event"] == event]
         for (setting, arm), g in sp.groupby(["setting", "arm"], sort=False):
@@ -160,16 +176,25 @@ class Comparison:
                     parts.append(f"neither it nor {r['versus']} reached {event} (not determined)")
                 else:
                     parts.append(f"{r['ratio']:.2f}x [{r['ci_low']:.2f}, {r['ci_high']:.2f}] over {r['versus']} "
-                                 f"({r['verdict']})")
-            beyond = g[g["versus"].str.contains(" lr x", regex=False) & ~g["versus"].str.contains("+", regex=False)
-                       & (g["versus"] != self.baseline)]
+                                 f"({r['answer']})")
             tail = ""
-            if len(beyond) and beyond["verdict"].iloc[0] != "faster":
-                tail = "; no speed-up beyond the lr control"
-            elif not len(beyond) and arm.startswith(self.baseline.split()[0]):
+            if not (g["versus"].str.contains(" lr x", regex=False) & (g["versus"] != self.baseline)).any() \
+                    and arm.startswith(self.baseline.split()[0]):
                 tail = "; no lr control in this sweep"
             out.append(f"{setting}: {arm}: {event} " + "; ".join(parts) + tail)
         return out
+
+    def bound(self, arm: str, setting: str | None = None, versus: str | None = None, event: str = PRIMARY) -> float:
+        """The 95 % upper end of ``arm``'s speed-up over ``versus`` (default: the baseline) at ``event``: "the
+        speed-up is at most" this (inf when not bounded)."""
+        sp = self.speedups
+        sel = (sp["arm"] == arm) & (sp["versus"] == (versus or self.baseline)) & (sp["event"] == event)
+        if setting is not None:
+            sel &= sp["setting"] == setting
+        if sel.sum() != 1:
+            raise RunFormatError(f"no single comparison of {arm!r} with {versus or self.baseline!r} at {event} "
+                                 f"(setting {setting!r}); settings: {sorted(set(sp['setting']))}")
+        return float(sp.loc[sel, "ci_high"].iloc[0])
 
 
 def _split_fields(tables: SweepTables) -> tuple[list[str], list[str]]:
@@ -310,20 +335,26 @@ def compare(sweep, n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> Comparison:
             lam = float(fields.get("grad_filter_lambda", base.grad_filter_lambda))
             ctl = arm_label({**fields, "grad_filter": "none", "lr": float(fields.get("lr", base.lr)) * (1 + lam)}, base)
             if ctl in arms:
-                controls[a] = ctl
+                controls[a] = [ctl]
             else:
                 notes.append(f"{setting}: {a} has no learning-rate control ({ctl}) in this sweep")
+            wd = float(fields.get("weight_decay", base.weight_decay))
+            matched = arm_label({**fields, "grad_filter": "none", "lr": float(fields.get("lr", base.lr)) * (1 + lam),
+                                 "weight_decay": wd / (1 + lam)}, base)  # v2: the same lr x wd per step
+            if wd > 0 and matched in arms:
+                controls.setdefault(a, []).append(matched)
             bare = arm_label({**fields, "grad_filter": "none"}, base)  # the same optimiser without the filter
             if bare != baseline and bare in arms:
                 unfiltered[a] = bare
         for a in arms:
             for versus in ([baseline] if a != baseline else []) + ([unfiltered[a]] if a in unfiltered else []) + (
-                    [controls[a]] if a in controls else []):
+                    controls.get(a, [])):
                 for e in GROKFAST_EVENTS:
                     r = _ratio(meds[versus, e], meds[a, e])
                     lo, hi = _interval(r[1:])
                     sp_rows.append({"setting": setting, "arm": a, "versus": versus, "event": e,
-                                    "ratio": float(r[0]), "ci_low": lo, "ci_high": hi, "verdict": _verdict(lo, hi)})
+                                    "ratio": float(r[0]), "ci_low": lo, "ci_high": hi, "verdict": _verdict(lo, hi),
+                                    "answer": answer_words(lo, hi)})
         phase_meds = {}
         for a in arms:
             d = by_arm[a]

@@ -29,7 +29,8 @@ from .bootstrap import cluster_weights, interval
 from .events import cell_columns, seed_column
 from .protocol import AXIS_SCALE, BOOT_SEED, MIN_RANGE, N_BOOT, WIDTH_RATIO_LIMIT
 
-__all__ = ["LogisticFit", "AxisAnswer", "metric_question", "fit_logistic", "SCALE_METRICS"]
+__all__ = ["LogisticFit", "AxisAnswer", "metric_question", "fit_logistic", "SCALE_METRICS", "axis_groups",
+           "companions"]
 
 SCALE_METRICS = ("test_acc", "test_brier", "test_logp")
 LN81 = 2 * math.log(9)
@@ -159,9 +160,36 @@ class AxisAnswer:
         return pd.DataFrame([f.to_dict() for f in self.fits.values()]).assign(axis=self.axis, budget=self.budget)
 
 
+def companions(tables, axis: str) -> list[str]:
+    """The other cell fields that vary together with ``axis`` (a ``[[zip]]`` group): one value of each for every
+    value of the axis and back, over the runs."""
+    first = tables.results.drop_duplicates("run")
+    out = []
+    for other in cell_columns(tables):
+        if other == axis or first[other].nunique() < 2:
+            continue
+        pairs = first[[axis, other]].drop_duplicates()
+        if len(pairs) == first[axis].nunique() == first[other].nunique():
+            out.append(other)
+    return out
+
+
+def axis_groups(tables) -> list[tuple[str, list[str]]]:
+    """The scale axes of a sweep: ``(axis, companions)``, zipped fields grouped into one axis (named by its first
+    field in the sweep's order); a field already in a group is not an axis of its own."""
+    seen, out = set(), []
+    for a in cell_columns(tables):
+        if a in seen:
+            continue
+        comp = companions(tables, a)
+        seen |= {a, *comp}
+        out.append((a, comp))
+    return out
+
+
 def _subset(tables, axis: str, at: dict | None) -> tuple[pd.DataFrame, dict]:
     r = tables.results
-    others = [a for a in cell_columns(tables) if a != axis]
+    others = [a for a in cell_columns(tables) if a != axis and a not in companions(tables, axis)]
     first = r.drop_duplicates("run")
     if at is None:  # the other fields at their most common value (the axis's reference line)
         at = {a: first[a].mode().iloc[0] for a in others}
@@ -199,7 +227,7 @@ def metric_question(sweep, axis: str, budget: int, at: dict | None = None, n_boo
             raise ConfigError(f"budget {budget}: before the first checkpoint of run {run!r}")
         x = float(g[axis].iloc[0])
         last_row = g.iloc[-1]
-        rows.append({"run": str(run), axis: x, "x": math.log2(x) if sc == "log2" else x, "seed": last_row[sd],
+        rows.append({"run": str(run), axis: x, "x": math.log2(x) if sc == "log2" else x, "seed": last_row[sd] if sd else 0,
                      "step": int(last_row["step"]), "test_acc": float(last_row["test_acc"]),
                      "test_brier": float(last_row["test_brier"]) if "test_brier" in g else math.nan,
                      "test_logp": -float(last_row["test_loss"])})

@@ -1,4 +1,7 @@
-"""Can a progress measure tell, from its own transition, when test accuracy will emerge?
+"""Pre-protocol (exploratory) analysis: not part of ``interp.emergence``'s public API (protocol v2 keeps one
+generation of the analysis); kept only for the sweep report's labelled exploratory section.
+
+Can a progress measure tell, from its own transition, when test accuracy will emerge?
 
 Leave one run out: fit ``emergence_step = a + b * measure_step`` (least squares) on the other runs
 that emerged and whose measure had a transition, and predict the held-out run. The naive baseline

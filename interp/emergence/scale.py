@@ -1,4 +1,7 @@
-"""Metrics against a scale axis of a sweep: how sharp the change is, and PaLM's discontinuity.
+"""Pre-protocol (exploratory) analysis: not part of ``interp.emergence``'s public API (protocol v2 keeps one
+generation of the analysis); kept only for the sweep report's labelled exploratory section.
+
+Metrics against a scale axis of a sweep: how sharp the change is, and PaLM's discontinuity.
 
 At a fixed training budget every run gives one value per metric; runs that differ only in their
 seeds are averaged, and runs that differ in another varied field form separate groups (one curve

@@ -18,7 +18,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["logistic", "synthetic_sweep", "CURVES", "protocol_sweep", "scale_sweep", "write_sweep", "checkpoint_steps"]
+__all__ = ["logistic", "synthetic_sweep", "CURVES", "protocol_sweep", "scale_sweep", "write_sweep", "checkpoint_steps",
+           "information_sweep"]
 
 # metric -> (half-way as a multiple of t_e, 10-90 width as a multiple of t_e, start, end, log10 space)
 CURVES = {
@@ -177,6 +178,67 @@ def protocol_sweep(frac_train: Sequence[float] = (0.3, 0.35, 0.4, 0.45, 0.5, 0.6
     results = pd.concat(rows, ignore_index=True)
     axes = ["frac_train", "d_mlp", "data_seed", "model_seed"]
     return SweepTables(results, pd.DataFrame(summary), axes, None, {"axes": axes}), pd.DataFrame(truth)
+
+
+def information_sweep(cells: Sequence[float] = (2000.0, 2500.0, 3000.0, 3500.0), seeds: Sequence[int] = range(10),
+                      budget: int = 6000, lead: float = 500.0, clock_step: float = 1500.0, jitter: float = 50.0,
+                      spread: float = 0.3, test_loss_informative: bool = True, noise: float = 0.01, rng_seed: int = 0):
+    """``(SweepTables, truth)`` with known answers for the information test and the nested forecast.
+
+    Cell c (``frac_train`` = its index / 10 + 0.3, a label only) has a typical time to the event; a run's t90 is
+    ``cells[c] * exp(spread z)`` (z standard normal: what the config does not know), censored beyond ``budget``.
+    t_mem ~ 100. Columns besides the events' (train/test accuracy, train/test loss):
+
+    - ``anticipating``: rises (0 -> 1, 10-90 width 400) centred at ``t90 - lead + N(0, jitter)``: its timing and its
+      value carry information about t90 (**informative**).
+    - ``clock_like``: the same curve centred at ``clock_step + N(0, jitter)`` in every run, whatever its t90: early,
+      and **not informative**.
+    - ``test_loss_copy``: log10 test loss plus noise: it **adds nothing** to test loss.
+    - train loss falls steadily in decades after t_mem (a clock); test loss falls with accuracy over a wide window
+      (so it forecasts t90 from early look times), or, with ``test_loss_informative`` False, only at the event.
+    """
+    from ..sweep.tables import SweepTables
+
+    steps = checkpoint_steps(budget, 50)
+    fine = np.arange(0, budget + 1, 10)
+    rows, summary, truth = [], [], []
+    for c, typical in enumerate(cells):
+        f = round(0.3 + c / 10, 3)
+        for s in seeds:
+            rng = np.random.default_rng([rng_seed, c, s])
+            t_mem = 100.0 + 10 * rng.random()
+            t90 = float(typical * math.exp(spread * rng.standard_normal()))
+            wa = 200.0
+            acc = lambda t, t90=t90: 0.02 + 0.98 * _sig(t, t90 - 0.45 * wa, wa)  # noqa: E731 (0.9 at ~t90)
+            run = f"frac_train={f:g},seed={s}"
+            ev = {"t_mem": float(fine[fine >= t_mem][0])}
+            for name, lvl in (("t50", 0.5), ("t90", 0.9), ("t99", 0.99)):
+                hit = fine[acc(fine) >= lvl]
+                ev[name] = float(hit[0]) if len(hit) else math.nan
+            summary.append({"run": run, "frac_train": f, "data_seed": s, "model_seed": s, "status": "complete",
+                            **ev, "budget": budget})
+            t = steps.astype(float)
+            mem = np.clip(t / t_mem, 0, 1)
+            mid_a = t90 - lead + rng.normal(0, jitter)
+            mid_c = clock_step + rng.normal(0, jitter)
+            truth.append({"run": run, "t90": t90, "anticipating_mid": mid_a, "clock_like_mid": mid_c})
+            tr_loss = np.where(t < t_mem, 0.6 - 2.6 * mem, -2 - 4 * (t - t_mem) / (budget - t_mem))
+            if test_loss_informative:
+                te_loss = np.where(t < t_mem, 0.6 + 0.7 * mem, 1.3 - 6.3 * _sig(t, t90, 1.6 * (t90 - t_mem)))
+            else:
+                te_loss = np.where(t < t_mem, 0.6 + 0.7 * mem, 1.3 - 6.3 * _sig(t, t90, 100.0))
+            te_loss = te_loss + rng.normal(0, noise, len(t))
+            cols = {"run": run, "frac_train": f, "data_seed": s, "model_seed": s, "step": steps,
+                    "train_loss": 10 ** (tr_loss + rng.normal(0, noise, len(t))),
+                    "train_acc": np.clip(mem ** 3 + 0.01, 0, 1), "test_loss": 10 ** te_loss,
+                    "test_acc": np.clip(acc(t) + rng.normal(0, noise, len(t)), 0, 1),
+                    "anticipating": _sig(t, mid_a, 400.0) + rng.normal(0, noise, len(t)),
+                    "clock_like": _sig(t, mid_c, 400.0) + rng.normal(0, noise, len(t)),
+                    "test_loss_copy": 10 ** (te_loss + rng.normal(0, noise, len(t)))}
+            rows.append(pd.DataFrame(cols))
+    axes = ["frac_train", "data_seed", "model_seed"]
+    return (SweepTables(pd.concat(rows, ignore_index=True), pd.DataFrame(summary), axes, None, {"axes": axes}),
+            pd.DataFrame(truth))
 
 
 def scale_sweep(truth: str = "mirage", values: Sequence[float] = tuple(np.round(np.linspace(0.3, 0.6, 13), 3)),

@@ -1,4 +1,7 @@
-"""Per-run tables of a sweep: emergence of each run, every metric's transition, and the leads.
+"""Pre-protocol (exploratory) analysis: not part of ``interp.emergence``'s public API (protocol v2 keeps one
+generation of the analysis); kept only for the sweep report's labelled exploratory section.
+
+Per-run tables of a sweep: emergence of each run, every metric's transition, and the leads.
 
 Input is the sweep's tidy table (``results.csv``: one row per run x checkpoint, columns ``run``,
 the varied config fields, ``step``, then the measures), or the object :func:`load_sweep` returns.

@@ -18,5 +18,8 @@ def test_emergence_example_recovers_the_built_in_answer():
     assert re.search(r"^\s*frac_neurons_clustered\s+measure\s+-\d+.*does not lead", out, re.M)  # built in: lags
     assert re.search(r"^\s*restricted_loss\s+predictive at T = \d+", out, re.M)
     assert not re.search(r"^\s*frac_neurons_clustered\s+predictive", out, re.M)
+    assert re.search(r"^\s*anticipating\s.*\sinformative\s*$", out, re.M)
+    assert re.search(r"^\s*clock_like\s.*\snot informative\s*$", out, re.M)
+    assert re.search(r"^\s*500\s+test_loss_copy\s.*adds nothing within the margin\s*$", out, re.M)
     assert "built-in mirage: verdict 'artefact of the metric'" in out
     assert "built-in real: verdict 'real'" in out

@@ -99,9 +99,14 @@ def test_old_tables_derive_events_from_checkpoints_and_say_so():
     assert any("coarser resolution" in n for n in a.notes)
 
 
+def test_runs_without_a_seed_field_are_replicates_numbered_within_their_cell():
+    results, _ = synthetic_sweep(frac_train=(0.3, 0.5), seeds=(0, 1, 2), n_steps=2000, every=200)
+    ev = events(results.drop(columns=["data_seed"]))
+    assert sorted(ev.groupby("cell")["seed"].apply(sorted).tolist()) == [[0, 1, 2], [0, 1, 2]]
+
+
 @pytest.mark.parametrize("change,match", [
     (lambda r: r.drop(columns=["train_acc"]), "no column 'train_acc'"),
-    (lambda r: r.drop(columns=["data_seed"]), "no seed field"),
 ])
 def test_bad_event_input_is_one_line(change, match):
     results, _ = synthetic_sweep(frac_train=(0.3, 0.5), seeds=(0, 1), n_steps=2000, every=200)
@@ -260,19 +265,27 @@ def test_answer_gives_one_row_per_claim_and_the_cli_prints_it(tmp_path, capsys):
     tables, _ = protocol_sweep(frac_train=SLOW, seeds=range(4), widths=(128, 512), width_frac=0.33)
     d = tmp_path / "sweep"
     write_sweep(tables, d)
-    assert main(["emergence", str(d), "--n-boot", str(B), "--robustness", "--out", str(tmp_path / "t")]) == 0
+    assert main(["emergence", str(d), "--n-boot", str(B), "--robustness", "--v1", "--out", str(tmp_path / "t")]) == 0
     out = capsys.readouterr().out
-    assert "== verdicts (docs/emergence-protocol.md)" in out and "== robustness" in out
+    assert "== information about t90" in out and "== robustness" in out and "protocol v1's verdict table" in out
+    assert "earliness cannot decide" in out
     vt = pd.read_csv(tmp_path / "t" / "verdicts.csv")
-    assert set(vt["claim"]) == {"real or artefact", "progress measure leads t90", "predictable (forecast of t90)"}
+    assert set(vt["claim"]) - {"per-run bimodality at step 6000"} == {
+        "real or artefact", "information about t90", "(a) predictable from the past at T = 500",
+        "(b) beyond test loss + clock at T = 500"}
     assert set(vt.loc[vt["claim"] == "real or artefact", "subject"]) == {"frac_train at step 6000",
                                                                         "d_mlp at step 6000"}
-    lead = vt[(vt["claim"] == "progress measure leads t90") & (vt["subject"] == "restricted_loss")].iloc[0]
-    assert lead["verdict"] == "leads" and "clock" in lead["against"] and lead["verdict"] in out
+    info = vt[vt["claim"] == "information about t90"].set_index("subject")
+    assert {"clock", "train_loss", "test_loss", "restricted_loss"} <= set(info.index)   # controls too
+    assert set(info["verdict"]) <= {"informative", "not informative", "not determined"}
+    v1 = pd.read_csv(tmp_path / "t" / "verdicts_v1.csv")
+    lead = v1[(v1["claim"] == "progress measure leads t90") & (v1["subject"] == "restricted_loss")].iloc[0]
+    assert lead["verdict"] == "leads" and "clock" in lead["against"]
     rob = pd.read_csv(tmp_path / "t" / "robustness.csv")
     assert rob["headline"].sum() >= 1 and (~rob["headline"]).sum() > rob["headline"].sum()
-    assert {"events.csv", "lead_grid.csv", "forecast_scores.csv", "scale_fits.csv"} <= {
-        p.name for p in (tmp_path / "t").iterdir()}
+    assert "leads" in set(rob["analysis"])   # the earliness leads live here now
+    assert {"events.csv", "lead_grid.csv", "forecast_scores.csv", "scale_fits.csv", "information.csv",
+            "predictability.csv"} <= {p.name for p in (tmp_path / "t").iterdir()}
 
 
 def test_the_analysis_never_draws_and_knows_no_cli():
@@ -314,3 +327,5 @@ def test_verdicts_over_two_sweeps_and_the_same_machine_reproducibility_check(tmp
     assert set(vt.loc[vt["sweep"] == "width", "role"]) == {"headline", "replication"}  # its axis; its leads
     assert set(vt.loc[vt["role"] == "headline", "subject"]) >= {"frac_train at step 6000", "d_mlp at step 6000",
                                                                 "restricted_loss"}
+    v1 = verdicts(tmp_path / "dense", n_boot=B, budgets=(6000,), version=1)
+    assert "progress measure leads t90" in set(v1["claim"])

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from interp.emergence import (discontinuity, predict_emergence, prediction_table, run_transitions, scale_table,
-                              sharpness)
+from interp.emergence.predict import predict_emergence, prediction_table
+from interp.emergence.scale import discontinuity, scale_table, sharpness
+from interp.emergence.tables import run_transitions
 from interp.emergence.synthetic import logistic
 from interp.errors import InterpError
 

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from interp.cli import main
-from interp.emergence import run_transitions, scale_table
+from interp.emergence.scale import scale_table
+from interp.emergence.tables import run_transitions
 from interp.emergence.synthetic import synthetic_sweep
 from interp.viz.emergence_figures import EMERGENCE_GID, EXTRAPOLATION_GID, run_curves_figure, scale_figure
 from interp.viz.sweep_report import write_sweep_report
@@ -73,38 +74,37 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "interp.cli", *args], capture_output=True, text=True, cwd=ROOT)
 
 
-def test_cli_emergence_prints_tables_and_writes_them(sweep_dir, tmp_path, capsys):
-    assert main(["emergence", str(sweep_dir), "--exploratory", "--out", str(tmp_path / "tables")]) == 0
+def test_cli_emergence_prints_the_protocol_and_writes_its_tables(sweep_dir, tmp_path, capsys):
+    assert main(["emergence", str(sweep_dir), "--n-boot", "200", "--out", str(tmp_path / "tables")]) == 0
     out = capsys.readouterr().out
-    for heading in ("== runs", "== leads", "== across frac_train at step 6000", "== predicting"):
+    for heading in ("== t90 per cell", "== information about t90", "== (a) predictable from the past",
+                    "== (b) beyond test loss + clock", "== real or artefact"):
         assert heading in out
-    assert "4 of 6 runs emerged" in out
+    assert max(len(line) for line in out.splitlines()) <= 100
     written = {p.name for p in (tmp_path / "tables").iterdir()}
-    assert {"runs.csv", "transitions.csv", "leads.csv", "lead_summary.csv", "scale.csv", "prediction.csv"} <= written
-    assert len(pd.read_csv(tmp_path / "tables" / "runs.csv")) == 6
-    assert main(["emergence", str(sweep_dir), "--exploratory", "--axis", "step", "--out", str(tmp_path / "t.csv")]) == 0
-    assert "== across step" in capsys.readouterr().out
-    assert set(pd.read_csv(tmp_path / "t.csv")["metric"]) >= {"test_acc", "restricted_loss"}
+    assert {"verdicts.csv", "information.csv", "predictability.csv", "robustness.csv", "events.csv"} <= written
+    assert len(pd.read_csv(tmp_path / "tables" / "events.csv")) == 6
 
 
 @pytest.mark.parametrize("args,match", [
-    (["--exploratory", "--axis", "d_mlp"], "scale axis 'd_mlp' is not a varied field"),
-    (["--exploratory", "--axis", "data_seed"], "is a seed"),
-    (["--axis", "frac_train"], "--axis: only with --exploratory"),
     (["--out", "x.csv"], "the protocol's tables go into a directory"),
+    (["--replication", "no/such/sweep"], "--replication no/such/sweep: not a directory"),
 ])
-def test_cli_errors_are_one_line(sweep_dir, args, match, capsys):
+def test_cli_errors_are_one_line_and_come_first(sweep_dir, args, match, capsys):
     assert main(["emergence", str(sweep_dir), *args]) == 1
-    err = capsys.readouterr().err
-    assert match in err and len(err.strip().splitlines()) == 1
+    captured = capsys.readouterr()
+    assert match in captured.err and len(captured.err.strip().splitlines()) == 1
+    assert captured.out == ""   # nothing of the analysis was printed before the error
 
 
-def test_cli_missing_sweep_and_bad_budget_in_a_real_process(tmp_path):
+def test_cli_missing_sweep_and_bad_n_boot_in_a_real_process(tmp_path):
     r = _cli("emergence", str(tmp_path / "none"))
     assert r.returncode == 1 and "not a directory" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
-    r = _cli("emergence", str(tmp_path), "--budget", "-3")
-    assert r.returncode == 2 and "--budget must be >= 0" in r.stderr and "Traceback" not in r.stderr
+    r = _cli("emergence", str(tmp_path), "--n-boot", "5")
+    assert r.returncode == 2 and "--n-boot must be >= 100" in r.stderr and "Traceback" not in r.stderr
+    r = _cli("emergence", str(tmp_path), "--exploratory")   # one generation: the pre-protocol tables are gone
+    assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
 def test_report_dispatches_on_sweep_json(tmp_path, capsys):

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from interp.emergence import emergence_table, lead_summary, leads, load_sweep, run_transitions
+from interp.emergence import load_sweep
+from interp.emergence.tables import emergence_table, lead_summary, leads, run_transitions
 from interp.emergence.synthetic import CURVES, synthetic_sweep
 from interp.errors import InterpError
 

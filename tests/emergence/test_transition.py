@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from interp.emergence import emergence_step, monotone_envelope, rise_steps, running_median, transition
+from interp.emergence.transition import emergence_step, monotone_envelope, rise_steps, running_median, transition
 from interp.emergence.synthetic import logistic
 from interp.errors import ConfigError, InterpError
 
@@ -172,7 +172,7 @@ def test_loss_space_moves_the_half_way_point_of_a_loss():
     absolute fall is done almost at once in linear space."""
     import pandas as pd
 
-    from interp.emergence import run_transitions
+    from interp.emergence.tables import run_transitions
 
     steps = np.arange(0, 2001, 50)
     loss = 10 ** (-6 * np.clip(steps / 1000, 0, 1))

@@ -23,9 +23,9 @@ SWEEP = ROOT / "sweeps" / "emergence-small"
 
 
 def test_sweep_run_labels_are_whole_and_distinct():
-    from interp import emergence
+    from interp.emergence.analysis import analyse
 
-    a = emergence.analyse(SWEEP, axis="frac_train")
+    a = analyse(SWEEP, axis="frac_train")
     names = sorted(a.runs["run"])[:6]  # the first figure: rows that differ only in their seed
     fig = run_curves_figure(a.tables.results, a.transitions, names)
     labels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
