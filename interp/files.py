@@ -275,7 +275,8 @@ class OutputLock:
 
     The same kernel lock as a run directory's (:class:`interp.runs.RunLock`: dropped when the holder dies, so a killed
     command never leaves it locked), taken on a hidden sibling file ``.NAME.lock`` rather than the directory itself,
-    because a report replaces its directory as a whole. The file records the holder's pid, for messages."""
+    because a report replaces its directory as a whole. The file records the holder's pid, for messages, and is
+    removed when the lock is released."""
 
     def __init__(self, out: Path | str, flag: str = "--out"):
         self.out = Path(out)
@@ -287,20 +288,26 @@ class OutputLock:
     def acquire(self) -> "OutputLock":
         from .errors import RunLockedError
 
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
-        except OSError as e:
-            raise _output_error(self.path, e) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        for _ in range(100):
             try:
-                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
-            finally:
-                os.close(fd)
-            raise RunLockedError(f"{self.flag} {self.out}: in use by another interp command ({holder}); wait for "
-                                 f"it to finish or choose another {self.flag} (nothing was written)") from None
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+            except OSError as e:
+                raise _output_error(self.path, e) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                try:
+                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+                finally:
+                    os.close(fd)
+                raise RunLockedError(f"{self.flag} {self.out}: in use by another interp command ({holder}); wait "
+                                     f"for it to finish or choose another {self.flag} (nothing was written)") from None
+            if self._same_file(fd):
+                break
+            os.close(fd)  # the holder removed the file as it let go: take the lock on the path's new file
+        else:
+            raise RunLockedError(f"{self.flag} {self.out}: its lock file {self.path} keeps changing; try again")
         self._fd = fd
         try:
             os.ftruncate(fd, 0)
@@ -309,8 +316,22 @@ class OutputLock:
             pass  # only for messages
         return self
 
+    def _same_file(self, fd: int) -> bool:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        own = os.fstat(fd)
+        return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
+
     def release(self) -> None:
+        """Remove the lock file while still holding it, then let go (a waiter that opened it first sees it gone and
+        takes the lock on a new file), so no lock file is left beside the output."""
         if self._fd is not None:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
             os.close(self._fd)
             self._fd = None
 

@@ -399,14 +399,14 @@ def listener():
 
 @pytest.mark.parametrize("reply", [None, b"HTTP/1.1 400 Bad Request\r\n\r\n", b"-ERR unknown command\r\n"])
 def test_an_address_that_is_not_ray_is_told_in_one_line_within_seconds(listener, reply):
-    from interp.sweep.ray_backend import HANDSHAKE_TIMEOUT_S, check_reachable
+    from interp.sweep.ray_backend import check_reachable
 
     port, state = listener
     state["reply"] = reply
     t0 = time.monotonic()
     with pytest.raises(ConfigError, match=f"--address 127.0.0.1:{port}: not a Ray cluster"):
         check_reachable(f"127.0.0.1:{port}")
-    assert time.monotonic() - t0 < HANDSHAKE_TIMEOUT_S + 5  # 200 s and 15 lines of Ray warnings before
+    assert time.monotonic() - t0 < 10  # 200 s and 15 lines of Ray warnings before
 
 
 def test_a_grpc_server_passes_the_handshake(listener):

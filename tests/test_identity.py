@@ -13,7 +13,7 @@ import pytest
 from interp.cli import main
 from interp.config import preset
 from interp.errors import CheckpointError, RunFormatError
-from interp.files import read_safetensors, read_safetensors_header
+from interp.files import read_safetensors
 from interp.runs import Run
 from interp.train import train
 from safetensors.torch import save_file
@@ -166,6 +166,8 @@ def test_a_checkpoint_of_another_run_is_refused_copied_or_linked(runs, run_a):
 
 
 def test_a_checkpoint_records_its_step_and_a_renamed_one_is_refused(run_a):
+    from interp.files import read_safetensors_header
+
     assert read_safetensors_header(run_a / "step_000040.safetensors")[1]["step"] == "40"
     os.replace(run_a / "step_000040.safetensors", run_a / "step_000020.safetensors")
     with pytest.raises(CheckpointError, match="records step '40', its place .* says 20"):

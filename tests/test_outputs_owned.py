@@ -11,7 +11,6 @@ from interp import probes
 from interp.cli import main
 from interp.config import preset
 from interp.errors import ConfigError, RunFormatError, RunLockedError
-from interp.files import OutputLock
 from interp.runs import Run, RunLock
 from interp.sweep import driver
 from interp.sweep.worker import disk_state
@@ -173,6 +172,8 @@ def test_the_sweep_worker_reads_a_runs_state_through_interp_runs(two_runs, tmp_p
 
 
 def test_a_measure_into_an_out_another_command_holds_is_refused(two_runs, tmp_path, capsys):
+    from interp.files import OutputLock
+
     root, runs = two_runs
     out = tmp_path / "m"
     with OutputLock(out):  # another `interp measure --out M` (or report) at work
@@ -184,6 +185,8 @@ def test_a_measure_into_an_out_another_command_holds_is_refused(two_runs, tmp_pa
 
 
 def test_a_report_into_an_out_another_report_holds_leaves_its_staging_alone(two_runs, tmp_path, capsys):
+    from interp.files import OutputLock
+
     root, runs = two_runs
     out = tmp_path / "report"
     with OutputLock(out):
@@ -193,6 +196,7 @@ def test_a_report_into_an_out_another_report_holds_leaves_its_staging_alone(two_
         assert main(["report", str(runs["b"].path), "--out", str(out), "--measures", str(root / "m" / "b")]) == 1
     assert "in use by another interp command" in capsys.readouterr().err
     assert (staging / "figure.png").read_bytes() == b"half a report" and not out.exists()
+    assert not (tmp_path / ".report.lock").exists()  # removed when its holder let go
 
 
 def test_a_users_own_measures_csv_is_not_overwritten_without_force(two_runs, tmp_path, capsys):
