@@ -288,9 +288,9 @@ class OutputLock:
     def acquire(self) -> "OutputLock":
         from .errors import RunLockedError
 
+        prepare_out_dir(self.path.parent, self.flag)  # a parent that is a file, or not writable: one line
         for _ in range(100):
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
             except OSError as e:
                 raise _output_error(self.path, e) from None

@@ -710,8 +710,8 @@ class Run:
         path = self.checkpoint_path(step)
         self._check_not_foreign_link(path)
         shapes, meta = read_safetensors_header(path)  # the file must fit the run's model before either is allocated
-        self._check_identity(path, meta, step)
         check_header_shapes(shapes, self.model_shapes, path, what="this run's model", optional=("IGNORE", "mask"))
+        self._check_identity(path, meta, step)
         tensors, _ = read_safetensors(path)
         check_state_dict(tensors, self._empty_template().state_dict(), path)
         return tensors
