@@ -23,7 +23,7 @@ from .commands import emergence as emergence_cli
 from .commands import grokfast as grokfast_cli
 from .commands import sweep_llc as sweep_llc_cli
 from .errors import ConfigError, InterpError
-from .files import prepare_out_dir, read_limited, staged_dir
+from .files import OutputLock, prepare_out_dir, read_limited, staged_dir
 from .folder import CheckpointFolder, folder_task, is_checkpoint_folder
 from .probes._common import check_model
 from .model import check_device
@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     m.add_argument("--recompute", action="store_true",
                    help="rewrite this run's measures in --out even when they are up to date")
+    m.add_argument("--force", action="store_true",
+                   help="write into an --out that holds files interp did not write (its measures.csv and "
+                        "measures.json are replaced; other files are left alone)")
     m.add_argument("--quiet", action="store_true", help="no progress output")
     _threads_option(m)
     _folder_options(m)
@@ -333,6 +336,15 @@ def _cmd_measure(args) -> int:
     if args.llc:
         probes.learning_coefficient.devinterp_modules()  # a missing extra fails before any work
     run = run.snapshot()
+    with OutputLock(out):  # one command at a time writes this --out
+        return _measure_into(run, out, key_freqs, args)
+
+
+def _measure_into(run, out: Path, key_freqs, args) -> int:
+    foreign = probes.measures_dir_foreign(out)
+    if foreign and not args.force:
+        raise ConfigError(f"--out {out}: holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, which "
+                          "interp did not write; choose another --out or pass --force (nothing was written)")
     owner = probes.saved_identity(out)
     if owner is not None and owner.get("run_id") != run.run_id:
         raise ConfigError(f"--out {out}: holds the measures of run {owner.get('run_id')} ({owner.get('path')}), not "
@@ -402,8 +414,9 @@ def _cmd_report(args) -> int:
         emergence_cli.check_report_args(args)
         out = args.out or Path("report") / args.run_dir.resolve().name
         owner = {"sweep": str(args.run_dir.resolve()), "path": str(args.run_dir)}
-        _check_report_dir(out, owner)
-        index = _write_report_dir(out, owner, lambda tmp: emergence_cli.report_command(args, tmp))
+        with OutputLock(out):  # one command at a time writes this --out (and its staging directories)
+            _check_report_dir(out, owner)
+            index = _write_report_dir(out, owner, lambda tmp: emergence_cli.report_command(args, tmp))
         print(f"{index}  ({time.perf_counter() - t0:.1f} s)")
         return 0
     if not args.run_dir.exists() and args.run_dir == DEFAULT_RUN:
@@ -414,6 +427,11 @@ def _cmd_report(args) -> int:
     run.final_step
     out = args.out or Path("report") / run.name
     owner = {"run_id": run.run_id, "path": str(run.path)}
+    with OutputLock(out):  # one command at a time writes this --out (and its staging directories)
+        return _report_run(run, out, owner, args, t0)
+
+
+def _report_run(run, out: Path, owner: dict, args, t0: float) -> int:
     _check_report_dir(out, owner)  # checked before any work
     _warn_unfinished(run)
     measures = None

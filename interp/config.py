@@ -51,6 +51,16 @@ MAX_LAYERS = 64
 MAX_STEPS = 100_000_000
 MAX_SEED = 2**32 - 1
 MAX_CHECKPOINTS = 100_000  # explicit save steps
+MAX_PARAMETERS = 2**28     # weights of one model (1 GiB in fp32), counted from the sizes before anything is built
+
+
+def parameter_count(*, n_layers: int, d_model: int, n_heads: int, d_head: int, d_mlp: int, d_vocab: int,
+                    d_vocab_out: int, n_ctx: int, **_: object) -> int:
+    """Weights of a TransformerLens transformer of these sizes (embeddings, attention, MLP, unembed, biases), by
+    arithmetic alone, so a size too large for one machine is refused before any tensor is allocated."""
+    attn = 4 * n_heads * d_model * d_head + 3 * n_heads * d_head + d_model
+    mlp = 2 * d_model * d_mlp + d_mlp + d_model
+    return n_layers * (attn + mlp + 4 * d_model) + (d_vocab + n_ctx) * d_model + (d_model + 1) * d_vocab_out
 
 
 def is_prime(n: int) -> bool:
@@ -181,6 +191,13 @@ class RunConfig:
             _check_cfg(getattr(self, name) <= top, name, f"must be at most {top:,}, got {getattr(self, name):,}")
         _check_cfg(self.n_heads * self.d_head <= MAX_WIDTH, "d_head",
                    f"n_heads * d_head must be at most {MAX_WIDTH:,}, got {self.n_heads * self.d_head:,}")
+        n_params = parameter_count(n_layers=self.n_layers, d_model=self.d_model, n_heads=self.n_heads,
+                                   d_head=self.d_head, d_mlp=self.d_mlp, d_vocab=self.p + 1, d_vocab_out=self.p,
+                                   n_ctx=3)
+        _check_cfg(n_params <= MAX_PARAMETERS, "d_model",
+                   f"the model would have {n_params:,} weights (n_layers {self.n_layers}, d_model {self.d_model}, "
+                   f"d_mlp {self.d_mlp}, n_heads * d_head {self.n_heads * self.d_head}), more than the "
+                   f"{MAX_PARAMETERS:,} one model may have")
         _check_cfg(len(self.save_steps) <= MAX_CHECKPOINTS, "save_steps",
                    f"must list at most {MAX_CHECKPOINTS:,} steps, got {len(self.save_steps):,}")
         _check_cfg(all(s <= MAX_STEPS for s in self.save_steps), "save_steps", f"must be steps <= {MAX_STEPS:,}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import shutil
@@ -25,7 +26,7 @@ from safetensors.torch import save as st_save_bytes
 from .errors import CheckpointError, ConfigError, OutputError, RunFormatError
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "save_tensors", "read_safetensors", "prepare_out_dir",
-           "one_line", "read_limited", "read_json", "staged_dir", "MAX_TEXT_BYTES", "MAX_TENSOR_BYTES"]
+           "one_line", "read_limited", "read_json", "read_safetensors_header", "OutputLock", "staged_dir", "MAX_TEXT_BYTES", "MAX_TENSOR_BYTES"]
 
 # Largest files read (checked with stat before opening, so /dev/zero, a FIFO or a huge file is refused at once):
 MAX_TEXT_BYTES = 256 * 2**20     # run.json, split.json, metrics.csv, measures, sweep tables
@@ -84,9 +85,57 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def save_tensors(path: Path | str, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    """Atomically save tensors (made contiguous, on CPU) as safetensors."""
+    """Atomically save tensors (made contiguous, on CPU) as safetensors, byte-reproducibly: the header's metadata
+    is written with sorted keys (safetensors itself orders it differently in every process), so equal tensors and
+    metadata always give equal bytes."""
     clean = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    atomic_write_bytes(path, st_save_bytes(clean, metadata=metadata))
+    atomic_write_bytes(path, _sorted_header(st_save_bytes(clean, metadata=metadata)))
+
+
+def _sorted_header(data: bytes) -> bytes:
+    """The same safetensors file with its ``__metadata__`` keys in sorted order (tensor entries, offsets and data
+    unchanged; the header is padded with spaces to a multiple of 8 bytes, as safetensors does)."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    meta = header.pop("__metadata__", None)
+    ordered = ({"__metadata__": dict(sorted(meta.items()))} if meta else {}) | header
+    text = json.dumps(ordered, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + n:]
+
+
+MAX_HEADER_BYTES = 100 * 2**20  # a safetensors header (the JSON that names, shapes and places every tensor)
+
+
+def read_safetensors_header(path: Path | str) -> tuple[dict[str, tuple[str, tuple[int, ...]]], dict[str, str]]:
+    """``({name: (dtype, shape)}, metadata)`` of a safetensors file, from its header alone (no tensor is read), so
+    a file can be checked against the model it should fit before anything is allocated. CheckpointError naming
+    the file for anything that is not a well-formed header."""
+    path = Path(path)
+    read_limited_stat(path, MAX_TENSOR_BYTES, error=CheckpointError)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise CheckpointError(f"{path}: not a safetensors file ({len(head)} bytes; truncated or empty)")
+            n = int.from_bytes(head, "little")
+            if n > MAX_HEADER_BYTES:
+                raise CheckpointError(f"{path}: not a valid safetensors file (header claims {n:,} bytes)")
+            raw = f.read(n)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read ({e.strerror})") from None
+    if len(raw) < n:
+        raise CheckpointError(f"{path}: not a valid safetensors file (header claims {n} bytes, file is shorter; "
+                              "truncated or corrupt)")
+    try:
+        header = json.loads(raw)
+        meta = header.pop("__metadata__", None) or {}
+        shapes = {str(k): (str(v["dtype"]), tuple(int(d) for d in v["shape"])) for k, v in header.items()}
+        if not isinstance(meta, dict):
+            raise TypeError("__metadata__ is not an object")
+    except (ValueError, UnicodeDecodeError, AttributeError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: not a valid safetensors file ({one_line(e)})") from None
+    return shapes, {str(k): str(v) for k, v in meta.items()}
 
 
 def read_safetensors(path: Path | str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -120,6 +169,19 @@ def read_limited(path: Path | str, max_bytes: int = MAX_TEXT_BYTES, *, error: ty
     /dev/zero (endless), a directory or a file larger than the limit is refused at once.
     """
     path = Path(path)
+    read_limited_stat(path, max_bytes, error=error)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except OSError as e:
+        raise error(f"{path}: cannot read ({e.strerror})") from None
+    if len(data) > max_bytes:  # grew while being read
+        raise error(f"{path}: more than {max_bytes:,} bytes; refused")
+    return data
+
+
+def read_limited_stat(path: Path, max_bytes: int, *, error: type = RunFormatError) -> os.stat_result:
+    """The checks :func:`read_limited` makes before opening: a regular file of at most ``max_bytes``."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -132,14 +194,7 @@ def read_limited(path: Path | str, max_bytes: int = MAX_TEXT_BYTES, *, error: ty
         raise error(f"{path}: not a regular file (a device, FIFO or socket); refused")
     if st.st_size > max_bytes:
         raise error(f"{path}: {st.st_size:,} bytes, more than the {max_bytes:,} this file may have; refused")
-    try:
-        with open(path, "rb") as f:
-            data = f.read(max_bytes + 1)
-    except OSError as e:
-        raise error(f"{path}: cannot read ({e.strerror})") from None
-    if len(data) > max_bytes:  # grew while being read
-        raise error(f"{path}: more than {max_bytes:,} bytes; refused")
-    return data
+    return st
 
 
 def read_json(path: Path | str, *, error: type = RunFormatError, max_bytes: int = MAX_TEXT_BYTES) -> Any:
@@ -212,6 +267,79 @@ def staged_dir(out: Path | str) -> Iterator[Path]:
         if isinstance(e, OSError) and not isinstance(e, FileNotFoundError):
             raise _output_error(out, e) from None
         raise
+
+
+class OutputLock:
+    """An exclusive ``flock`` held on an output directory for the whole of one command, so two commands never write
+    one ``--out`` at once (the second is refused at once, naming the holder).
+
+    The same kernel lock as a run directory's (:class:`interp.runs.RunLock`: dropped when the holder dies, so a killed
+    command never leaves it locked), taken on a hidden sibling file ``.NAME.lock`` rather than the directory itself,
+    because a report replaces its directory as a whole. The file records the holder's pid, for messages, and is
+    removed when the lock is released."""
+
+    def __init__(self, out: Path | str, flag: str = "--out"):
+        self.out = Path(out)
+        full = Path(os.path.abspath(self.out))
+        self.path = full.parent / f".{full.name}.lock"
+        self.flag = flag
+        self._fd: int | None = None
+
+    def acquire(self) -> "OutputLock":
+        from .errors import RunLockedError
+
+        prepare_out_dir(self.path.parent, self.flag)  # a parent that is a file, or not writable: one line
+        for _ in range(100):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+            except OSError as e:
+                raise _output_error(self.path, e) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                try:
+                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+                finally:
+                    os.close(fd)
+                raise RunLockedError(f"{self.flag} {self.out}: in use by another interp command ({holder}); wait "
+                                     f"for it to finish or choose another {self.flag} (nothing was written)") from None
+            if self._same_file(fd):
+                break
+            os.close(fd)  # the holder removed the file as it let go: take the lock on the path's new file
+        else:
+            raise RunLockedError(f"{self.flag} {self.out}: its lock file {self.path} keeps changing; try again")
+        self._fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
+        except OSError:
+            pass  # only for messages
+        return self
+
+    def _same_file(self, fd: int) -> bool:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        own = os.fstat(fd)
+        return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
+
+    def release(self) -> None:
+        """Remove the lock file while still holding it, then let go (a waiter that opened it first sees it gone and
+        takes the lock on a new file), so no lock file is left beside the output."""
+        if self._fd is not None:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> "OutputLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
 
 
 def one_line(e: BaseException) -> str:

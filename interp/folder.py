@@ -31,8 +31,8 @@ from typing import Any, Iterator
 import pandas as pd
 
 from .errors import CheckpointError, ConfigError, RunFormatError
-from .files import one_line, read_json, read_limited, read_safetensors
-from .model import check_device, model_from_kwargs
+from .files import one_line, read_json, read_limited, read_safetensors, read_safetensors_header
+from .model import check_device, check_header_shapes, model_from_kwargs, model_shapes
 from .tasks import Task
 
 __all__ = ["CheckpointFolder", "is_checkpoint_folder", "folder_task", "FOLDER_CONFIG", "FOLDER_METRICS"]
@@ -91,7 +91,37 @@ def _read_config(path: Path) -> dict[str, Any]:
     if external:  # TransformerLens would fetch these from a model hub: a file never causes network access
         raise RunFormatError(f"{path}: field(s) {external} would load a tokenizer or weights from outside; "
                              "refused (a folder of state dicts needs only the architecture fields)")
+    _check_sizes(kwargs, path)
     return kwargs
+
+
+MAX_CTX = 4096  # n_ctx of a folder's model (interp's tasks use 3)
+
+
+def _check_sizes(kwargs: dict[str, Any], path: Path) -> None:
+    """config.json's sizes bounded as a run's are (and the weights they imply counted), before any model is built."""
+    from .config import MAX_LAYERS, MAX_P, MAX_PARAMETERS, MAX_WIDTH, parameter_count
+
+    sizes = {"n_layers": MAX_LAYERS, "d_model": MAX_WIDTH, "n_heads": MAX_WIDTH, "d_head": MAX_WIDTH,
+             "d_mlp": MAX_WIDTH, "d_vocab": MAX_P + 1, "d_vocab_out": MAX_P + 1, "n_ctx": MAX_CTX}
+    got = {}
+    for name, top in sizes.items():
+        v = kwargs.get(name)
+        if v is None and name in ("d_mlp", "d_vocab_out", "n_heads"):
+            continue  # TransformerLens derives these (4 * d_model, d_vocab, d_model // d_head)
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= top:
+            raise RunFormatError(f"{path}: {name} must be an integer in 1..{top:,}, got {v!r}")
+        got[name] = v
+    got.setdefault("d_mlp", 4 * got["d_model"])
+    got.setdefault("d_vocab_out", got["d_vocab"])
+    got.setdefault("n_heads", max(1, got["d_model"] // got["d_head"]))
+    if got["n_heads"] * got["d_head"] > MAX_WIDTH:
+        raise RunFormatError(f"{path}: n_heads * d_head must be at most {MAX_WIDTH:,}, got "
+                             f"{got['n_heads'] * got['d_head']:,}")
+    n = parameter_count(**got)
+    if n > MAX_PARAMETERS:
+        raise RunFormatError(f"{path}: the model would have {n:,} weights, more than the {MAX_PARAMETERS:,} one model "
+                             "may have; refused before anything is built")
 
 
 def _parse_folder_metrics(path: Path) -> pd.DataFrame:
@@ -159,12 +189,12 @@ class CheckpointFolder:
         self._files = dict(sorted(found))
         self.config_path = self.path / FOLDER_CONFIG
         self.hooked_kwargs = _read_config(self.config_path)
-        try:
-            template = model_from_kwargs(self.hooked_kwargs, device="cpu")
-        except (TypeError, ValueError, AssertionError) as e:
+        try:  # shapes only (PyTorch's meta device): nothing is allocated before a file is found to fit them
+            self._shapes = model_shapes(self.hooked_kwargs)
+        except (TypeError, ValueError, AssertionError, RuntimeError, NotImplementedError) as e:
             raise RunFormatError(f"{self.config_path}: not a valid HookedTransformerConfig ({one_line(e)[:160]})") \
                 from None
-        self._expected = {k: v.detach() for k, v in template.state_dict().items()}
+        self._template = None
         self.metrics_path = self.path / FOLDER_METRICS
         self._metrics = _parse_folder_metrics(self.metrics_path) if self.metrics_path.is_file() else None
         self.config = FolderSetting(task.op, task.p, len(task.train_idx) / task.n_pairs, self.name,
@@ -227,9 +257,21 @@ class CheckpointFolder:
         if step not in self._files:
             raise CheckpointError(f"{self.path}: no checkpoint for step {step!r}; available steps: {self.steps}")
         path = self._files[step]
+        what = "the model of config.json"
+        check_header_shapes(read_safetensors_header(path)[0], self._shapes, path, what=what,
+                            optional=("IGNORE", "mask"))
         tensors, _ = read_safetensors(path)
-        check_tensors(tensors, self._expected, path, what="the model of config.json", optional=("IGNORE", "mask"))
+        check_tensors(tensors, self._expected, path, what=what, optional=("IGNORE", "mask"))
         return tensors
+
+    @property
+    def _expected(self) -> dict:
+        """The model's state dict (its constant buffers compared, its shapes and dtypes checked), built once a file
+        was found to fit config.json."""
+        if self._template is None:
+            template = model_from_kwargs(self.hooked_kwargs, device="cpu")
+            self._template = {k: v.detach() for k, v in template.state_dict().items()}
+        return self._template
 
     def load(self, step: int | None = None, device: str = "cpu"):
         """The HookedTransformer at ``step`` (default: the last checkpoint), in eval mode."""

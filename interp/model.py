@@ -30,6 +30,8 @@ __all__ = [
     "frozen_parameter_names",
     "float64_cross_entropy",
     "has_hooks",
+    "model_shapes",
+    "check_header_shapes",
 ]
 
 # The paper's model has no attention biases and no unembed bias; TransformerLens always creates
@@ -92,6 +94,47 @@ def model_from_kwargs(kwargs: dict[str, Any], device: str | None = None):
         htc = HookedTransformerConfig(**kwargs)
         model = HookedTransformer(htc)
     return model
+
+
+_ST_DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16",
+              torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
+              torch.bool: "BOOL"}
+
+
+def model_shapes(kwargs: dict[str, Any]) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """``{name: (safetensors dtype, shape)}`` of the state dict of the model ``kwargs`` describe, found without
+    allocating it (built on PyTorch's ``meta`` device), so a file can be checked against it before the model is made."""
+    with torch.device("meta"):
+        model = model_from_kwargs(kwargs, device="meta")
+    return {k: (_ST_DTYPES.get(v.dtype, str(v.dtype)), tuple(v.shape)) for k, v in model.state_dict().items()}
+
+
+def check_header_shapes(found: dict[str, tuple[str, tuple[int, ...]]], expected: dict[str, tuple[str, tuple[int, ...]]],
+                        path, *, what: str, optional: tuple[str, ...] = ()) -> None:
+    """CheckpointError unless a safetensors header (:func:`interp.files.read_safetensors_header`) names exactly the
+    tensors of ``expected`` (those ending in ``optional`` may be absent), each with its dtype and shape: checked
+    before the file's tensors are read or a model is built, so a size nobody bounded is never allocated."""
+    from .errors import CheckpointError
+
+    for name, (dtype, shape) in expected.items():
+        if name not in found:
+            if optional and name.endswith(optional):
+                continue
+            raise CheckpointError(f"{path}: tensor {name!r} is missing; this file is not from {what}")
+        fd, fs = found[name]
+        if fs != shape:
+            raise CheckpointError(f"{path}: tensor {name!r} has shape {fs}, {what} needs {shape} (a file from a "
+                                  "different config?)")
+        if fd != dtype:
+            raise CheckpointError(f"{path}: tensor {name!r} is {_torch_name(fd)}, {what} needs {_torch_name(dtype)}")
+    extra = sorted(set(found) - set(expected))
+    if extra:
+        raise CheckpointError(f"{path}: unexpected tensor(s) {extra[:5]}; not a file of {what}")
+
+
+def _torch_name(st_dtype: str) -> str:
+    back = {v: k for k, v in _ST_DTYPES.items()}
+    return str(back.get(st_dtype, st_dtype))
 
 
 def build_model(cfg: RunConfig, device: str = "cpu"):

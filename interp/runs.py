@@ -44,9 +44,11 @@ import torch
 
 from .config import RunConfig
 from .errors import CheckpointError, ConfigError, RunFormatError, RunLockedError
-from .files import atomic_write_text, one_line, read_json, read_limited, read_safetensors, save_tensors
+from .files import (atomic_write_text, one_line, read_json, read_limited, read_safetensors, read_safetensors_header,
+                    save_tensors)
 from .killpoints import kill_point
-from .model import check_device, freeze_biases, hooked_config_kwargs, model_from_kwargs
+from .model import check_device, check_header_shapes, freeze_biases, hooked_config_kwargs, model_from_kwargs, \
+    model_shapes
 from .tasks import Task
 
 __all__ = ["Run", "RunLock", "METRIC_COLUMNS", "FINISHED_STATES", "checkpoint_name", "check_state_dict",
@@ -60,6 +62,14 @@ METRICS_CSV = "metrics.csv"
 RESUME_FILE = "resume.safetensors"
 LOCK_FILE = ".lock"
 RESUME_FORMAT = "interp-resume-1"
+CHECKPOINT_FORMAT = "interp-checkpoint-1"
+# run.json of a run created since checkpoints carry their identity: every checkpoint and resume file of it must
+# (a run written before, such as the shipped one, may hold files without; where present it is checked all the same)
+FILE_IDENTITY = "file_identity"
+# config fields that do not change the weights at a given step (labels, when to evaluate, save or stop): two runs
+# that differ only in these have the same weights at every step they share, so their files carry one identity
+_NOT_WEIGHTS = ("name", "eval_every", "save_every", "save_steps", "stop_test_loss", "stop_test_acc",
+                "stop_after_steps")
 METRIC_COLUMNS = ("step", "train_loss", "train_acc", "test_loss", "test_acc")
 STATES = ("running", "complete", "stopped_early", "interrupted", "failed")
 FINISHED_STATES = ("complete", "stopped_early")
@@ -123,6 +133,19 @@ def run_identity(config: dict[str, Any], train: list[int], created: str) -> str:
     record it, so they are never mistaken for another run's.
     """
     blob = json.dumps({"config": config, "train": train, "created": created}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def weights_identity(cfg: RunConfig, train: list[int]) -> str:
+    """16 hex digits naming what determines a run's weights at each step: its config (less the labels and the
+    evaluation/save/stop schedule; less n_steps too under a constant learning rate, so an extended run keeps its
+    identity) and its exact training pairs. Every checkpoint and resume file records it (with its step), so a file
+    from another run is refused, while equal runs (a killed and resumed one, a sweep's run and the same run alone)
+    write equal bytes."""
+    fields = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_WEIGHTS}
+    if cfg.lr_schedule == "constant":
+        fields.pop("n_steps")
+    blob = json.dumps({"config": fields, "train": train}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -324,7 +347,9 @@ class Run:
         self._task: Task | None = None
         self._metrics: pd.DataFrame | None = None
         self._template = None
+        self._shapes = None
         self._frozen_steps: tuple[int, ...] | None = None
+        self._check_run_id()
 
     # -- creating -------------------------------------------------------------------------------
 
@@ -352,6 +377,7 @@ class Run:
             "protocol": protocol,
             "versions": _versions(),
             "trained_on": device,
+            FILE_IDENTITY: True,
             "status": {"state": "running", "step": 0, "n_steps": cfg.n_steps},
         }
         atomic_write_text(path / RUN_JSON, json.dumps(meta, indent=2) + "\n")
@@ -363,8 +389,13 @@ class Run:
         if state not in STATES:
             raise ValueError(f"unknown run state {state!r}")
         if config is not None:
+            recorded = self.meta["config"].get("n_steps")
+            if config.n_steps != recorded and "identity_n_steps" not in self.meta:
+                self.meta["identity_n_steps"] = recorded  # run_id was computed with the first n_steps
             self.config = config
-            self.meta["config"] = config.to_dict()
+            # only n_steps may change (a resumed run extended): the recorded fields stay as they were written, so
+            # run_id can be recomputed from them
+            self.meta["config"] = {**self.meta["config"], "n_steps": config.n_steps}
         status: dict[str, Any] = {"state": state, "step": int(step), "n_steps": self.config.n_steps}
         if error:
             status["error"] = error
@@ -372,8 +403,27 @@ class Run:
         self.meta["updated"] = _now()
         atomic_write_text(self.path / RUN_JSON, json.dumps(self.meta, indent=2) + "\n")
 
+    @property
+    def weights_id(self) -> str:
+        """The identity every checkpoint and resume file of this run records (:func:`weights_identity`)."""
+        return weights_identity(self.config, self.task.train_idx.tolist())
+
+    def file_metadata(self, step: int, fmt: str) -> dict[str, str]:
+        return {"format": fmt, "weights_id": self.weights_id, "step": str(int(step))}
+
     def save_checkpoint(self, step: int, state_dict: dict[str, torch.Tensor]) -> None:
-        save_tensors(self.path / checkpoint_name(step), state_dict)
+        """Write ``step_<step>.safetensors`` with this run's identity. A checkpoint already there (the resume step's,
+        rewritten by a resumed run) is only ever replaced by the same weights: different ones are refused, so no
+        resume can destroy a checkpoint."""
+        path = self.path / checkpoint_name(step)
+        if path.exists():
+            old = self.state_dict(step)
+            differ = sorted(k for k, v in state_dict.items() if k in old and not torch.equal(old[k], v.cpu()))
+            if differ:
+                raise CheckpointError(f"{path}: holds different weights at step {step} than this run has now "
+                                      f"(tensor {differ[0]!r}); refused to overwrite it (was a file from another "
+                                      "run resumed?)")
+        save_tensors(path, state_dict, metadata=self.file_metadata(step, CHECKPOINT_FORMAT))
         kill_point("train.checkpoint")
 
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
@@ -385,7 +435,7 @@ class Run:
         """Model and optimiser state in one file, so they can never disagree about the step. ``metadata``: what
         the trainer records about the layout (its optimiser and state keys, see :mod:`interp.train`)."""
         save_tensors(self.path / RESUME_FILE, tensors,
-                     metadata={**(metadata or {}), "step": str(step), "format": RESUME_FORMAT})
+                     metadata={**(metadata or {}), **self.file_metadata(step, RESUME_FORMAT)})
         kill_point("train.resume")
 
     def read_resume(self) -> tuple[int, dict[str, torch.Tensor], list[dict[str, Any]]] | None:
@@ -398,17 +448,70 @@ class Run:
                 return None  # killed before the first resume state: start again from the initialisation
             raise RunFormatError(f"{path}: no resume state in this run, which has checkpoints to step "
                                  f"{self.steps[-1]} (it may have been thinned for shipping)")
-        tensors, meta = read_safetensors(path)
+        self._check_not_foreign_link(path)
+        shapes, meta = read_safetensors_header(path)  # identity and the model's sizes before any tensor is read
+        step = self._resume_step(path, meta)
+        self._check_identity(path, meta, step)
+        check_header_shapes({k[len("model."):]: v for k, v in shapes.items() if k.startswith("model.")},
+                            self.model_shapes, path, what="this run's model (model.* tensors)",
+                            optional=("IGNORE", "mask"))
+        tensors, _ = read_safetensors(path)
+        if step in self.steps:  # the resume file's model must be this run's own checkpoint at that step
+            own = self.state_dict(step)
+            differ = sorted(k for k, v in own.items() if (t := tensors.get(f"model.{k}")) is not None
+                            and t.dtype == v.dtype and t.shape == v.shape and not torch.equal(t, v))  # (else: the
+            # structure check names the fault)
+            if differ:
+                raise CheckpointError(f"{path}: its model at step {step} differs from this run's checkpoint "
+                                      f"{checkpoint_name(step)} (tensor {differ[0]!r}); a resume file from another "
+                                      "run is refused")
+        rows = [r for r in parse_metrics_csv(self.path / METRICS_CSV) if r["step"] <= step]
+        if not rows or rows[-1]["step"] != step:
+            raise RunFormatError(f"{self.path / METRICS_CSV}: has no row for the resume step {step}")
+        return step, tensors, rows
+
+    def _resume_step(self, path: Path, meta: dict[str, str]) -> int:
         try:
             step = int(meta["step"])
         except (KeyError, ValueError):
             raise RunFormatError(f"{path}: metadata has no valid 'step'") from None
         if not 0 <= step <= self.config.n_steps:
             raise RunFormatError(f"{path}: step {step} is outside the run's 0..{self.config.n_steps}")
-        rows = [r for r in parse_metrics_csv(self.path / METRICS_CSV) if r["step"] <= step]
-        if not rows or rows[-1]["step"] != step:
-            raise RunFormatError(f"{self.path / METRICS_CSV}: has no row for the resume step {step}")
-        return step, tensors, rows
+        return step
+
+    @property
+    def saved_step(self) -> int:
+        """The last step training saved: the step of resume.safetensors on disk (read from its header), which run.json's
+        ``status.step`` can trail by one save when the process was stopped between the two writes; ``status.step``
+        for a run without a resume file."""
+        path = self.path / RESUME_FILE
+        if path.is_file():
+            try:
+                return self._resume_step(path, read_safetensors_header(path)[1])
+            except RunFormatError:
+                pass  # a damaged resume file is named when the run is resumed
+        return int(self.meta["status"]["step"])
+
+    def _check_identity(self, path: Path, meta: dict[str, str], step: int) -> None:
+        """A checkpoint or resume file must carry this run's identity and the step its name (or run.json) gives it;
+        a run created without file identity (before interp wrote it) may hold files without."""
+        if "weights_id" not in meta:
+            if self.meta.get(FILE_IDENTITY) is True:
+                raise CheckpointError(f"{path}: carries no run identity, but every file of run {self.run_id} "
+                                      f"({self.path}) does; a file from elsewhere is refused")
+            return
+        if meta["weights_id"] != self.weights_id:
+            raise CheckpointError(f"{path}: belongs to another run (weights identity {meta['weights_id']}), not to "
+                                  f"{self.path} (weights identity {self.weights_id}: its config and split); refused")
+        if meta.get("step") != str(step):
+            raise CheckpointError(f"{path}: records step {meta.get('step')!r}, its place in {self.path} says "
+                                  f"{step}; refused")
+
+    def _check_not_foreign_link(self, path: Path) -> None:
+        """A file of the run that is a symbolic link must stay inside the run directory."""
+        if path.is_symlink() and path.resolve().parent != self.path.resolve():
+            raise CheckpointError(f"{path}: a symbolic link to {path.resolve()}, outside the run directory "
+                                  f"{self.path}; a file of another run is not read as this run's")
 
     def discard_checkpoints_after(self, step: int) -> None:
         """Checkpoints past the resume point are rewritten, identically, by the resumed run."""
@@ -454,6 +557,38 @@ class Run:
 
     # -- identity and state -----------------------------------------------------------------------
 
+    def _check_run_id(self) -> None:
+        """run.json's ``run_id`` must be the hash of its config, its split and its creation time: an edited config
+        (both copies changed alike) or a split.json from another run is refused, not measured."""
+        rid = self.meta.get("run_id")
+        if rid is None:
+            return  # (not recorded: computed when asked)
+        train = self.task.train_idx.tolist()
+        created = str(self.meta.get("created", ""))
+        for config in self._recorded_configs():
+            if run_identity(config, train, created) == rid:
+                return
+        raise RunFormatError(f"{self.path / RUN_JSON}: run_id {rid!r} does not match its config, split.json and "
+                             f"creation time (recomputed {run_identity(self.meta['config'], train, created)!r}); an "
+                             "edited or mixed run directory is refused")
+
+    def _recorded_configs(self) -> Iterator[dict[str, Any]]:
+        """The config as run.json recorded it when the run was created: as written, with the first n_steps of an
+        extended run, and (for runs extended by an older interp, which rewrote the whole config) without fields
+        added since at their defaults, at each checkpointed step as n_steps."""
+        config = self.meta["config"]
+        yield config
+        first = self.meta.get("identity_n_steps")
+        if first is not None:
+            yield {**config, "n_steps": first}
+            return
+        defaults = RunConfig().to_dict()
+        lean = {k: v for k, v in config.items() if k in RECORDED_CONFIG_FIELDS or v != defaults.get(k)}
+        steps = sorted(s for f in os.listdir(self.path) if (s := checkpoint_step(f)) is not None)
+        for c in ((config, lean) if lean != config else (config,)):
+            for n in [c.get("n_steps")] + steps:
+                yield {**c, "n_steps": n}
+
     @property
     def name(self) -> str:
         return self.path.resolve().name
@@ -485,7 +620,7 @@ class Run:
     def describe_state(self) -> str:
         """One line for warnings: the state, the last saved step, and how to continue."""
         status = self.meta.get("status", {})
-        step, n_steps = status.get("step", "?"), status.get("n_steps", self.config.n_steps)
+        step, n_steps = self.saved_step, status.get("n_steps", self.config.n_steps)
         text = f"{self.path} is unfinished: {self.state} at step {step} of {n_steps}"
         if status.get("error"):
             text += f" ({status['error']})"
@@ -538,7 +673,11 @@ class Run:
         """Sorted steps that have a checkpoint file (as listed once by :meth:`snapshot`, on a snapshot)."""
         if self._frozen_steps is not None:
             return list(self._frozen_steps)
-        return sorted(s for f in os.listdir(self.path) if (s := checkpoint_step(f)) is not None)
+        steps = sorted(s for f in os.listdir(self.path) if (s := checkpoint_step(f)) is not None)
+        if steps and steps[-1] > self.config.n_steps:
+            raise CheckpointError(f"{self.path / checkpoint_name(steps[-1])}: step {steps[-1]} is past the run's "
+                                  f"n_steps {self.config.n_steps}, so not a checkpoint of this run; remove it")
+        return steps
 
     def snapshot(self) -> "Run":
         """This run as it is now: its checkpoint list read once, and its metrics cut at the last of them.
@@ -569,9 +708,20 @@ class Run:
             shown = f"{steps[:3]} ... {steps[-3:]}" if len(steps) > 6 else str(steps)
             raise CheckpointError(f"{self.path}: no checkpoint for step {step!r}; available steps: {shown}")
         path = self.checkpoint_path(step)
+        self._check_not_foreign_link(path)
+        shapes, meta = read_safetensors_header(path)  # the file must fit the run's model before either is allocated
+        check_header_shapes(shapes, self.model_shapes, path, what="this run's model", optional=("IGNORE", "mask"))
+        self._check_identity(path, meta, step)
         tensors, _ = read_safetensors(path)
         check_state_dict(tensors, self._empty_template().state_dict(), path)
         return tensors
+
+    @property
+    def model_shapes(self) -> dict[str, tuple[str, tuple[int, ...]]]:
+        """``{name: (dtype, shape)}`` of the run's model state dict, found without allocating the model."""
+        if self._shapes is None:
+            self._shapes = model_shapes(self.hooked_config_kwargs)
+        return self._shapes
 
     def _empty_template(self):
         if self._template is None:
@@ -609,10 +759,14 @@ def _check_status(status: Any, run_json: Path) -> None:
         raise RunFormatError(f"{run_json}: field 'status' is missing or not an object (every run records its state)")
     if status.get("state") not in STATES:
         raise RunFormatError(f"{run_json}: status.state must be one of {list(STATES)}, got {status.get('state')!r}")
+    from .config import MAX_STEPS
+
     for key in ("step", "n_steps"):
         v = status.get(key)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise RunFormatError(f"{run_json}: status.{key} must be an integer >= 0, got {v!r}")
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= MAX_STEPS:
+            raise RunFormatError(f"{run_json}: status.{key} must be an integer in 0..{MAX_STEPS:,}, got {v!r}")
+    if status["step"] > status["n_steps"]:
+        raise RunFormatError(f"{run_json}: status.step {status['step']} is past status.n_steps {status['n_steps']}")
 
 
 def _check_copies_agree(meta: dict[str, Any], cfg: RunConfig, run_json: Path) -> None:

@@ -253,11 +253,12 @@ class _Trainer:
                     break
                 self.optimiser_step(t, loss)
         except KeyboardInterrupt:
-            self.run_dir.write_status("interrupted", self.saved_step)
+            # the step of the resume file on disk: a Ctrl-C between writing it and noting it is not lost
+            self.run_dir.write_status("interrupted", self.run_dir.saved_step)
             bar.close()
             raise
         except Exception as e:
-            self.run_dir.write_status("failed", self.saved_step, error=" ".join(str(e).split())[:300])
+            self.run_dir.write_status("failed", self.run_dir.saved_step, error=" ".join(str(e).split())[:300])
             bar.close()
             raise
         bar.close()

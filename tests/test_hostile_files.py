@@ -96,7 +96,7 @@ def test_a_checkpoint_that_is_not_a_bounded_regular_file_is_refused_at_once(run_
         monkeypatch.setattr(interp.files, "MAX_TENSOR_BYTES", 1000)
         shutil.copy(run_dir / "step_000040.safetensors", path)
     t0 = time.monotonic()
-    with pytest.raises(CheckpointError, match="not a regular file|is a directory|more than the 1,000"):
+    with pytest.raises(CheckpointError, match="not a regular file|is a directory|more than the 1,000|symbolic link"):
         Run(run_dir).load(20)
     assert time.monotonic() - t0 < 60  # not read until memory runs out, nor blocked on the FIFO (90 s before)
 
@@ -284,3 +284,163 @@ def test_a_full_disk_is_one_line_naming_the_file(small_disk, base_run, capsys):
     err = capsys.readouterr().err
     assert "no space left on device" in err.splitlines()[-1] and "Traceback" not in err, err
     assert not (small_disk / "r").exists()
+
+
+# -- sizes checked before anything is allocated ----------------------------------------------------------
+
+
+def test_a_model_too_large_for_one_machine_is_refused_by_arithmetic():
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError, match="would have 103,093,469,297 weights .*, more than the 268,435,456"):
+        RunConfig(n_layers=64, d_model=16_384, n_heads=128, d_head=128, d_mlp=16_384)  # each size allowed alone
+    assert time.monotonic() - t0 < 5
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"n_layers": 2000, "d_mlp": 65536}, "n_layers must be an integer in 1..64, got 2000"),
+    ({"d_mlp": 65536}, "d_mlp must be an integer in 1..16,384, got 65536"),
+    ({"n_layers": 64, "d_model": 16384, "d_head": 128, "n_heads": 128, "d_mlp": 16384}, "more than the 268,435,456"),
+])
+def test_a_folders_config_json_is_bounded_before_a_model_is_built(base_run, tmp_path, capsys, change, needle):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    shutil.copy(base_run.path / "step_000040.safetensors", folder / "step_000040.safetensors")
+    (folder / "config.json").write_text(json.dumps({**base_run.hooked_config_kwargs, **change}))
+    t0 = time.monotonic()
+    assert main(["measure", str(folder), "--task", "add", "--out", str(tmp_path / "m"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1, err
+    assert time.monotonic() - t0 < 30
+
+
+def test_a_checkpoint_is_checked_against_its_header_before_a_model_is_built(run_dir, tmp_path, monkeypatch):
+    """A folder's config.json (or a run's config) that does not fit the checkpoints is refused from the safetensors
+    header: no model of the claimed sizes is ever built (here: building one at all fails the test)."""
+    import interp.folder
+    import interp.runs
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    shutil.copy(run_dir / "step_000040.safetensors", folder / "step_000040.safetensors")
+    (folder / "config.json").write_text(json.dumps({**Run(run_dir).hooked_config_kwargs, "d_mlp": 4096}))
+
+    def no_model(*a, **k):
+        raise AssertionError("a model was built before the file was checked")
+
+    monkeypatch.setattr(interp.folder, "model_from_kwargs", no_model)
+    from interp.folder import CheckpointFolder
+    from interp.tasks import Task
+
+    with pytest.raises(CheckpointError, match=r"'blocks.0.mlp.W_in' has shape \(32, 64\), .* needs \(32, 4096\)"):
+        CheckpointFolder(folder, Task(op="add", p=23)).load(40)
+    _edit_tensors(run_dir / "step_000020.safetensors",
+                  lambda t: t.__setitem__("blocks.0.mlp.W_in", t["blocks.0.mlp.W_in"][:, :8].contiguous()))
+    monkeypatch.setattr(interp.runs, "model_from_kwargs", no_model)
+    with pytest.raises(CheckpointError, match=r"'blocks.0.mlp.W_in' has shape \(32, 8\)"):
+        Run(run_dir).load(20)
+
+
+# -- sweep specs: costs bounded before the run limit -------------------------------------------------------
+
+
+@pytest.mark.parametrize("seeds, needle", [
+    ({"both": 10**9}, "[seeds] both has 1,000,000,000 values, more than the 10,000"),
+    ({"data": list(range(140_000))}, "[seeds] data has 140,000 values, more than the 10,000"),
+])
+def test_a_sweep_axis_longer_than_a_sweep_is_refused_at_once(seeds, needle):
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError) as e:
+        SweepSpec.from_dict({"sweep": {"preset": "tiny"}, "seeds": seeds}).expand()
+    assert needle in str(e.value)
+    assert time.monotonic() - t0 < 10  # no answer in 150 s / a MemoryError before
+
+
+def test_the_duplicate_check_of_an_axis_is_linear():
+    class Counted(float):  # counts the comparisons the duplicate check makes
+        calls = 0
+
+        def __eq__(self, other):
+            Counted.calls += 1
+            return float(self) == float(other)
+
+        __hash__ = float.__hash__
+
+    n = 3000
+    axes = SweepSpec.from_dict({"sweep": {"preset": "tiny"}, "grid": {"lr": [Counted(1e-3 + i * 1e-7) for i in range(n)]}}
+                               ).axes()
+    assert len(axes[0][1]) == n and Counted.calls < 4 * n  # n^2 / 2 = 4.5 million before
+    with pytest.raises(ConfigError, match=r"\[grid\] lr lists 0.001 twice"):
+        SweepSpec.from_dict({"sweep": {"preset": "tiny"}, "grid": {"lr": [1e-3, 2e-3, 1e-3]}}).axes()
+    with pytest.raises(ConfigError, match=r"lists 1.0 twice"):
+        SweepSpec.from_dict({"sweep": {"preset": "tiny"}, "seeds": {"data": [1, 2, 1.0]}}).axes()
+
+
+# -- a port that is not Ray --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def listener():
+    """A TCP port on 127.0.0.1 whose server answers every connection with ``reply`` (None: says nothing)."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    state = {"reply": None, "open": []}
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            state["open"].append(conn)
+            if state["reply"] is not None:
+                conn.sendall(state["reply"])
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield server.getsockname()[1], state
+    server.close()
+    for c in state["open"]:
+        c.close()
+
+
+@pytest.mark.parametrize("reply", [None, b"HTTP/1.1 400 Bad Request\r\n\r\n", b"-ERR unknown command\r\n"])
+def test_an_address_that_is_not_ray_is_told_in_one_line_within_seconds(listener, reply):
+    from interp.sweep.ray_backend import check_reachable
+
+    port, state = listener
+    state["reply"] = reply
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError, match=f"--address 127.0.0.1:{port}: not a Ray cluster"):
+        check_reachable(f"127.0.0.1:{port}")
+    assert time.monotonic() - t0 < 10  # 200 s and 15 lines of Ray warnings before
+
+
+def test_a_grpc_server_passes_the_handshake(listener):
+    """What a Ray GCS (or Ray Client server) answers first: an HTTP/2 SETTINGS frame."""
+    from interp.sweep.ray_backend import check_reachable
+
+    port, state = listener
+    state["reply"] = bytes([0, 0, 6, 4, 0, 0, 0, 0, 0]) + bytes([0, 3, 0, 0, 0, 100])
+    check_reachable(f"127.0.0.1:{port}")
+    check_reachable(f"ray://127.0.0.1:{port}")
+
+
+# -- a tampered sweep.json -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["../../elsewhere", "..", "/tmp/x", "a/b"])
+def test_sweep_run_names_cannot_lead_outside_the_sweep(tmp_path, name):
+    from interp.sweep import load
+
+    sweep = tmp_path / "sweep"
+    shutil.copytree(ROOT / "sweeps" / "emergence-small", sweep)
+    data = json.loads((sweep / "sweep.json").read_text())
+    first = next(iter(data["runs"]))
+    data["runs"] = {name: data["runs"][first], **{k: v for k, v in data["runs"].items() if k != first}}
+    (sweep / "sweep.json").write_text(json.dumps(data))
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.raises(RunFormatError, match=f"run name {name!r} is not a plain directory name"):
+        load(sweep)

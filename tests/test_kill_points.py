@@ -44,9 +44,11 @@ def test_training_killed_at_each_point_resumes_bit_identically(tmp_path, referen
     # step 50's checkpoint and metrics written, its resume state not: status.step is still the last saved, 0
     assert cli(*resume, kill="train.metrics:2").returncode == -9
     assert Run(out).steps == [0, 50] and _status(out)["step"] == 0
-    # resume state at step 100 written, run.json not yet updated: status.step says 50, the save before
+    # resume state at step 100 written, run.json not yet updated: status.step says 50, but the run reports the step
+    # of the resume file on disk, 100 (what --resume continues from)
     assert cli(*resume, kill="train.resume:3").returncode == -9
-    assert _status(out)["step"] == 50 and "at step 50 of 150" in Run(out).describe_state()
+    assert _status(out)["step"] == 50 and Run(out).saved_step == 100
+    assert "at step 100 of 150" in Run(out).describe_state()
     # the final checkpoint written, nothing after it
     assert cli(*resume, kill="train.checkpoint:2").returncode == -9
     done = cli(*resume)

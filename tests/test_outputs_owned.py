@@ -166,3 +166,49 @@ def test_the_sweep_worker_reads_a_runs_state_through_interp_runs(two_runs, tmp_p
     meta["hooked_transformer_config"]["act_fn"] = "gelu"  # complete, but its copies disagree: not usable as is
     (run_dir / "run.json").write_text(json.dumps(meta))
     assert disk_state(run_dir) == "resume"  # handed to train(resume=True), which names the fault
+
+
+# -- one command per --out; a user's files are not overwritten ---------------------------------------------
+
+
+def test_a_measure_into_an_out_another_command_holds_is_refused(two_runs, tmp_path, capsys):
+    from interp.files import OutputLock
+
+    root, runs = two_runs
+    out = tmp_path / "m"
+    with OutputLock(out):  # another `interp measure --out M` (or report) at work
+        assert main(["measure", str(runs["a"].path), "--out", str(out), "--key-freqs", "1", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert f"--out {out}: in use by another interp command (pid {os.getpid()})" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+    assert main(["measure", str(runs["a"].path), "--out", str(out), "--key-freqs", "1", "--quiet"]) == 0  # free
+
+
+def test_a_report_into_an_out_another_report_holds_leaves_its_staging_alone(two_runs, tmp_path, capsys):
+    from interp.files import OutputLock
+
+    root, runs = two_runs
+    out = tmp_path / "report"
+    with OutputLock(out):
+        staging = tmp_path / ".report.abc123.staged"  # the holder's report being built
+        staging.mkdir()
+        (staging / "figure.png").write_bytes(b"half a report")
+        assert main(["report", str(runs["b"].path), "--out", str(out), "--measures", str(root / "m" / "b")]) == 1
+    assert "in use by another interp command" in capsys.readouterr().err
+    assert (staging / "figure.png").read_bytes() == b"half a report" and not out.exists()
+    assert not (tmp_path / ".report.lock").exists()  # removed when its holder let go
+
+
+def test_a_users_own_measures_csv_is_not_overwritten_without_force(two_runs, tmp_path, capsys):
+    root, runs = two_runs
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "measures.csv").write_text("step,my_numbers\n0,42\n")
+    argv = ["measure", str(runs["a"].path), "--out", str(out), "--key-freqs", "1", "--quiet"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "holds measures.csv, which interp did not write; choose another --out or pass --force" in err
+    assert (out / "measures.csv").read_text() == "step,my_numbers\n0,42\n" and not (out / "measures.json").exists()
+    assert main(argv + ["--force"]) == 0
+    assert probes.load_measures(out).belongs_to(runs["a"])
+    assert main(argv) == 0  # interp's own now: measured again or kept without --force

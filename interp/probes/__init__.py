@@ -45,7 +45,7 @@ from .losses import (
 from .learning_coefficient import LLCResult, LLCSettings, LLCWarning, estimate_llc, llc, llc_sweep
 from .phases import Phases, phases
 from .series import (Measures, find_measures, load_measures, measure_model, measure_run, measure_series,
-                     not_applicable, protocol, save_measures, saved_identity)
+                     measures_dir_foreign, not_applicable, protocol, save_measures, saved_identity)
 from .sparsity import fourier_gini, gini, sum_squared_weights
 
 __all__ = [
@@ -79,6 +79,7 @@ __all__ = [
     "load_measures",
     "find_measures",
     "saved_identity",
+    "measures_dir_foreign",
     "Phases",
     "phases",
     "LLCSettings",

@@ -43,6 +43,9 @@ __all__ = ["Measures", "measure_model", "measure_run", "measure_series", "save_m
 MEASURES_CSV = "measures.csv"
 MEASURES_JSON = "measures.json"
 MEASURES_FORMAT = "interp-measures-1"
+# written first into a measures directory, naming the run: a directory holding it (or measures.json) is interp's, so
+# a measures.csv left alone by a write cut short is not mistaken for a user's own file (see measures_dir_foreign)
+MEASURES_MARKER = ".interp-measures"
 NEURON_THRESHOLD = DEFAULT_THRESHOLDS["neurons"]
 KEY_COLUMNS = ("restricted_loss", "restricted_acc", "excluded_loss", "excluded_acc", "test_over_restricted",
                "cos_explained", "frac_neurons_key")
@@ -491,10 +494,25 @@ def save_measures(measures: Measures, out_dir: str | Path) -> Path:
     # The pair is one unit: measures.json records the hash of the table it describes, so a reader that finds a
     # measures.csv from another write (a kill between the two renames) refuses the pair instead of mixing them.
     meta["csv_sha256"] = hashlib.sha256(table.encode("utf-8")).hexdigest()
+    atomic_write_text(out / MEASURES_MARKER, json.dumps({"run": measures.run}, sort_keys=True) + "\n")
     atomic_write_text(out / MEASURES_CSV, table)
     kill_point("measure.csv")
     atomic_write_text(out / MEASURES_JSON, json.dumps(meta, indent=1) + "\n")
     return out
+
+
+def measures_dir_foreign(directory: str | Path) -> list[str]:
+    """The names of files in ``directory`` that interp did not write as measures (empty when it is new, empty, or
+    holds only interp's measures): a measures.csv without measures.json or the marker beside it is the user's."""
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    names = {f.name for f in d.iterdir()}
+    ours = {MEASURES_CSV, MEASURES_JSON, MEASURES_MARKER, ".lock"}
+    foreign = sorted(n for n in names if n not in ours and not (n.startswith(".") and n.endswith(".tmp")))
+    if MEASURES_CSV in names and not names & {MEASURES_JSON, MEASURES_MARKER}:
+        foreign.insert(0, MEASURES_CSV)
+    return foreign
 
 
 def saved_identity(directory: str | Path) -> dict[str, Any] | None:

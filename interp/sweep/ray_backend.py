@@ -254,11 +254,47 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     except ValueError:
         raise ConfigError(f"--address {address}: the port {port!r} is not a number (use HOST:PORT)") from None
     try:
-        with socket.create_connection((host.strip("[]"), port_n), timeout=timeout):
-            pass
+        with socket.create_connection((host.strip("[]"), port_n), timeout=timeout) as conn:
+            # (a cluster with TLS (RAY_USE_TLS) speaks TLS first: the plain handshake does not apply there)
+            answer = os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true") or \
+                _http2_answer(conn, HANDSHAKE_TIMEOUT_S)
     except OSError as e:
         raise ConfigError(f"--address {address}: no Ray cluster reachable there within {timeout:g} s "
                           f"({e.strerror or _one_line(e)}); is `ray start --head` running on it?") from None
+    if not answer:
+        raise ConfigError(f"--address {address}: not a Ray cluster (something listens there but does not answer "
+                          f"the gRPC handshake within {HANDSHAKE_TIMEOUT_S:g} s); give the head node's GCS address, "
+                          "printed by `ray start --head`")
+
+
+# A Ray cluster's address (its GCS, or a Ray Client server for ray://) speaks gRPC over HTTP/2: sent the HTTP/2
+# connection preface and an empty SETTINGS frame, it answers with a SETTINGS frame of its own.
+HANDSHAKE_TIMEOUT_S = 5.0
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _http2_answer(conn, timeout: float) -> bool:
+    """True when the peer on ``conn`` answers the HTTP/2 preface with a SETTINGS frame within ``timeout`` seconds
+    (in all: a peer that trickles bytes cannot hold it longer)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    try:
+        conn.settimeout(timeout)
+        conn.sendall(_HTTP2_PREFACE)
+        head = b""
+        while len(head) < 9:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            conn.settimeout(left)
+            chunk = conn.recv(9 - len(head))
+            if not chunk:
+                return False
+            head += chunk
+    except OSError:  # a timeout, a reset: no answer
+        return False
+    return head[3] == 4 and head[4] & 1 == 0  # a SETTINGS frame (not an ACK) on stream 0
 
 
 def _token_auth_for_our_cluster() -> Callable[[], None]:

@@ -163,6 +163,9 @@ def load(out: str | Path) -> Sweep:
     entries, statuses = [], {}
     for name, rec in data["runs"].items():
         run_dir = out / RUNS_DIR / name
+        if run_dir.is_symlink() and run_dir.resolve().parent != (out / RUNS_DIR).resolve():
+            raise RunFormatError(f"{run_dir}: a symbolic link to {run_dir.resolve()}, outside the sweep directory "
+                                 f"{out}; refused (its numbers would be labelled as this sweep's run {name!r})")
         status = rec["status"]
         tables = None
         if disk_state(run_dir) == "done":

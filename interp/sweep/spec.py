@@ -317,17 +317,37 @@ def _check_field(name: str, where: str, src: str) -> None:
 def _values(values: Any, where: str, src: str, distinct: bool = True) -> list[Any]:
     if not isinstance(values, (list, tuple)) or not values:
         raise ConfigError(f"{src}: {where} must be a non-empty list of values, got {values!r}")
-    plain = [_plain(v) for v in values]
-    dup = [v for i, v in enumerate(plain) if v in plain[:i]]
-    if dup and distinct:
-        raise ConfigError(f"{src}: {where} lists {dup[0]!r} twice")
+    _check_axis_length(len(values), where, src)
+    if distinct:  # one pass with a set (== semantics as before: 1, 1.0 and True are one value)
+        seen: set[Any] = set()
+        for v in values:
+            key = _hashable(_plain(v))
+            if key in seen:
+                raise ConfigError(f"{src}: {where} lists {_plain(v)!r} twice")
+            seen.add(key)
     return list(values)
+
+
+def _check_axis_length(n: int, where: str, src: str) -> None:
+    """One axis longer than a whole sweep may be is refused before its values are built or compared."""
+    if n > MAX_RUNS:
+        raise ConfigError(f"{src}: {where} has {n:,} values, more than the {MAX_RUNS:,} runs one sweep may have; "
+                          "split it into several sweeps")
+
+
+def _hashable(v: Any) -> Any:
+    if isinstance(v, (list, tuple)):
+        return tuple(_hashable(x) for x in v)
+    if isinstance(v, dict):
+        return tuple(sorted((str(k), _hashable(x)) for k, x in v.items()))
+    return v
 
 
 def _seed_values(value: Any, where: str, src: str) -> list[int]:
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 1:
             raise ConfigError(f"{src}: {where} = {value}: a count of seeds must be >= 1")
+        _check_axis_length(value, where, src)  # before range() is materialised
         return list(range(value))
     seeds = _values(value, where, src)
     bad = [s for s in seeds if not isinstance(s, int) or isinstance(s, bool) or s < 0]

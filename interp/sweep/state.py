@@ -75,6 +75,12 @@ def read_sweep_json(out: Path) -> dict[str, Any]:
                          "status journal); try again")
 
 
+def _safe_run_name(name: str) -> bool:
+    """A run's name is one path component under runs/: no separator, not ``.``/``..``, no NUL, not empty."""
+    return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
+            and "\0" not in name and len(name.encode("utf-8", "surrogatepass")) <= 255)
+
+
 def _identity(path: Path) -> tuple[int, int, int]:
     try:
         st = os.stat(path)
@@ -97,6 +103,10 @@ def _read_record(path: Path) -> dict[str, Any]:
             or not all(isinstance(r, dict) and r.get("status") in STATUSES for r in runs.values())):
         raise RunFormatError(f"{path}: fields 'spec', 'axes' and 'runs' (each with a status in {list(STATUSES)}) "
                              "are missing or malformed")
+    bad = next((n for n in runs if not _safe_run_name(n)), None)
+    if bad is not None:
+        raise RunFormatError(f"{path}: run name {bad!r} is not a plain directory name (it would lead outside "
+                             f"{path.parent / 'runs'}); refused")
     gen = data.get("journal_generation")
     if version == 2 and (isinstance(gen, bool) or not isinstance(gen, int) or gen < 1):
         raise RunFormatError(f"{path}: field 'journal_generation' must be a positive integer, got {gen!r}")
