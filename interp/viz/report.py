@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .. import probes
-from ..config import OPS
+from ..config import describe_op
 from ..errors import ConfigError
 from ..folder import CheckpointFolder
 from ..probes._common import has_mlp
@@ -282,7 +282,10 @@ def _data_source(run) -> str:
 def _circuit_not_applicable(task, model) -> str | None:
     """Why the Fourier and neuron parts of the report have no meaning for this run, or None when they have."""
     if task.group is None:
-        return (f"task {task.op!r} computes {OPS[task.op]}, which is not a group operation of a and b, so no "
+        if task.finite_group is not None:
+            return (f"task {task.op!r} computes {describe_op(task.op)}, a group that is not abelian, so it has no "
+                    "Fourier basis (its irrep measures are in the measures table)")
+        return (f"task {task.op!r} computes {describe_op(task.op)}, which is not a group operation of a and b, so no "
                 "group's Fourier basis describes the algorithm")
     if not has_mlp(model):
         return "an attention-only model: no MLP neurons and no W_L = W_out W_U"
