@@ -127,6 +127,9 @@ class RunConfig:
     d_mlp: int = 512
     act_fn: str = "relu"
     layer_norm: bool = False  # True: TransformerLens LayerNorm (normalization_type "LN") before attn, MLP, unembed
+    # attention rate (Zhong et al. 2023): pattern = rate * softmax + (1 - rate) * uniform over the causal positions;
+    # 1 is standard attention, 0 constant attention (see interp.model.apply_attention_rate)
+    attention_rate: float = 1.0
     model_seed: int = 0
     # optimiser: adamw (the paper's), adam (weight decay as an L2 term), sgd (with momentum; L2 weight decay)
     optimiser: str = "adamw"
@@ -200,7 +203,8 @@ class RunConfig:
             _check_cfg(getattr(self, name) > 0, name, f"must be positive, got {getattr(self, name)}")
         for name in ("data_seed", "model_seed", "warmup_steps", "save_every", "stop_after_steps"):
             _check_cfg(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
-        for name in ("lr", "weight_decay", "eps", "momentum", "lr_min", "grad_filter_alpha", "grad_filter_lambda"):
+        for name in ("lr", "weight_decay", "eps", "momentum", "lr_min", "grad_filter_alpha", "grad_filter_lambda",
+                     "attention_rate"):
             value = getattr(self, name)
             _check_cfg(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
                        name, f"must be a finite number, got {value!r}")
@@ -216,6 +220,8 @@ class RunConfig:
         _check_cfg(all(s <= MAX_STEPS for s in self.save_steps), "save_steps", f"must be steps <= {MAX_STEPS:,}")
         _check_cfg(self.act_fn in ACT_FNS, "act_fn", f"must be one of {ACT_FNS}, got {self.act_fn!r}")
         _check_cfg(isinstance(self.layer_norm, bool), "layer_norm", f"must be true or false, got {self.layer_norm!r}")
+        _check_cfg(0 <= self.attention_rate <= 1, "attention_rate",
+                   f"must be in [0, 1] (1: standard attention, 0: constant attention), got {self.attention_rate}")
         self._check_knobs()
         _check_cfg(self.lr > 0, "lr", f"must be positive, got {self.lr}")
         _check_cfg(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
