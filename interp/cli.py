@@ -66,7 +66,8 @@ def _threads_option(p: argparse.ArgumentParser) -> None:
 def _folder_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("checkpoints trained elsewhere (a folder of *_STEP.safetensors with config.json, "
                              "no run.json)")
-    g.add_argument("--task", metavar="OP", help="the operation its models learnt: " + ", ".join(OPS) + ", " + GROUP_OPS_HELP
+    g.add_argument("--task", metavar="OP", help="the operation its models learnt: " + ", ".join(OPS) + ", "
+                   + GROUP_OPS_HELP
                    + " (needed for such a folder; a run directory records its own)")
     g.add_argument("--p", type=int, metavar="P", help="the modulus (default: d_vocab_out of config.json)")
     g.add_argument("--frac-train", type=float, metavar="F", default=None,
@@ -357,7 +358,9 @@ def _cmd_measure(args) -> int:
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     probes.save_measures(m, out)
-    print(f"{out}: measures.csv ({len(m.df)} checkpoints), measures.json (key frequencies {m.key_frequencies})")
+    irreps = f", key irreps {m.key_irreps}" if m.key_irreps else ""
+    print(f"{out}: measures.csv ({len(m.df)} checkpoints), measures.json (key frequencies {m.key_frequencies}"
+          f"{irreps})")
     return 0
 
 

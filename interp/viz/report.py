@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 from .. import probes
 from ..config import describe_op
-from ..errors import ConfigError
+from ..errors import ConfigError, ProbeError
 from ..folder import CheckpointFolder
 from ..probes._common import has_mlp
 from ..files import atomic_write_text, prepare_out_dir
@@ -218,6 +218,44 @@ def _key_rows(df, metrics, phases, key_freqs, nf, bounds, land, circuit_na: str 
     return rows
 
 
+IRREP_ROWS = (("irrep_restricted_loss", "irrep restricted loss (all pairs)"),
+              ("irrep_excluded_loss", "irrep excluded loss (training pairs)"),
+              ("char_explained", "share of the logits in the key characters chi(a b c^-1)"),
+              ("frac_neurons_irrep", "neurons explained by one irrep (>= 0.85)"),
+              ("frac_neurons_key_irrep", "neurons explained by a key irrep"),
+              ("gini_irrep_W_E", "Gini of W_E irrep norms"), ("gini_irrep_W_L", "Gini of W_L irrep norms"))
+
+
+def irrep_rows(df, key_irreps: Sequence[str]) -> list[tuple[str, str]]:
+    """Key-number rows of a group task's irrep measures (Chughtai et al. 2023): the key irreps, the final value of
+    every irrep column and the excluded loss per key irrep; [] for a task without irrep columns."""
+    if not key_irreps and not any(c in df.columns for c, _ in IRREP_ROWS):
+        return []
+    last = df.loc[df["step"].idxmax()]
+    at = f" (step {int(last['step'])})"
+    rows = [("key irreps", ", ".join(key_irreps) or "none found")]
+    for col, label in IRREP_ROWS:
+        if col in df.columns:
+            rows.append((f"final {label}{at}", fmt(last[col], 4)))
+    per = [(c[len("irrep_excluded_loss_"):], last[c]) for c in df.columns if c.startswith("irrep_excluded_loss_")]
+    if per:
+        rows.append((f"excluded loss with one key irrep removed{at}", ", ".join(f"{k}: {fmt(v, 3)}" for k, v in per)))
+    return rows
+
+
+def clock_pizza_rows(model, task) -> list[tuple[str, str]]:
+    """The clock / pizza diagnostics of the final model (Zhong et al. 2023) for an addition task; [] otherwise."""
+    from ..probes import clock_pizza
+
+    try:
+        r = clock_pizza.clock_or_pizza(model, task)
+    except ProbeError:
+        return []
+    return [("clock or pizza (final model)", f"{r.verdict}: {r.reason}"),
+            ("gradient symmetricity (final model)", fmt(r.gradient_symmetricity, 4)),
+            ("distance irrelevance (final model)", fmt(r.distance_irrelevance, 4))]
+
+
 def _non_key_peaks(norms, key_freqs: Sequence[int], share: float = 0.25) -> dict[str, list[tuple[int, float]]]:
     """Per matrix, the non-key frequencies whose per-frequency norm is >= ``share`` of the largest."""
     out = {}
@@ -391,6 +429,8 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
     parts = story(df, metrics, phases, key_freqs, nf, run.config, finished=banner is None,
                   circuit_not_applicable=circuit_na)
     rows = _key_rows(df, metrics, phases, key_freqs, nf, bounds, land, circuit_na)
+    rows += irrep_rows(df, list(getattr(measures, "key_irreps", None) or []))
+    rows += clock_pizza_rows(final, task)
     if circuit_na is None:
         basis_note = (f"Basis: {task.group.description}. Neuron and W_L figures and columns read layer {layer} of "
                       f"{final.cfg.n_layers}" + (" (each layer has its own columns in the measures table)"

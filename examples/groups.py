@@ -1,0 +1,48 @@
+"""Group composition measured in the group's irreps, and clock vs pizza on the two shipped addition runs.
+
+    python examples/groups.py [OUT_DIR] [--op D13] [--frac-train 0.6] [--steps N]
+
+Trains the `small` preset on a * b in a finite group (default the dihedral group D_13, order 26, 676 pairs), measures
+every checkpoint in the group's real irreps (Chughtai et al. 2023: key irreps, restricted and excluded loss, the
+share of the logits in the key characters, neurons per irrep, Gini of the irrep norms) and saves the measures. Then
+it reads the final checkpoints of the shipped standard-attention run and the shipped constant-attention run and
+gives the clock / pizza diagnostics of Zhong et al. 2023 with the verdict (docs/groups.md).
+"""
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from interp import Run, preset, probes
+from interp.irreps import real_irreps
+from interp.probes import clock_pizza
+from interp.train import train
+
+ROOT = Path(__file__).resolve().parent.parent
+ap = argparse.ArgumentParser()
+ap.add_argument("out", nargs="?", help="folder for the run (default: a temporary one)")
+ap.add_argument("--op", default="D13", help="the group: C<n>, D<n> or S<n> (n <= 5)")
+ap.add_argument("--frac-train", type=float, default=0.6)
+ap.add_argument("--steps", type=int, default=3000)
+args = ap.parse_args()
+out = Path(args.out or tempfile.mkdtemp(prefix="interp-groups-"))
+
+cfg = preset("small", op=args.op, frac_train=args.frac_train, n_steps=args.steps, save_every=max(args.steps // 30, 1),
+             name=f"small-{args.op}")
+print(f"{args.op}: {cfg.p} elements, irreps " + ", ".join(f"{r.name} (dim {r.dim})" for r in real_irreps(args.op)))
+run = train(cfg, out / args.op, progress=False)
+m = probes.measure_run(run, progress=False)
+probes.save_measures(m, out / args.op / "measures")
+final = m.df.iloc[-1]
+print(f"test accuracy {final.test_acc:.3f}; key irreps {m.key_irreps}")
+print(f"irrep restricted loss {final.irrep_restricted_loss:.4g}, irrep excluded loss {final.irrep_excluded_loss:.4g}, "
+      f"character share {final.char_explained:.3f}")
+print(f"neurons in one irrep {final.frac_neurons_irrep:.3f} (in a key irrep {final.frac_neurons_key_irrep:.3f}); "
+      f"Gini of irrep norms W_E {final.gini_irrep_W_E:.3f}, W_L {final.gini_irrep_W_L:.3f}")
+
+for name in ("nanda2023-p113-seed0", "pizza-p59-attn0"):
+    shipped = Run(ROOT / "checkpoints" / name)
+    r = clock_pizza.clock_or_pizza(shipped.load(shipped.final_step), shipped.task)
+    print(f"{name} (attention rate {shipped.config.attention_rate:g}): gradient symmetricity "
+          f"{r.gradient_symmetricity:.3f}, distance irrelevance {r.distance_irrelevance:.3f}: {r.verdict}")
+print(f"run and measures in {out / args.op}")
