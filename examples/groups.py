@@ -5,8 +5,9 @@
 Trains the `small` preset on a * b in a finite group (default the dihedral group D_13, order 26, 676 pairs), measures
 every checkpoint in the group's real irreps (Chughtai et al. 2023: key irreps, restricted and excluded loss, the
 share of the logits in the key characters, neurons per irrep, Gini of the irrep norms) and saves the measures. Then
-it reads the final checkpoints of the shipped standard-attention run and the shipped constant-attention run and
-gives the clock / pizza diagnostics of Zhong et al. 2023 with the verdict (docs/groups.md).
+it gives the clock / pizza diagnostics of Zhong et al. 2023 with the verdict (docs/groups.md) for the final checkpoint
+of the shipped standard-attention run (a clock) and for two checkpoints of the shipped constant-attention run: step
+200, where it first solves the task (a pizza), and the final step 1200 (neither: it drifted).
 """
 
 import argparse
@@ -40,9 +41,10 @@ print(f"irrep restricted loss {final.irrep_restricted_loss:.4g}, irrep excluded 
 print(f"neurons in one irrep {final.frac_neurons_irrep:.3f} (in a key irrep {final.frac_neurons_key_irrep:.3f}); "
       f"Gini of irrep norms W_E {final.gini_irrep_W_E:.3f}, W_L {final.gini_irrep_W_L:.3f}")
 
-for name in ("nanda2023-p113-seed0", "pizza-p59-attn0"):
+for name, steps in (("nanda2023-p113-seed0", [20_000]), ("constant-attention-p59", [200, 1200])):
     shipped = Run(ROOT / "checkpoints" / name)
-    r = clock_pizza.clock_or_pizza(shipped.load(shipped.final_step), shipped.task)
-    print(f"{name} (attention rate {shipped.config.attention_rate:g}): gradient symmetricity "
-          f"{r.gradient_symmetricity:.3f}, distance irrelevance {r.distance_irrelevance:.3f}: {r.verdict}")
+    for step in steps:
+        r = clock_pizza.clock_or_pizza(shipped.load(step), shipped.task)
+        print(f"{name} step {step} (attention rate {shipped.config.attention_rate:g}): gradient symmetricity "
+              f"{r.gradient_symmetricity:.3f}, distance irrelevance {r.distance_irrelevance:.3f}: {r.verdict}")
 print(f"run and measures in {out / args.op}")

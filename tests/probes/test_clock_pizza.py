@@ -15,7 +15,7 @@ from interp.probes import clock_pizza as cp
 from interp.runs import Run
 
 SHIPPED = Path("checkpoints/nanda2023-p113-seed0")
-PIZZA = Path("checkpoints/pizza-p59-attn0")
+CONSTANT = Path("checkpoints/constant-attention-p59")
 
 
 def test_attention_rate_default_changes_nothing():
@@ -92,9 +92,17 @@ def test_shipped_run_is_a_clock():
     assert r.verdict == "clock", r.reason
 
 
-def test_constant_attention_run_is_a_pizza():
-    run = Run(PIZZA)
+def test_constant_attention_run_is_a_pizza_once_it_solves_the_task_then_drifts():
+    """The shipped constant-attention run (p = 59, 1200 steps): at step 200, the first checkpoint that solves the task,
+    a pizza (distance irrelevance 0.17, the paper's pizza value); by the final step its correct logit depends on more
+    than the distance (0.62): "neither" by the rule, whose thresholds were fixed before this run was trained."""
+    run = Run(CONSTANT)
     assert run.config.attention_rate == 0.0
-    r = cp.clock_or_pizza(run.load(run.final_step), run.task)
-    assert r.verdict == "pizza", r.reason
-    assert r.gradient_symmetricity == pytest.approx(1.0, abs=1e-5)  # structural under constant attention
+    df = cp.clock_pizza_series(run)
+    assert (df["gradient_symmetricity"] - 1).abs().max() < 1e-5  # structural under constant attention
+    solved = df[df["accuracy"] >= cp.THRESHOLDS["accuracy_min"]]
+    assert int(solved["step"].iloc[0]) == 200 and solved["verdict"].iloc[0] == "pizza"
+    assert float(solved["distance_irrelevance"].iloc[0]) == pytest.approx(0.172, abs=0.01)
+    assert df["verdict"].iloc[0] == "neither"  # step 0: not solved
+    final = df.iloc[-1]
+    assert final["verdict"] == "neither" and float(final["distance_irrelevance"]) == pytest.approx(0.617, abs=0.01)
