@@ -423,6 +423,12 @@ def test_write_report_computes_measures(small_run, tmp_path):
     text = "".join(parsed.text)
     assert "computed now with probes.measure_run" in text
     assert 'id="unfinished"' not in index.read_text()
+    from interp.probes import clock_pizza  # an addition run: the clock / pizza diagnostics of its final model
+
+    cp = clock_pizza.clock_or_pizza(small_run.load(small_run.final_step), small_run.task)
+    assert parsed.rows["clock or pizza (final model)"] == f"{cp.verdict}: {cp.reason}"
+    assert float(parsed.rows["gradient symmetricity (final model)"]) == pytest.approx(cp.gradient_symmetricity, rel=1e-3)
+    assert "key irreps" not in parsed.rows  # irrep rows are for group tasks
 
 
 def test_write_report_with_measures_and_phases(small_run, tmp_path, monkeypatch):
@@ -551,3 +557,20 @@ def test_story_is_computed_from_the_numbers():
     assert land["test_acc_099_step"] == int(df[df["test_acc"] >= 0.99]["step"].iloc[0])
     not_grokked = story(df, df, probes.Phases(None, None, None), [3], NF(), Cfg())
     assert "not found" in not_grokked[1].span and not_grokked[1].differs
+
+
+def test_report_of_a_group_run_shows_its_key_irreps(tmp_path):
+    """S3 composition: the Fourier measures are not applicable (non-abelian), the key irreps and the final irrep
+    measures are in the key-number table, equal to the measures table; no clock / pizza rows."""
+    run = train(preset("tiny").replace(op="S3", frac_train=0.7, n_steps=40, save_every=20), tmp_path / "s3",
+                progress=False)
+    m = probes.measure_run(run, progress=False)
+    parsed = _parse(write_report(run, tmp_path / "report", measures=m).read_text())
+    rows, last = parsed.rows, m.df.iloc[-1]
+    assert rows["key irreps"] == (", ".join(m.key_irreps) or "none found")
+    assert rows["key frequencies"] == "not applicable"
+    assert float(rows["final irrep excluded loss (training pairs) (step 40)"]) == pytest.approx(
+        last["irrep_excluded_loss"], rel=1e-3)
+    assert float(rows["final Gini of W_E irrep norms (step 40)"]) == pytest.approx(last["gini_irrep_W_E"], rel=1e-3)
+    assert not any(r.startswith("clock or pizza") for r in rows)
+    assert "not abelian" in "".join(parsed.text)
