@@ -21,7 +21,7 @@ from typing import Any
 from .errors import ConfigError
 
 __all__ = ["RunConfig", "OPS", "PRESETS", "preset", "preset_names", "is_prime", "parse_steps", "parse_field",
-           "describe_op"]
+           "describe_op", "group_order_or"]
 
 # Binary operations mod p on the pairs (a, b): all p^2 of them, except div, which has no b = 0.
 OPS: dict[str, str] = {
@@ -169,7 +169,7 @@ class RunConfig:
             raise ConfigError(f"RunConfig has no field(s) {unknown}; its fields are {[f.name for f in fields]}",
                               field=unknown[0], detail="is not a RunConfig field")
         if "p" not in values:
-            values = {**values, "p": _group_order_or(values.get("op"), None)}
+            values = {**values, "p": group_order_or(values.get("op"), None)}
             if values["p"] is None:
                 del values["p"]
         for f in fields:
@@ -280,10 +280,10 @@ class RunConfig:
         if unknown:
             raise ConfigError(f"RunConfig has no field(s) {sorted(unknown)}")
         if "op" in changes and "p" not in changes:  # a group op brings its own p (|G|)
-            order = _group_order_or(changes["op"], None)
+            order = group_order_or(changes["op"], None)
             if order is not None:
                 changes = {**changes, "p": order}
-            elif _group_order_or(self.op, None) is not None:
+            elif group_order_or(self.op, None) is not None:
                 raise ConfigError(f"RunConfig.p: changing op from the group op {self.op!r} to {changes['op']!r} "
                                   "needs a modulus p too", field="p", detail="needs a modulus with this op")
         return dataclasses.replace(self, **changes)
@@ -311,7 +311,7 @@ class RunConfig:
             raise ConfigError(f"{where}: {e}") from None
 
 
-def _group_order_or(op: Any, default: Any) -> Any:
+def group_order_or(op: Any, default: Any) -> Any:
     """|G| of a valid group op, else ``default`` (the checks report a bad op later)."""
     from .finite_groups import group_op_order, is_group_op
 

@@ -131,3 +131,11 @@ def test_s3_characters_are_the_textbook_ones():
     three_cycle = g.index_of((1, 2, 0))
     assert sorted(round(float(r.character[three_cycle])) for r in irreps) == [-1, 1, 1]
     assert math.isclose(sum(r.character[0] for r in irreps), 4)
+
+
+def test_a_sweep_varies_the_group():
+    """A sweep's grid over op: each group op brings its own p (|G|); an arithmetic op keeps the preset's p."""
+    from interp.sweep.spec import SweepSpec
+
+    runs = SweepSpec(preset="tiny", grid={"op": ["S3", "D5", "add"]}, seeds={"both": 1}).expand()
+    assert [(cfg.op, cfg.p) for _, cfg in runs] == [("S3", 6), ("D5", 10), ("add", 23)]
