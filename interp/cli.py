@@ -326,6 +326,9 @@ def _cmd_measure(args) -> int:
     _warn_unfinished(run)
     check_device(args.device)
     group = run.task.group
+    if args.key_freqs is not None and group is None and run.task.finite_group is not None:
+        raise ConfigError(f"--key-freqs: the group {run.task.op} is not abelian, so it has no Fourier frequencies; "
+                          "its key irreps are found from the final checkpoint")
     if args.key_freqs is not None and group is None:
         raise ConfigError(f"--key-freqs: task {run.task.op!r} has no group basis; its circuit measures are not "
                           "applicable")
