@@ -1,8 +1,9 @@
 """Group composition measured in the group's irreps, and clock vs pizza on the two shipped addition runs.
 
-    python examples/groups.py [OUT_DIR] [--op D13] [--frac-train 0.6] [--steps N]
+    python examples/groups.py [OUT_DIR] [--op S4] [--frac-train 0.9] [--steps 8000]
 
-Trains the `small` preset on a * b in a finite group (default the dihedral group D_13, order 26, 676 pairs), measures
+Trains the `small` preset on a * b in a finite group (default the symmetric group S4, 576 pairs; docs/groups.md gives
+this run's numbers: key irreps sign and 3b), measures
 every checkpoint in the group's real irreps (Chughtai et al. 2023: key irreps, restricted and excluded loss, the
 share of the logits in the key characters, neurons per irrep, Gini of the irrep norms) and saves the measures. Then
 it gives the clock / pizza diagnostics of Zhong et al. 2023 with the verdict (docs/groups.md) for the final checkpoint
@@ -22,13 +23,13 @@ from interp.train import train
 ROOT = Path(__file__).resolve().parent.parent
 ap = argparse.ArgumentParser()
 ap.add_argument("out", nargs="?", help="folder for the run (default: a temporary one)")
-ap.add_argument("--op", default="D13", help="the group: C<n>, D<n> or S<n> (n <= 5)")
-ap.add_argument("--frac-train", type=float, default=0.6)
-ap.add_argument("--steps", type=int, default=3000)
+ap.add_argument("--op", default="S4", help="the group: C<n>, D<n> or S<n> (n <= 5)")
+ap.add_argument("--frac-train", type=float, default=0.9)
+ap.add_argument("--steps", type=int, default=8000)
 args = ap.parse_args()
 out = Path(args.out or tempfile.mkdtemp(prefix="interp-groups-"))
 
-cfg = preset("small", op=args.op, frac_train=args.frac_train, n_steps=args.steps, save_every=max(args.steps // 30, 1),
+cfg = preset("small", op=args.op, frac_train=args.frac_train, n_steps=args.steps, save_every=max(args.steps // 40, 1),
              name=f"small-{args.op}")
 print(f"{args.op}: {cfg.p} elements, irreps " + ", ".join(f"{r.name} (dim {r.dim})" for r in real_irreps(args.op)))
 run = train(cfg, out / args.op, progress=False)
