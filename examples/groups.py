@@ -1,9 +1,9 @@
 """Group composition measured in the group's irreps, and clock vs pizza on the two shipped addition runs.
 
-    python examples/groups.py [OUT_DIR] [--op S4] [--frac-train 0.9] [--steps 8000]
+    python examples/groups.py [OUT_DIR] [--op S4] [--frac-train 0.9] [--lr 0.01] [--steps 8000]
 
 Trains the `small` preset on a * b in a finite group (default the symmetric group S4, 576 pairs; docs/groups.md gives
-this run's numbers: key irreps sign and 3b), measures
+this run's numbers: test accuracy 0.98, key irreps 2a and 3b), measures
 every checkpoint in the group's real irreps (Chughtai et al. 2023: key irreps, restricted and excluded loss, the
 share of the logits in the key characters, neurons per irrep, Gini of the irrep norms) and saves the measures. Then
 it gives the clock / pizza diagnostics of Zhong et al. 2023 with the verdict (docs/groups.md) for the final checkpoint
@@ -25,12 +25,13 @@ ap = argparse.ArgumentParser()
 ap.add_argument("out", nargs="?", help="folder for the run (default: a temporary one)")
 ap.add_argument("--op", default="S4", help="the group: C<n>, D<n> or S<n> (n <= 5)")
 ap.add_argument("--frac-train", type=float, default=0.9)
+ap.add_argument("--lr", type=float, default=0.01)
 ap.add_argument("--steps", type=int, default=8000)
 args = ap.parse_args()
 out = Path(args.out or tempfile.mkdtemp(prefix="interp-groups-"))
 
-cfg = preset("small", op=args.op, frac_train=args.frac_train, n_steps=args.steps, save_every=max(args.steps // 40, 1),
-             name=f"small-{args.op}")
+cfg = preset("small", op=args.op, frac_train=args.frac_train, lr=args.lr, n_steps=args.steps,
+             save_every=max(args.steps // 40, 1), name=f"small-{args.op}")
 print(f"{args.op}: {cfg.p} elements, irreps " + ", ".join(f"{r.name} (dim {r.dim})" for r in real_irreps(args.op)))
 run = train(cfg, out / args.op, progress=False)
 m = probes.measure_run(run, progress=False)

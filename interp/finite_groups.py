@@ -33,7 +33,8 @@ from .errors import ConfigError
 
 __all__ = ["FiniteGroup", "finite_group", "is_group_op", "group_op_order", "GROUP_FAMILIES", "MAX_GROUP_ORDER"]
 
-GROUP_FAMILIES = {"C": "cyclic group C_n (addition mod n)", "D": "dihedral group D_n (symmetries of the n-gon, order 2n)",
+GROUP_FAMILIES = {"C": "cyclic group C_n (addition mod n)",
+                  "D": "dihedral group D_n (symmetries of the n-gon, order 2n)",
                   "S": "symmetric group S_n (permutations of n things, n <= 5)"}
 _OP_RE = re.compile(r"^([CDS])(\d{1,4})$")
 MAX_GROUP_ORDER = 2003  # the same bound as p: |G|^2 pairs are trained full-batch

@@ -269,7 +269,8 @@ def irrep_gini(model: Any, task: Task, *, layer: int | None = None) -> dict[str,
 
 
 def measure_irreps(model, task: Task, keys: Sequence[str], *, layer: int | None = None, L: torch.Tensor | None = None,
-                   acts: torch.Tensor | None = None, threshold: float = IRREP_THRESHOLDS["neurons"]) -> dict[str, float]:
+                   acts: torch.Tensor | None = None,
+                   threshold: float = IRREP_THRESHOLDS["neurons"]) -> dict[str, float]:
     """Every irrep scalar of one model (columns of :func:`interp.probes.measure_run` for a group task):
     ``irrep_restricted_loss``/``_acc`` (all pairs), ``irrep_excluded_loss``/``_acc`` (train pairs),
     ``irrep_excluded_loss_{rho}`` per key irrep, ``char_explained`` (key irreps' share of the centred logits),

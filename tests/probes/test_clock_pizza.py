@@ -76,8 +76,9 @@ def test_verdict_rule():
     assert cp.verdict(0.99, 0.1, 1.0)[0] == "pizza"
     assert cp.verdict(0.8, 0.5, 1.0)[0] == "neither"
     assert cp.verdict(0.99, 0.1, t["accuracy_min"] - 0.01)[0] == "neither"
-    assert cp.verdict(t["pizza"]["gradient_symmetricity_min"], t["pizza"]["distance_irrelevance_max"], 1.0)[0] == "pizza"
-    assert cp.verdict(t["clock"]["gradient_symmetricity_max"], t["clock"]["distance_irrelevance_min"], 1.0)[0] == "clock"
+    pz, ck = t["pizza"], t["clock"]
+    assert cp.verdict(pz["gradient_symmetricity_min"], pz["distance_irrelevance_max"], 1.0)[0] == "pizza"
+    assert cp.verdict(ck["gradient_symmetricity_max"], ck["distance_irrelevance_min"], 1.0)[0] == "clock"
 
 
 def test_diagnostics_refuse_other_tasks():

@@ -174,7 +174,8 @@ def test_cyclic_group_op_run_has_equal_fourier_and_irrep_columns(cyclic_run):
     m = probes.measure_run(cyclic_run, key_freqs=freqs, key_irreps=["k1", "k3"], progress=False)
     df = m.df
     assert m.key_irreps == ["k1", "k3"]
-    for fourier_col, irrep_col in [("restricted_loss", "irrep_restricted_loss"), ("excluded_loss", "irrep_excluded_loss"),
+    for fourier_col, irrep_col in [("restricted_loss", "irrep_restricted_loss"),
+                                   ("excluded_loss", "irrep_excluded_loss"),
                                    ("excluded_loss_k3", "irrep_excluded_loss_k3"), ("cos_explained", "char_explained"),
                                    ("frac_neurons_clustered", "frac_neurons_irrep"),
                                    ("frac_neurons_key", "frac_neurons_key_irrep"), ("gini_W_E_freq", "gini_irrep_W_E"),

@@ -427,7 +427,8 @@ def test_write_report_computes_measures(small_run, tmp_path):
 
     cp = clock_pizza.clock_or_pizza(small_run.load(small_run.final_step), small_run.task)
     assert parsed.rows["clock or pizza (final model)"] == f"{cp.verdict}: {cp.reason}"
-    assert float(parsed.rows["gradient symmetricity (final model)"]) == pytest.approx(cp.gradient_symmetricity, rel=1e-3)
+    gs = float(parsed.rows["gradient symmetricity (final model)"])
+    assert gs == pytest.approx(cp.gradient_symmetricity, rel=1e-3)
     assert "key irreps" not in parsed.rows  # irrep rows are for group tasks
 
 
