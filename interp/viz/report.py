@@ -63,7 +63,7 @@ FIGURES = {
     "attention_grid": "attention_grid.png",
 }
 # drawn only when the measures have the column (the opt-in `llc`, `interp measure --llc`)
-OPTIONAL_FIGURES = {"llc": "llc.png"}
+OPTIONAL_FIGURES = {"llc": "llc.png", "irreps": "irreps.png"}
 _FILES = {**FIGURES, **OPTIONAL_FIGURES}
 
 
@@ -413,6 +413,14 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
     figures["attention_grid"] = attention_grid_figure(attention_grids)
     if "llc" in df.columns:  # opt-in column (`interp measure --llc`)
         figures["llc"] = llc_figure(df, phases)
+    key_irreps = list(getattr(measures, "key_irreps", None) or [])
+    if key_irreps and "irrep_restricted_loss" in df.columns:  # a group task (docs/groups.md)
+        from ..probes import irreps as probe_irreps
+        from .irrep_figures import irrep_figure
+
+        basis = probe_irreps.irrep_basis_of(task)
+        figures["irreps"] = irrep_figure(df, probe_irreps.irrep_norms(final, task, layer=layer), basis.names,
+                                         key_irreps, phases)
     for name, fig in figures.items():
         save_figure(fig, out / _FILES[name])
         kill_point("report.figure")
@@ -440,7 +448,8 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
                       "and attention; the section 'Not applicable to this run' lists the rest and why.")
     page = _page(run, parts, rows, view, source, banner, peaks, key_freqs, grid_steps, protocol,
                  getattr(phases, "rule", ""), basis_note, _measures_caption(df, source, na), shown=shown,
-                 na_rows=_na_rows(na, circuit_na), not_applicable=na)
+                 na_rows=_na_rows(na, circuit_na), not_applicable=na,
+                 key_irreps=list(getattr(measures, "key_irreps", None) or []))
     index = out / "index.html"
     atomic_write_text(index, page)  # last: the page only ever points at figures already in place
     return index
@@ -459,7 +468,7 @@ def _curves_caption(run) -> str:
 def _page(run, parts, rows, view: AttentionView, source: str, banner: str | None, peaks, key_freqs,
           grid_steps: dict, protocol: Any, rule: str, basis_note: str = "", measures_caption: str = "", *,
           shown: set[str] | None = None, na_rows: list[tuple[str, str]] | None = None,
-          not_applicable: dict[str, str] | None = None) -> str:
+          not_applicable: dict[str, str] | None = None, key_irreps: Sequence[str] = ()) -> str:
     cfg = run.config
     shown = set(FIGURES) if shown is None else shown
     folder = isinstance(run, CheckpointFolder)
@@ -508,6 +517,12 @@ def _page(run, parts, rows, view: AttentionView, source: str, banner: str | None
                           'losses and accuracies above are recomputed from each checkpoint.</p>')
     parts_html.append(_figure("measures", "per-frequency excluded loss, clustered neurons, cos terms explained, "
                                           "test/restricted", measures_caption))
+    if "irreps" in shown:
+        parts_html.append(_figure("irreps", "irrep restricted and excluded loss over the run; final irrep norms",
+                                  f"Left: the logits restricted to the key irreps ({', '.join(key_irreps)}; all "
+                                  "pairs) and with them removed (training pairs), per key irrep dashed, beside the "
+                                  "test loss. Right: the norm of W_E and W_L in each irrep of the group (each scaled "
+                                  "to its largest), key irreps shaded. Definitions: docs/groups.md."))
     if "llc" in shown:
         parts_html.append(_figure("llc", "local learning coefficient at every checkpoint, beside test and restricted "
                                          "accuracy",

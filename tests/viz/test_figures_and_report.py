@@ -575,3 +575,4 @@ def test_report_of_a_group_run_shows_its_key_irreps(tmp_path):
     assert float(rows["final Gini of W_E irrep norms (step 40)"]) == pytest.approx(last["gini_irrep_W_E"], rel=1e-3)
     assert not any(r.startswith("clock or pizza") for r in rows)
     assert "not abelian" in "".join(parsed.text)
+    assert "irreps.png" in parsed.imgs and (tmp_path / "report" / "irreps.png").stat().st_size > 1000
