@@ -18,7 +18,7 @@ from typing import Sequence
 
 from . import __version__, probes
 from .cli_types import MAX_THREADS as MAX_THREADS_FLAG, int_at_least
-from .config import OPS, PRESETS, parse_field, parse_steps, preset
+from .config import GROUP_OPS_HELP, OPS, PRESETS, parse_field, parse_steps, preset
 from .commands import emergence as emergence_cli
 from .commands import grokfast as grokfast_cli
 from .commands import sweep_llc as sweep_llc_cli
@@ -66,7 +66,8 @@ def _threads_option(p: argparse.ArgumentParser) -> None:
 def _folder_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("checkpoints trained elsewhere (a folder of *_STEP.safetensors with config.json, "
                              "no run.json)")
-    g.add_argument("--task", metavar="OP", help="the operation its models learnt: " + ", ".join(OPS)
+    g.add_argument("--task", metavar="OP", help="the operation its models learnt: " + ", ".join(OPS) + ", "
+                   + GROUP_OPS_HELP
                    + " (needed for such a folder; a run directory records its own)")
     g.add_argument("--p", type=int, metavar="P", help="the modulus (default: d_vocab_out of config.json)")
     g.add_argument("--frac-train", type=float, metavar="F", default=None,
@@ -328,6 +329,9 @@ def _cmd_measure(args) -> int:
     _warn_unfinished(run)
     check_device(args.device)
     group = run.task.group
+    if args.key_freqs is not None and group is None and run.task.finite_group is not None:
+        raise ConfigError(f"--key-freqs: the group {run.task.op} is not abelian, so it has no Fourier frequencies; "
+                          "its key irreps are found from the final checkpoint")
     if args.key_freqs is not None and group is None:
         raise ConfigError(f"--key-freqs: task {run.task.op!r} has no group basis; its circuit measures are not "
                           "applicable")
@@ -369,7 +373,9 @@ def _measure_into(run, out: Path, key_freqs, args) -> int:
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     probes.save_measures(m, out)
-    print(f"{out}: measures.csv ({len(m.df)} checkpoints), measures.json (key frequencies {m.key_frequencies})")
+    irreps = f", key irreps {m.key_irreps}" if m.key_irreps else ""
+    print(f"{out}: measures.csv ({len(m.df)} checkpoints), measures.json (key frequencies {m.key_frequencies}"
+          f"{irreps})")
     return 0
 
 

@@ -20,7 +20,8 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["RunConfig", "OPS", "PRESETS", "preset", "preset_names", "is_prime", "parse_steps", "parse_field"]
+__all__ = ["RunConfig", "OPS", "PRESETS", "preset", "preset_names", "is_prime", "parse_steps", "parse_field",
+           "describe_op", "group_order_or"]
 
 # Binary operations mod p on the pairs (a, b): all p^2 of them, except div, which has no b = 0.
 OPS: dict[str, str] = {
@@ -32,6 +33,20 @@ OPS: dict[str, str] = {
     "a2+ab+b2": "(a^2 + a b + b^2) mod p",
 }
 RENAMED_OPS = {"x2y2": "a2+b2"}  # old name -> the name that says what it computes
+
+
+# Besides OPS: the composition a * b in a finite group, op "C<n>", "D<n>" or "S<n>" (interp.finite_groups); its
+# p is the number of group elements |G|.
+GROUP_OPS_HELP = "C<n>, D<n>, S<n> (composition in the cyclic, dihedral or symmetric group, e.g. S4)"
+
+
+def describe_op(op: str) -> str:
+    """What ``op`` computes, in words (``OPS[op]``, or the group of a group op)."""
+    from .finite_groups import GROUP_FAMILIES, is_group_op
+
+    if is_group_op(op):
+        return f"a * b in {op[0]}_{op[1:]}, the {GROUP_FAMILIES[op[0]].split(' (')[0]}"
+    return OPS[op]
 
 
 def n_pairs_of(op: str, p: int) -> int:
@@ -76,16 +91,27 @@ def check_task_fields(op: Any, p: Any, frac_train: Any, where: str) -> None:
     if op in RENAMED_OPS:
         _check(False, where, "op", f"{op!r} was renamed {RENAMED_OPS[op]!r} (it computes {OPS[RENAMED_OPS[op]]}); "
                                    f"use op = {RENAMED_OPS[op]!r} (edit run.json of an older run)")
-    _check(op in OPS, where, "op", f"must be one of {sorted(OPS)}, got {op!r}")
+    from .finite_groups import group_op_order, is_group_op
+
+    _check(op in OPS or is_group_op(op), where, "op", f"must be one of {sorted(OPS)} or {GROUP_OPS_HELP}, got {op!r}")
     _check(isinstance(p, int) and not isinstance(p, bool), where, "p", f"must be an integer, got {p!r}")
-    _check(p >= 5, where, "p", f"must be at least 5 (two Fourier frequencies), got {p}")
-    _check(p <= MAX_P, where, "p", f"must be at most {MAX_P} (p^2 pairs are trained full-batch), got {p}")
-    _check(is_prime(p), where, "p", f"must be prime (Z_p must be a field), got {p}")
+    if is_group_op(op):
+        order = group_op_order(op, where)
+        _check(p == order, where, "p", f"must be {order}, the number of elements of {op} (leave p out to have it "
+                                       f"filled in), got {p}")
+    else:
+        _check_modulus(p, where)
     _check(isinstance(frac_train, (int, float)) and not isinstance(frac_train, bool) and 0 < frac_train < 1,
            where, "frac_train", f"must be strictly between 0 and 1, got {frac_train!r}")
     n = n_pairs_of(op, p)
     n_train = int(frac_train * n)
     _check(0 < n_train < n, where, "frac_train", f"{frac_train} of {n} pairs leaves an empty train or test split")
+
+
+def _check_modulus(p: int, where: str) -> None:
+    _check(p >= 5, where, "p", f"must be at least 5 (two Fourier frequencies), got {p}")
+    _check(p <= MAX_P, where, "p", f"must be at most {MAX_P} (p^2 pairs are trained full-batch), got {p}")
+    _check(is_prime(p), where, "p", f"must be prime (Z_p must be a field), got {p}")
 
 
 @dataclass(frozen=True, init=False)
@@ -111,6 +137,9 @@ class RunConfig:
     d_mlp: int = 512
     act_fn: str = "relu"
     layer_norm: bool = False  # True: TransformerLens LayerNorm (normalization_type "LN") before attn, MLP, unembed
+    # attention rate (Zhong et al. 2023): pattern = rate * softmax + (1 - rate) * uniform over the causal positions;
+    # 1 is standard attention, 0 constant attention (see interp.model.apply_attention_rate)
+    attention_rate: float = 1.0
     model_seed: int = 0
     # optimiser: adamw (the paper's), adam (weight decay as an L2 term), sgd (with momentum; L2 weight decay)
     optimiser: str = "adamw"
@@ -149,6 +178,10 @@ class RunConfig:
         if unknown:
             raise ConfigError(f"RunConfig has no field(s) {unknown}; its fields are {[f.name for f in fields]}",
                               field=unknown[0], detail="is not a RunConfig field")
+        if "p" not in values:
+            values = {**values, "p": group_order_or(values.get("op"), None)}
+            if values["p"] is None:
+                del values["p"]
         for f in fields:
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
             object.__setattr__(self, f.name, values.get(f.name, default))
@@ -180,7 +213,8 @@ class RunConfig:
             _check_cfg(getattr(self, name) > 0, name, f"must be positive, got {getattr(self, name)}")
         for name in ("data_seed", "model_seed", "warmup_steps", "save_every", "stop_after_steps"):
             _check_cfg(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
-        for name in ("lr", "weight_decay", "eps", "momentum", "lr_min", "grad_filter_alpha", "grad_filter_lambda"):
+        for name in ("lr", "weight_decay", "eps", "momentum", "lr_min", "grad_filter_alpha", "grad_filter_lambda",
+                     "attention_rate"):
             value = getattr(self, name)
             _check_cfg(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
                        name, f"must be a finite number, got {value!r}")
@@ -203,6 +237,8 @@ class RunConfig:
         _check_cfg(all(s <= MAX_STEPS for s in self.save_steps), "save_steps", f"must be steps <= {MAX_STEPS:,}")
         _check_cfg(self.act_fn in ACT_FNS, "act_fn", f"must be one of {ACT_FNS}, got {self.act_fn!r}")
         _check_cfg(isinstance(self.layer_norm, bool), "layer_norm", f"must be true or false, got {self.layer_norm!r}")
+        _check_cfg(0 <= self.attention_rate <= 1, "attention_rate",
+                   f"must be in [0, 1] (1: standard attention, 0: constant attention), got {self.attention_rate}")
         self._check_knobs()
         _check_cfg(self.lr > 0, "lr", f"must be positive, got {self.lr}")
         _check_cfg(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
@@ -260,6 +296,13 @@ class RunConfig:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise ConfigError(f"RunConfig has no field(s) {sorted(unknown)}")
+        if "op" in changes and "p" not in changes:  # a group op brings its own p (|G|)
+            order = group_order_or(changes["op"], None)
+            if order is not None:
+                changes = {**changes, "p": order}
+            elif group_order_or(self.op, None) is not None:
+                raise ConfigError(f"RunConfig.p: changing op from the group op {self.op!r} to {changes['op']!r} "
+                                  "needs a modulus p too", field="p", detail="needs a modulus with this op")
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -283,6 +326,18 @@ class RunConfig:
             raise ConfigError(f"{where}: {e}") from None
         except TypeError as e:  # wrong types that slipped past the checks (e.g. betas=3)
             raise ConfigError(f"{where}: {e}") from None
+
+
+def group_order_or(op: Any, default: Any) -> Any:
+    """|G| of a valid group op, else ``default`` (the checks report a bad op later)."""
+    from .finite_groups import group_op_order, is_group_op
+
+    if not is_group_op(op):
+        return default
+    try:
+        return group_op_order(op)
+    except ConfigError:
+        return default
 
 
 def _is_int(value: Any) -> bool:

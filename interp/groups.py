@@ -89,7 +89,11 @@ class Group:
 
 @lru_cache(maxsize=64)
 def group_of(op: str, p: int) -> Group | None:
-    """The group of ``op`` mod ``p``, or None when the task has no group basis (the quadratic tasks)."""
+    """The cyclic group of ``op`` mod ``p`` whose Fourier basis the task uses, or None when the task has none (the
+    quadratic tasks; the non-abelian groups D_n and S_n, which have irreps instead: :mod:`interp.irreps`).
+    The group op ``C<n>`` is Z_n, element i the token i."""
+    if isinstance(op, str) and op.startswith("C") and op[1:].isdigit():
+        return Group(f"Z_{p}", p, p, tuple(range(p)), 1)
     if op not in GROUP_OPS:
         return None
     multiplicative, sign = GROUP_OPS[op]

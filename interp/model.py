@@ -32,6 +32,7 @@ __all__ = [
     "has_hooks",
     "model_shapes",
     "check_header_shapes",
+    "apply_attention_rate",
 ]
 
 # The paper's model has no attention biases and no unembed bias; TransformerLens always creates
@@ -147,7 +148,28 @@ def build_model(cfg: RunConfig, device: str = "cpu"):
     torch.manual_seed(cfg.model_seed)
     model = model_from_kwargs(hooked_config_kwargs(cfg, device))
     freeze_biases(model)
+    apply_attention_rate(model, cfg.attention_rate)
     return model
+
+
+def apply_attention_rate(model, rate: float) -> None:
+    """Attention rate ``rate`` (Zhong et al. 2023, "The clock and the pizza"): every attention pattern becomes
+    ``rate * softmax(scores) + (1 - rate) * U``, U uniform over the positions a query may attend to (causal), by a
+    permanent hook on ``blocks.{l}.attn.hook_pattern`` (so every forward, hooked or not, sees it, and the fast
+    training forward is not used). ``rate = 1``: standard attention, nothing attached; ``rate = 0``: constant
+    attention, the last position reads the mean of [a, b, =]."""
+    if rate == 1:
+        return
+    r = float(rate)
+
+    def hook(pattern: torch.Tensor, hook=None) -> torch.Tensor:
+        q, k = pattern.shape[-2:]
+        allowed = torch.ones(q, k, dtype=pattern.dtype, device=pattern.device).tril(k - q)
+        uniform = allowed / allowed.sum(-1, keepdim=True)
+        return r * pattern + (1 - r) * uniform
+
+    for layer in range(model.cfg.n_layers):
+        model.add_hook(f"blocks.{layer}.attn.hook_pattern", hook, is_permanent=True)
 
 
 def frozen_parameter_names(model) -> list[str]:

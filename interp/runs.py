@@ -47,8 +47,8 @@ from .errors import CheckpointError, ConfigError, RunFormatError, RunLockedError
 from .files import (atomic_write_text, one_line, read_json, read_limited, read_safetensors, read_safetensors_header,
                     save_tensors)
 from .killpoints import kill_point
-from .model import check_device, check_header_shapes, freeze_biases, hooked_config_kwargs, model_from_kwargs, \
-    model_shapes
+from .model import apply_attention_rate, check_device, check_header_shapes, freeze_biases, hooked_config_kwargs, \
+    model_from_kwargs, model_shapes
 from .tasks import Task
 
 __all__ = ["Run", "RunLock", "METRIC_COLUMNS", "FINISHED_STATES", "checkpoint_name", "check_state_dict",
@@ -733,6 +733,7 @@ class Run:
     def empty_model(self, device: str = "cpu"):
         """A HookedTransformer with this run's architecture (weights not loaded)."""
         model = copy.deepcopy(self._empty_template())
+        apply_attention_rate(model, self.config.attention_rate)  # a permanent hook, attached to this copy only
         return model if device == "cpu" else model.to(device)
 
     def load(self, step: int | None = None, device: str = "cpu"):

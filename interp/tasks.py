@@ -22,8 +22,9 @@ from typing import Sequence
 
 import torch
 
-from .config import OPS, RunConfig, check_task_fields, n_pairs_of
+from .config import RunConfig, check_task_fields, describe_op, n_pairs_of
 from .errors import ConfigError, ProbeError
+from .finite_groups import FiniteGroup, finite_group, is_group_op
 from .groups import Group, group_of
 
 __all__ = ["Task", "SPLITS"]
@@ -120,7 +121,9 @@ class Task:
 
     @property
     def description(self) -> str:
-        return f"{self.op} mod {self.p}: {OPS[self.op]}"
+        if is_group_op(self.op):
+            return f"{self.op}: {describe_op(self.op)} (|G| = {self.p})"
+        return f"{self.op} mod {self.p}: {describe_op(self.op)}"
 
     # ---- the group and basis
     @property
@@ -131,10 +134,58 @@ class Task:
     def require_group(self, measure: str) -> Group:
         """The task's group; ProbeError naming the task and the measure when it has none."""
         g = self.group
+        if g is None and self.finite_group is not None:
+            raise ProbeError(f"{measure}: not applicable to task {self.op!r} ({describe_op(self.op)}): the group is "
+                             "not abelian, so it has no Fourier basis; use the irrep measures (interp.probes.irreps)")
         if g is None:
-            raise ProbeError(f"{measure}: not applicable to task {self.op!r} ({OPS[self.op]}): its labels are not a "
-                             "group operation of the inputs, so no Fourier basis of a group describes the algorithm")
+            raise ProbeError(f"{measure}: not applicable to task {self.op!r} ({describe_op(self.op)}): its labels are "
+                             "not a group operation of the inputs, so no Fourier basis of a group describes the "
+                             "algorithm")
         return g
+
+    @property
+    def finite_group(self) -> FiniteGroup | None:
+        """The group whose composition the labels are (:mod:`interp.finite_groups`), for the irrep measures:
+        C_p for add/sub, C_(p-1) by discrete log for mul/div, the group of a group op; None for the quadratic
+        tasks. See :attr:`composition_idx` for how pairs map onto it."""
+        if is_group_op(self.op):
+            return finite_group(self.op)
+        g = self.group
+        return None if g is None else finite_group(f"C{g.order}")
+
+    def require_finite_group(self, measure: str) -> FiniteGroup:
+        """The task's finite group; ProbeError naming the task and the measure when it has none."""
+        fg = self.finite_group
+        if fg is None:
+            raise ProbeError(f"{measure}: not applicable to task {self.op!r} ({describe_op(self.op)}): its labels "
+                             "are not the composition of the inputs in a group, so no irrep basis describes the "
+                             "algorithm")
+        return fg
+
+    @cached_property
+    def composition_idx(self) -> torch.Tensor:
+        """(n^2,) long: for group elements i, j (the order of :attr:`finite_group`), the index of the pair whose
+        label is the element i * j, at position i * n + j. Group ops: the pair (i, j) itself. add, mul: the
+        residues of i and j (by discrete log for mul); sub, div: the residues of i and j^-1 (a - b = a + (-b))."""
+        fg = self.require_finite_group("composition pairs")
+        if is_group_op(self.op):
+            return torch.arange(self.n_pairs)
+        g = self.group
+        n, r = g.order, g.residue_index()
+        second = r[(g.sign * torch.arange(n)) % n]  # the residue standing for j (or j^-1)
+        where = torch.full((self.p * self.p,), -1, dtype=torch.long)
+        where[self.grid_index] = torch.arange(self.n_pairs)
+        idx = where[(r[:, None] * self.p + second[None, :]).reshape(-1)]
+        assert bool((idx >= 0).all()) and fg.order == n
+        return idx
+
+    @cached_property
+    def element_tokens(self) -> torch.Tensor:
+        """(n,) long: the token (and the output class) of each group element of :attr:`finite_group`."""
+        self.require_finite_group("element tokens")
+        if is_group_op(self.op):
+            return torch.arange(self.p)
+        return self.group.residue_index()
 
     @cached_property
     def grid_index(self) -> torch.Tensor:
@@ -185,6 +236,8 @@ class Task:
             return self.given_labels.to(torch.long).clone()
         a, b = self.pairs().unbind(1)
         p = self.p
+        if is_group_op(self.op):
+            return torch.as_tensor(finite_group(self.op).table)[a, b].to(torch.long)
         if self.op == "add":
             c = a + b
         elif self.op == "sub":

@@ -173,3 +173,20 @@ def test_the_tests_floor_is_the_measured_one():
     assert later["difference"].abs().max() >= 100
     assert helpers.TOL_T_MEM_STEPS >= helpers.FLOOR_T_MEM_STEPS
     assert helpers.TOL_LLC_REL_TRAINED >= helpers.FLOOR_LLC_REL_TRAINED
+
+
+def test_groups_example_prints_its_measures_and_both_verdicts(tmp_path):
+    """examples/groups.py (a short D5 run): the key irreps it prints are the ones saved with its measures, and the
+    shipped addition runs get the verdicts of the rule: clock (standard attention); pizza at the constant-attention
+    run's first solving checkpoint, neither at its end."""
+    r = subprocess.run([sys.executable, str(EXAMPLES / "groups.py"), str(tmp_path), "--op", "D5", "--steps", "60",
+                        "--frac-train", "0.7"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    saved = probes.load_measures(tmp_path / "D5" / "measures")
+    assert f"key irreps {saved.key_irreps}" in r.stdout
+    final = saved.df.iloc[-1]
+    assert f"irrep excluded loss {final.irrep_excluded_loss:.4g}" in r.stdout
+    assert "D5: 10 elements, irreps trivial (dim 1), 1a (dim 1), 2a (dim 2), 2b (dim 2)" in r.stdout
+    assert re.search(r"nanda2023-p113-seed0 step 20000 \(attention rate 1\):.*: clock$", r.stdout, flags=re.M)
+    assert re.search(r"constant-attention-p59 step 200 \(attention rate 0\):.*: pizza$", r.stdout, flags=re.M)
+    assert re.search(r"constant-attention-p59 step 1200 \(attention rate 0\):.*: neither$", r.stdout, flags=re.M)

@@ -23,7 +23,8 @@ The local learning coefficient (optional extra ``interp[llc]``, devinterp's SGLD
 Functions that only need logits take a model or a precomputed (n_pairs, p) logits tensor, so one
 forward can serve many measures. Every Fourier measure is taken in the task's group (``task.group``: Z_p for add
 and sub, Z_(p-1) by discrete log for mul and div); frequencies are k = 1..n//2 of that group; Fourier order is
-cos-first. A measure with no meaning for the task raises ProbeError naming both. Neuron and W_L measures take
+cos-first. A measure with no meaning for the task raises ProbeError naming both. Group-composition tasks (C_n, D_n,
+S_n) are measured in their irreps (``probes.irreps``); ``probes.clock_pizza`` tells a clock from a pizza. Neuron and W_L measures take
 ``layer=`` (default: the last layer). Checkpoints trained elsewhere: :func:`measure_series`.
 """
 
@@ -47,6 +48,7 @@ from .phases import Phases, phases
 from .series import (Measures, find_measures, load_measures, measure_model, measure_run, measure_series,
                      measures_dir_foreign, not_applicable, protocol, save_measures, saved_identity)
 from .sparsity import fourier_gini, gini, sum_squared_weights
+from . import clock_pizza, irreps  # group tasks' irrep measures; clock vs pizza (docs/groups.md)
 
 __all__ = [
     "key_frequencies",
@@ -88,4 +90,6 @@ __all__ = [
     "llc",
     "estimate_llc",
     "llc_sweep",
+    "irreps",
+    "clock_pizza",
 ]

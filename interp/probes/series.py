@@ -34,6 +34,7 @@ from ._common import check_layer, check_model, has_mlp, logits_and_layer_acts
 from .frequencies import (DEFAULT_THRESHOLDS, RULES, THRESHOLD_MEANING, _top_k, fourier_norms, group_acts,
                           key_frequencies, neuron_frequency_shares, per_frequency_norms, top_frequencies)
 from .learning_coefficient import LLCSettings, devinterp_modules, llc_protocol, llc_row, warn_unhealthy
+from .irreps import IRREP_THRESHOLDS, irrep_basis_of, key_irreps as find_key_irreps, measure_irreps
 from .losses import Decomposition, cos_coefficients, train_test_metrics
 from .sparsity import SSW_INCLUDES, gini, sum_squared_weights
 
@@ -58,6 +59,30 @@ GROUP_COLUMNS = KEY_COLUMNS + CAUSAL_COLUMNS + ("frac_neurons_clustered", "gini_
 MLP_COLUMNS = ("frac_neurons_clustered", "frac_neurons_key", "gini_W_L", "gini_W_L_freq")
 
 
+IRREP_PROTOCOL = {
+    "basis": "the real irreducible representations of the group, computed from its multiplication table "
+             "(interp.irreps); V_rho is the span of rho's matrix entries, orthonormalised",
+    "key_irreps": "fixed once like the key frequencies: by default the neuron rule (a neuron's variance over the "
+                  "pairs, 2-D transformed in the irrep basis, held >= 0.85 by one block (1 + V_rho) x (1 + V_rho))",
+    "irrep_restricted_loss": "all pairs; logits projected, per class, onto (i, j) -> u(i j), u in V_rho of the key "
+                             "irreps, plus their mean over pairs",
+    "irrep_excluded_loss": "training pairs; logits minus that projection (irrep_excluded_loss_{rho}: one irrep only)",
+    "char_explained": "sum over key rho of <L, unit chi_rho(i j c^-1)>^2 / squared norm of L centred over classes",
+    "frac_neurons_irrep": "share of MLP neurons with >= 0.85 of their variance in one irrep's block",
+    "frac_neurons_key_irrep": "the same, that irrep a key irrep",
+    "gini_irrep_W_E/gini_irrep_W_L": "Hurley-Rickard Gini of the norms of W_E (token axis) / W_L (output axis) "
+                                     "projected on each non-trivial irrep (N = number of irreps - 1)",
+}
+
+
+def irrep_columns(task: Task) -> bool:
+    """True when measure_run adds the irrep columns: the group-composition tasks (op C<n>, D<n>, S<n>). add/sub/
+    mul/div keep their Fourier columns only (their irrep measures equal those; call interp.probes.irreps)."""
+    from ..finite_groups import is_group_op
+
+    return is_group_op(task.op)
+
+
 def not_applicable(task: Task, model=None) -> dict[str, str]:
     """Measure columns that have no meaning for ``task`` (and ``model``), each with the reason.
 
@@ -65,7 +90,10 @@ def not_applicable(task: Task, model=None) -> dict[str, str]:
     emergence analysis report it as "not applicable", never as a flat or missing curve.
     """
     out: dict[str, str] = {}
-    if task.group is None:
+    if task.group is None and task.finite_group is not None:
+        why = f"the group {task.op} is not abelian: no Fourier basis (its irrep columns measure the circuit)"
+        out.update({c: why for c in GROUP_COLUMNS})
+    elif task.group is None:
         why = f"task {task.op!r} has no group basis (its labels are not a group operation of the inputs)"
         out.update({c: why for c in GROUP_COLUMNS})
     if model is not None and not has_mlp(model):
@@ -131,6 +159,7 @@ def protocol(rule: str = "neurons", threshold: float | None = None, source: str 
         "frac_neurons_key": f"fraction of MLP neurons (blocks.0.mlp.hook_post, last position) whose best frequency "
                             f"holds >= {NEURON_THRESHOLD} of their variance and is a key frequency",
         "empty_key_set": "restricted, excluded, cos and neuron columns are NaN when the key set is empty",
+        **({"irreps": IRREP_PROTOCOL} if task is not None and irrep_columns(task) else {}),
         **extra,
     }
 
@@ -243,6 +272,7 @@ class Measures:
     # measure columns with no meaning for this task or model: absent from df, listed here with the reason
     not_applicable: dict[str, str] = field(default_factory=dict)
     layer: int | None = None  # the layer the unsuffixed neuron and W_L columns read (None: not recorded)
+    key_irreps: list[str] = field(default_factory=list)  # group tasks: the key irreps of the irrep columns
 
     @property
     def run_finished(self) -> bool:
@@ -300,7 +330,7 @@ def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int
                 progress: bool = True, *, rule: str = "neurons", threshold: float | None = None,
                 device: str = "cpu", layer: int | None = None, fallback_top_k: int | None = None,
                 causal_top_k: int | None = None, threads: int | None = None,
-                llc: bool | LLCSettings = False) -> Measures:
+                llc: bool | LLCSettings = False, key_irreps: Sequence[str] | None = None) -> Measures:
     """Measure every checkpoint of ``run`` (an :class:`interp.Run`, or a :class:`interp.folder.CheckpointFolder` of
     checkpoints trained elsewhere): a :class:`Measures`, one row per step.
 
@@ -323,6 +353,10 @@ def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int
     checkpoint (columns ``llc``, ``llc_std``, ``llc_frac_negative``, ``llc_chain_spread``; needs ``interp[llc]``;
     slower than every other column together) and records its settings in the protocol. Checkpoints that fail a
     health check are named in one :class:`LLCWarning`.
+
+    A group-composition task (op C<n>, D<n>, S<n>) also gets the irrep columns of
+    :func:`interp.probes.irreps.measure_irreps`, with ``key_irreps`` (names) fixed once from the final checkpoint
+    unless given (``Measures.key_irreps``); a non-abelian group has no Fourier columns.
     """
     if _llc_settings(llc, "measure_run"):
         devinterp_modules()  # a missing extra fails before any work
@@ -350,7 +384,7 @@ def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int
                        key_freqs, progress=progress, rule=rule, threshold=threshold, layer=layer,
                        key_model=lambda: run.load(all_steps[-1], device=device), key_step=all_steps[-1],
                        name=run.name, run_info=info, where="measure_run", fallback_top_k=fallback_top_k,
-                       causal_top_k=causal_top_k, llc=llc)
+                       causal_top_k=causal_top_k, llc=llc, key_irreps=key_irreps)
     if isinstance(run, CheckpointFolder):  # the split is the caller's, not a split.json
         m.protocol["train_loss/test_loss/acc"] = f"recomputed on the checkpoint from {run.split_source}"
         m.protocol["source"] = run.describe()
@@ -362,7 +396,7 @@ def measure_series(models, task: Task, key_freqs: Iterable[int] | None = None, *
                    device: str = "cpu", name: str | None = None, key_model=None, key_step: int | None = None,
                    run_info: dict[str, Any] | None = None, where: str = "measure_series",
                    fallback_top_k: int | None = None, causal_top_k: int | None = None,
-                   llc: bool | LLCSettings = False) -> Measures:
+                   llc: bool | LLCSettings = False, key_irreps: Sequence[str] | None = None) -> Measures:
     """Measure checkpoints trained anywhere: the same :class:`Measures` as :func:`measure_run`.
 
     models: an iterable of ``(step, model)`` pairs (a model may also be a zero-argument callable that returns
@@ -434,8 +468,18 @@ def measure_series(models, task: Task, key_freqs: Iterable[int] | None = None, *
         if not freqs:
             raise ProbeError(f"{where}: key_freqs is empty; pass at least one frequency or None to find them")
         source, rule, threshold, freq_step = "given by the caller", "given", None, None
+    irreps_on = irrep_columns(task)
+    if irreps_on:
+        irrep_keys, irrep_source = _find_key_irreps(first, task, key_irreps, chosen_layer, key_step)
+    elif key_irreps is not None:
+        raise ProbeError(f"{where}: key_irreps is for a group-composition task (op C<n>, D<n>, S<n>); "
+                         f"{task.description} has its Fourier columns (call interp.probes.irreps directly)")
     na = not_applicable(task, first)
     proto = protocol(rule, threshold, source, task=task, model=first, layer=chosen_layer)
+    if irreps_on:
+        proto["irreps"] = {**proto["irreps"], "key_irreps_source": irrep_source,
+                           "irreps": [f"{r.name} (dim {r.dim})" for r in irrep_basis_of(task).irreps],
+                           "group": task.finite_group.record()}
     if causal_top_k is not None:
         proto["causal_columns"] = (f"restricted/excluded loss and accuracy with the top-{causal_top_k} frequencies "
                                    "(most neuron variance) of each checkpoint alone")
@@ -448,6 +492,8 @@ def measure_series(models, task: Task, key_freqs: Iterable[int] | None = None, *
     for i, (step, m) in enumerate(items, start=1):
         model = get(m)
         rows.append({"step": step, **_measures(model, task, freqs, where, chosen_layer, causal_top_k)})
+        if irreps_on:
+            rows[-1].update(measure_irreps(model, task, irrep_keys, layer=chosen_layer))
         if llc:
             row, problems = llc_row(model, task, llc)
             rows[-1].update(row)
@@ -461,7 +507,26 @@ def measure_series(models, task: Task, key_freqs: Iterable[int] | None = None, *
     df = pd.DataFrame(rows)
     df = df[[c for c in df.columns if c not in na]]
     return Measures(df, list(freqs), rule, threshold, freq_step, proto,
-                    run_info or {"name": name, "finished": True}, None, na, chosen_layer)
+                    run_info or {"name": name, "finished": True}, None, na, chosen_layer,
+                    irrep_keys if irreps_on else [])
+
+
+def _find_key_irreps(model, task: Task, given, layer: int, step) -> tuple[list[str], str]:
+    """The key irreps of a group task's run: given, or the neuron rule at the final checkpoint; when it finds none,
+    the embedding rule (irrep norm of W_E at least half the largest)."""
+    basis = irrep_basis_of(task, "measure_run")
+    if given is not None:
+        keys = sorted({basis.index(k) for k in ([given] if isinstance(given, str) else given)})
+        if not keys or 0 in keys:
+            raise ProbeError(f"key_irreps must name non-trivial irreps of {task.op}: {basis.names[1:]}")
+        return [basis.names[i] for i in keys], "given by the caller"
+    if has_mlp(model):
+        keys = find_key_irreps(model, task, "neurons", layer=layer)
+        if keys:
+            return keys, (f"checkpoint {step} (the last), neuron rule {IRREP_THRESHOLDS['neurons']}, layer {layer}")
+    keys = find_key_irreps(model, task, "embedding")
+    return keys, (f"checkpoint {step} (the last): the neuron rule found none, so the embedding rule (W_E irrep norm "
+                  f">= {IRREP_THRESHOLDS['embedding']} of the largest)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -490,6 +555,8 @@ def save_measures(measures: Measures, out_dir: str | Path) -> Path:
         "not_applicable": sorted(measures.not_applicable),
         "not_applicable_reasons": measures.not_applicable,
     }
+    if measures.key_irreps:  # only group tasks: the files of every other run stay as they were
+        meta["key_irreps"] = list(measures.key_irreps)
     table = measures.df.to_csv(index=False)
     # The pair is one unit: measures.json records the hash of the table it describes, so a reader that finds a
     # measures.csv from another write (a kill between the two renames) refuses the pair instead of mixing them.
@@ -557,7 +624,8 @@ def load_measures(directory: str | Path) -> Measures:
         raise RunFormatError(f"{json_path}: field 'not_applicable' must be a list of column names")
     return Measures(df, [int(k) for k in meta["key_frequencies"]], meta.get("rule"), meta.get("threshold"),
                     meta.get("key_frequency_step"), meta.get("protocol", {}), meta.get("run") or {}, str(d),
-                    {str(c): str(reasons.get(c, "not applicable")) for c in na}, meta.get("layer"))
+                    {str(c): str(reasons.get(c, "not applicable")) for c in na}, meta.get("layer"),
+                    [str(k) for k in meta.get("key_irreps") or []])
 
 
 def measures_candidates(run) -> list[Path]:

@@ -45,7 +45,7 @@ from typing import Any, Mapping, Sequence
 
 from .. import RunConfig, preset as get_preset
 from ..errors import ConfigError
-from ..config import parse_steps
+from ..config import group_order_or, parse_steps
 from ..files import check_nesting, read_json, read_limited
 
 __all__ = ["SweepSpec", "as_spec", "select_measures", "MEASURE_COLUMNS", "ALWAYS_MEASURED"]
@@ -373,6 +373,8 @@ def _check_measures(measures: Any, src: str) -> None:
 def _build(cfg: RunConfig, changes: dict[str, Any], where: str) -> RunConfig:
     d = cfg.to_dict()
     d.update(changes)
+    if "op" in changes and "p" not in changes:  # a group op (S4, D5, ...) brings its own p, the group's order
+        d["p"] = group_order_or(changes["op"], d["p"])
     return RunConfig.from_dict(d, where=where)
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .. import probes
-from ..config import OPS
-from ..errors import ConfigError
+from ..config import describe_op
+from ..errors import ConfigError, ProbeError
 from ..folder import CheckpointFolder
 from ..probes._common import has_mlp
 from ..files import atomic_write_text, prepare_out_dir
@@ -63,7 +63,7 @@ FIGURES = {
     "attention_grid": "attention_grid.png",
 }
 # drawn only when the measures have the column (the opt-in `llc`, `interp measure --llc`)
-OPTIONAL_FIGURES = {"llc": "llc.png"}
+OPTIONAL_FIGURES = {"llc": "llc.png", "irreps": "irreps.png"}
 _FILES = {**FIGURES, **OPTIONAL_FIGURES}
 
 
@@ -218,6 +218,44 @@ def _key_rows(df, metrics, phases, key_freqs, nf, bounds, land, circuit_na: str 
     return rows
 
 
+IRREP_ROWS = (("irrep_restricted_loss", "irrep restricted loss (all pairs)"),
+              ("irrep_excluded_loss", "irrep excluded loss (training pairs)"),
+              ("char_explained", "share of the logits in the key characters chi(a b c^-1)"),
+              ("frac_neurons_irrep", "neurons explained by one irrep (>= 0.85)"),
+              ("frac_neurons_key_irrep", "neurons explained by a key irrep"),
+              ("gini_irrep_W_E", "Gini of W_E irrep norms"), ("gini_irrep_W_L", "Gini of W_L irrep norms"))
+
+
+def irrep_rows(df, key_irreps: Sequence[str]) -> list[tuple[str, str]]:
+    """Key-number rows of a group task's irrep measures (Chughtai et al. 2023): the key irreps, the final value of
+    every irrep column and the excluded loss per key irrep; [] for a task without irrep columns."""
+    if not key_irreps and not any(c in df.columns for c, _ in IRREP_ROWS):
+        return []
+    last = df.loc[df["step"].idxmax()]
+    at = f" (step {int(last['step'])})"
+    rows = [("key irreps", ", ".join(key_irreps) or "none found")]
+    for col, label in IRREP_ROWS:
+        if col in df.columns:
+            rows.append((f"final {label}{at}", fmt(last[col], 4)))
+    per = [(c[len("irrep_excluded_loss_"):], last[c]) for c in df.columns if c.startswith("irrep_excluded_loss_")]
+    if per:
+        rows.append((f"excluded loss with one key irrep removed{at}", ", ".join(f"{k}: {fmt(v, 3)}" for k, v in per)))
+    return rows
+
+
+def clock_pizza_rows(model, task) -> list[tuple[str, str]]:
+    """The clock / pizza diagnostics of the final model (Zhong et al. 2023) for an addition task; [] otherwise."""
+    from ..probes import clock_pizza
+
+    try:
+        r = clock_pizza.clock_or_pizza(model, task)
+    except ProbeError:
+        return []
+    return [("clock or pizza (final model)", f"{r.verdict}: {r.reason}"),
+            ("gradient symmetricity (final model)", fmt(r.gradient_symmetricity, 4)),
+            ("distance irrelevance (final model)", fmt(r.distance_irrelevance, 4))]
+
+
 def _non_key_peaks(norms, key_freqs: Sequence[int], share: float = 0.25) -> dict[str, list[tuple[int, float]]]:
     """Per matrix, the non-key frequencies whose per-frequency norm is >= ``share`` of the largest."""
     out = {}
@@ -282,7 +320,10 @@ def _data_source(run) -> str:
 def _circuit_not_applicable(task, model) -> str | None:
     """Why the Fourier and neuron parts of the report have no meaning for this run, or None when they have."""
     if task.group is None:
-        return (f"task {task.op!r} computes {OPS[task.op]}, which is not a group operation of a and b, so no "
+        if task.finite_group is not None:
+            return (f"task {task.op!r} computes {describe_op(task.op)}, a group that is not abelian, so it has no "
+                    "Fourier basis (its irrep measures are in the measures table)")
+        return (f"task {task.op!r} computes {describe_op(task.op)}, which is not a group operation of a and b, so no "
                 "group's Fourier basis describes the algorithm")
     if not has_mlp(model):
         return "an attention-only model: no MLP neurons and no W_L = W_out W_U"
@@ -372,6 +413,14 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
     figures["attention_grid"] = attention_grid_figure(attention_grids)
     if "llc" in df.columns:  # opt-in column (`interp measure --llc`)
         figures["llc"] = llc_figure(df, phases)
+    key_irreps = list(getattr(measures, "key_irreps", None) or [])
+    if key_irreps and "irrep_restricted_loss" in df.columns:  # a group task (docs/groups.md)
+        from ..probes import irreps as probe_irreps
+        from .irrep_figures import irrep_figure
+
+        basis = probe_irreps.irrep_basis_of(task)
+        figures["irreps"] = irrep_figure(df, probe_irreps.irrep_norms(final, task, layer=layer), basis.names,
+                                         key_irreps, phases)
     for name, fig in figures.items():
         save_figure(fig, out / _FILES[name])
         kill_point("report.figure")
@@ -388,6 +437,8 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
     parts = story(df, metrics, phases, key_freqs, nf, run.config, finished=banner is None,
                   circuit_not_applicable=circuit_na)
     rows = _key_rows(df, metrics, phases, key_freqs, nf, bounds, land, circuit_na)
+    rows += irrep_rows(df, list(getattr(measures, "key_irreps", None) or []))
+    rows += clock_pizza_rows(final, task)
     if circuit_na is None:
         basis_note = (f"Basis: {task.group.description}. Neuron and W_L figures and columns read layer {layer} of "
                       f"{final.cfg.n_layers}" + (" (each layer has its own columns in the measures table)"
@@ -397,7 +448,8 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
                       "and attention; the section 'Not applicable to this run' lists the rest and why.")
     page = _page(run, parts, rows, view, source, banner, peaks, key_freqs, grid_steps, protocol,
                  getattr(phases, "rule", ""), basis_note, _measures_caption(df, source, na), shown=shown,
-                 na_rows=_na_rows(na, circuit_na), not_applicable=na)
+                 na_rows=_na_rows(na, circuit_na), not_applicable=na,
+                 key_irreps=list(getattr(measures, "key_irreps", None) or []))
     index = out / "index.html"
     atomic_write_text(index, page)  # last: the page only ever points at figures already in place
     return index
@@ -416,7 +468,7 @@ def _curves_caption(run) -> str:
 def _page(run, parts, rows, view: AttentionView, source: str, banner: str | None, peaks, key_freqs,
           grid_steps: dict, protocol: Any, rule: str, basis_note: str = "", measures_caption: str = "", *,
           shown: set[str] | None = None, na_rows: list[tuple[str, str]] | None = None,
-          not_applicable: dict[str, str] | None = None) -> str:
+          not_applicable: dict[str, str] | None = None, key_irreps: Sequence[str] = ()) -> str:
     cfg = run.config
     shown = set(FIGURES) if shown is None else shown
     folder = isinstance(run, CheckpointFolder)
@@ -465,6 +517,12 @@ def _page(run, parts, rows, view: AttentionView, source: str, banner: str | None
                           'losses and accuracies above are recomputed from each checkpoint.</p>')
     parts_html.append(_figure("measures", "per-frequency excluded loss, clustered neurons, cos terms explained, "
                                           "test/restricted", measures_caption))
+    if "irreps" in shown:
+        parts_html.append(_figure("irreps", "irrep restricted and excluded loss over the run; final irrep norms",
+                                  f"Left: the logits restricted to the key irreps ({', '.join(key_irreps)}; all "
+                                  "pairs) and with them removed (training pairs), per key irrep dashed, beside the "
+                                  "test loss. Right: the norm of W_E and W_L in each irrep of the group (each scaled "
+                                  "to its largest), key irreps shaded. Definitions: docs/groups.md."))
     if "llc" in shown:
         parts_html.append(_figure("llc", "local learning coefficient at every checkpoint, beside test and restricted "
                                          "accuracy",

@@ -423,6 +423,13 @@ def test_write_report_computes_measures(small_run, tmp_path):
     text = "".join(parsed.text)
     assert "computed now with probes.measure_run" in text
     assert 'id="unfinished"' not in index.read_text()
+    from interp.probes import clock_pizza  # an addition run: the clock / pizza diagnostics of its final model
+
+    cp = clock_pizza.clock_or_pizza(small_run.load(small_run.final_step), small_run.task)
+    assert parsed.rows["clock or pizza (final model)"] == f"{cp.verdict}: {cp.reason}"
+    gs = float(parsed.rows["gradient symmetricity (final model)"])
+    assert gs == pytest.approx(cp.gradient_symmetricity, rel=1e-3)
+    assert "key irreps" not in parsed.rows  # irrep rows are for group tasks
 
 
 def test_write_report_with_measures_and_phases(small_run, tmp_path, monkeypatch):
@@ -568,3 +575,21 @@ def test_survival_legend_sits_beside_the_curves():
     legend, axes_box = ax.get_legend().get_window_extent(), ax.get_window_extent()
     assert legend.x0 >= axes_box.x1  # entirely to the right of the plotting area
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["frac_train = 0.3", "frac_train = 0.5"]
+
+
+def test_report_of_a_group_run_shows_its_key_irreps(tmp_path):
+    """S3 composition: the Fourier measures are not applicable (non-abelian), the key irreps and the final irrep
+    measures are in the key-number table, equal to the measures table; no clock / pizza rows."""
+    run = train(preset("tiny").replace(op="S3", frac_train=0.7, n_steps=40, save_every=20), tmp_path / "s3",
+                progress=False)
+    m = probes.measure_run(run, progress=False)
+    parsed = _parse(write_report(run, tmp_path / "report", measures=m).read_text())
+    rows, last = parsed.rows, m.df.iloc[-1]
+    assert rows["key irreps"] == (", ".join(m.key_irreps) or "none found")
+    assert rows["key frequencies"] == "not applicable"
+    assert float(rows["final irrep excluded loss (training pairs) (step 40)"]) == pytest.approx(
+        last["irrep_excluded_loss"], rel=1e-3)
+    assert float(rows["final Gini of W_E irrep norms (step 40)"]) == pytest.approx(last["gini_irrep_W_E"], rel=1e-3)
+    assert not any(r.startswith("clock or pizza") for r in rows)
+    assert "not abelian" in "".join(parsed.text)
+    assert "irreps.png" in parsed.imgs and (tmp_path / "report" / "irreps.png").stat().st_size > 1000
