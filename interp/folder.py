@@ -30,6 +30,7 @@ from typing import Any, Iterator
 
 import pandas as pd
 
+from . import tl
 from .errors import CheckpointError, ConfigError, RunFormatError
 from .files import one_line, read_json, read_limited, read_safetensors
 from .model import check_device, model_from_kwargs
@@ -161,10 +162,10 @@ class CheckpointFolder:
         self.hooked_kwargs = _read_config(self.config_path)
         try:
             template = model_from_kwargs(self.hooked_kwargs, device="cpu")
-        except (TypeError, ValueError, AssertionError) as e:
+        except (TypeError, ValueError, AssertionError, ConfigError) as e:
             raise RunFormatError(f"{self.config_path}: not a valid HookedTransformerConfig ({one_line(e)[:160]})") \
                 from None
-        self._expected = {k: v.detach() for k, v in template.state_dict().items()}
+        self._expected = {k: v.detach() for k, v in tl.state_dict(template).items()}
         self.metrics_path = self.path / FOLDER_METRICS
         self._metrics = _parse_folder_metrics(self.metrics_path) if self.metrics_path.is_file() else None
         self.config = FolderSetting(task.op, task.p, len(task.train_idx) / task.n_pairs, self.name,
@@ -238,7 +239,7 @@ class CheckpointFolder:
         tensors = self.state_dict(step)
         model = model_from_kwargs(self.hooked_kwargs, device="cpu")
         try:
-            model.load_state_dict(tensors, strict=False)
+            tl.load_state_dict(model, tensors, strict=False)
         except RuntimeError as e:
             raise CheckpointError(f"{self._files[step]}: does not fit config.json ({one_line(e)[:160]})") from None
         return (model if device == "cpu" else model.to(device)).eval()  # .to prints a line even for the cpu

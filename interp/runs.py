@@ -42,6 +42,7 @@ from typing import Any, Iterator
 import pandas as pd
 import torch
 
+from . import tl
 from .config import RunConfig
 from .errors import CheckpointError, ConfigError, RunFormatError, RunLockedError
 from .files import atomic_write_text, one_line, read_json, read_limited, read_safetensors, save_tensors
@@ -570,7 +571,7 @@ class Run:
             raise CheckpointError(f"{self.path}: no checkpoint for step {step!r}; available steps: {shown}")
         path = self.checkpoint_path(step)
         tensors, _ = read_safetensors(path)
-        check_state_dict(tensors, self._empty_template().state_dict(), path)
+        check_state_dict(tensors, tl.state_dict(self._empty_template()), path)
         return tensors
 
     def _empty_template(self):
@@ -591,7 +592,7 @@ class Run:
         check_device(device)
         tensors = self.state_dict(step)
         model = self.empty_model(device)
-        model.load_state_dict(tensors, strict=False)
+        tl.load_state_dict(model, tensors, strict=False)
         model.eval()
         return model
 
