@@ -330,7 +330,8 @@ def parameters(model) -> dict[str, torch.Tensor]:
     if not _is_bridge(model):
         return dict(model.named_parameters())
     cached = model.__dict__.get("_interp_ht_parameters")
-    if cached is not None:
+    # (a module conversion that swapped the parameter objects, not just their data, invalidates the cache)
+    if cached is not None and cached["embed.W_E"] is model.embed.original_component._parameters.get("W_E"):
         return dict(cached)
     out = {}
     for name, (mod, attr) in _bridge_entries(model).items():

@@ -198,14 +198,14 @@ LLC_SCRIPT = """
 import json, sys, warnings
 warnings.simplefilter("ignore")
 from interp import Run, probes, tl
-from interp.errors import ProbeError
-r = probes.llc(Run(sys.argv[1]).load(20000), Run(sys.argv[1]).task, chains=2, draws=4, batch_size=128, warn=False)
+run = Run(sys.argv[1])
+r = probes.llc(run.load(run.final_step), run.task, chains=2, draws=10, batch_size=64, warn=False)
 print(json.dumps({"llc": r.estimate, "tl": tl.TL_VERSION}))
 """
 
 
-def _llc_here_and_there(python: str) -> dict:
-    out = subprocess.run([python, "-c", LLC_SCRIPT, str(RUN)], capture_output=True, text=True, timeout=600,
+def _llc_with(python: str, run: Run) -> dict:
+    out = subprocess.run([python, "-c", LLC_SCRIPT, str(run.path)], capture_output=True, text=True, timeout=600,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -213,9 +213,11 @@ def _llc_here_and_there(python: str) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not OTHER, reason="INTERP_OTHER_TL_PYTHON (a Python with the other TransformerLens major) not set")
-def test_llc_is_the_same_number_on_both_versions():
+def test_llc_is_the_same_number_on_both_versions(straight):
+    """The same checkpoint, settings and seed give the same LLC on 3.9 and 4.x (noise in the 3.9 layout; the
+    bridge's full forward and backward agree with the HookedTransformer's to float rounding)."""
     pytest.importorskip("devinterp")
-    here, there = _llc_here_and_there(sys.executable), _llc_here_and_there(OTHER)
+    here, there = _llc_with(sys.executable, straight), _llc_with(OTHER, straight)
     assert here["tl"].split(".")[0] != there["tl"].split(".")[0]
     assert here["llc"] == pytest.approx(there["llc"], rel=1e-6, abs=0)
 
@@ -299,8 +301,10 @@ def test_probes_take_a_users_model_and_refuse_an_uncovered_architecture(run):
     task = run.task
     ours = run.load(20000)
     user = _users_model(run.meta["hooked_transformer_config"], read_safetensors(RUN / "step_020000.safetensors")[0])
-    assert torch.equal(probes.logit_map(user), probes.logit_map(ours))
-    assert probes.fourier_norms(user, task)["W_L"].allclose(probes.fourier_norms(ours, task)["W_L"], atol=0, rtol=0)
+    # the same weights in another memory layout: the float64 products agree to rounding
+    assert torch.allclose(probes.logit_map(user), probes.logit_map(ours), rtol=1e-12, atol=1e-15)
+    assert torch.allclose(probes.fourier_norms(user, task)["W_L"], probes.fourier_norms(ours, task)["W_L"],
+                          rtol=1e-12, atol=0)
     assert probes.restricted(user, task, [1, 21, 49]) == probes.restricted(ours, task, [1, 21, 49])
     assert probes.sum_squared_weights(user) == pytest.approx(probes.sum_squared_weights(ours), rel=1e-12)
     series = probes.measure_series([(20000, user)], task, key_freqs=[1, 21, 49]).df
