@@ -44,15 +44,15 @@ _MASK = "mask"
 _IGNORE = "IGNORE"
 
 
+@contextlib.contextmanager
 def _quiet():
-    w = warnings.catch_warnings()
-    w.__enter__()
-    # transformers (imported by transformer_lens) imports tqdm.auto, which in a Jupyter kernel without ipywidgets
-    # warns "IProgress not found"; 3.9 deprecates HookedTransformer in favour of 4.x (this seam handles both).
-    warnings.filterwarnings("ignore", message="IProgress not found")
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning, module="transformer_lens")
-    return w
+    with warnings.catch_warnings():
+        # transformers (imported by transformer_lens) imports tqdm.auto, which in a Jupyter kernel without
+        # ipywidgets warns "IProgress not found"; 3.9 deprecates HookedTransformer in favour of 4.x (handled here).
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning, module="transformer_lens")
+        yield
 
 
 # -- the HookedTransformer layout, from the config alone -------------------------------------------------------------
@@ -109,15 +109,12 @@ def build(kwargs: dict[str, Any], device: str | None = None, init: bool = True):
     kwargs = dict(kwargs)
     if device is not None:
         kwargs["device"] = device
-    w = _quiet()
-    try:
+    with _quiet():
         if TL_MAJOR < 4:
             from transformer_lens import HookedTransformer, HookedTransformerConfig
             model = HookedTransformer(HookedTransformerConfig(**{**kwargs, "init_weights": False}))
         else:
             model = _build_bridge(kwargs)
-    finally:
-        w.__exit__(None, None, None)
     if init:
         init_weights(model, kwargs.get("seed"))
     return model

@@ -83,6 +83,22 @@ def test_parameter_names_and_shapes_are_the_hookedtransformer_ones(run):
         assert not params[n].requires_grad and not params[n].any()
 
 
+@pytest.mark.parametrize("extra", [{"normalization_type": "LN"}, {"normalization_type": None},
+                                   {"normalization_type": "LN", "attn_only": True}, {"attn_only": True}])
+def test_the_layout_of_other_architectures_is_the_hookedtransformer_one(extra):
+    """2 layers, LayerNorm, attention-only: the seam's parameter list is HookedTransformer 3.9's (names, shapes,
+    order: the init and SGLD order)."""
+    kw = dict(n_layers=2, d_model=32, n_heads=2, d_head=16, d_mlp=64, d_vocab=24, d_vocab_out=23, n_ctx=3,
+              act_fn="relu", positional_embedding_type="standard", normalization_type=None, seed=0, device="cpu")
+    model = model_from_kwargs({**kw, **extra})
+    got = [(n, tuple(p.shape)) for n, p in tl.parameters(model).items()]
+    assert got == list(tl.ht_layout(model.cfg).items())
+    if tl.TL_MAJOR < 4:
+        assert got == [(n, tuple(p.shape)) for n, p in model.named_parameters()]
+    assert set(tl.state_dict(model)) == set(got_n for got_n, _ in got) | {
+        f"blocks.{i}.attn.{b}" for i in range(2) for b in ("mask", "IGNORE")}
+
+
 def test_state_dict_is_the_hookedtransformer_layout_and_round_trips(run):
     """Silent-wrong item: the bridge's own layout (blocks.0.attn.q.weight (128, 128)) is not the files' layout."""
     shipped, _ = read_safetensors(RUN / "step_020000.safetensors")
