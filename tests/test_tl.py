@@ -361,3 +361,18 @@ def test_task_of_users_model_is_checked(run):
     user = _users_model(run.meta["hooked_transformer_config"], None)
     with pytest.raises(ProbeError, match="d_vocab_out=113"):
         probes.restricted(user, Task(p=23), [1])
+
+
+@pytest.mark.slow
+def test_the_own_model_example_gives_the_committed_numbers():
+    """examples/your_own_model.py, on whichever TransformerLens is installed: the committed final-step measures."""
+    import pandas as pd
+
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "your_own_model.py")], capture_output=True,
+                          text=True, timeout=600, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    final = pd.read_csv(MEASURES / "measures.csv").iloc[-1]
+    assert "key frequencies: [1, 21, 49]" in proc.stdout
+    gini = float(proc.stdout.split("Gini of W_L: ")[1].split()[0])
+    assert gini == pytest.approx(final.gini_W_L, rel=1e-6)
+    assert ("HookedTransformer" if tl.TL_MAJOR < 4 else "TransformerBridge") in proc.stdout
