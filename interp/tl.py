@@ -462,6 +462,10 @@ def unsupported(model) -> str | None:
     if arch != "NativeModel":
         return (f"a TransformerBridge around {arch} (architecture {getattr(c, 'architecture', None)!r}); the measures "
                 "cover TransformerLens-native bridges (TransformerBridge.boot_native) only")
+    if getattr(model, "_weights_processed", False):
+        return ("its weights were processed (enable_compatibility_mode() or process_weights(): W_U centred, "
+                "LayerNorm folded), which moves the measures; measure the plain bridge or "
+                "enable_compatibility_mode(no_processing=True)")
     checks = [
         ("positional_embedding_type", getattr(c, "positional_embedding_type", "standard"), "standard"),
         ("normalization_type", getattr(c, "normalization_type", None), (None, "LN")),

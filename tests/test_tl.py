@@ -334,6 +334,13 @@ def test_a_bridge_the_measures_do_not_cover_is_refused_in_one_line(run):
     with pytest.raises(ProbeError, match=r"^restricted: not measurable: positional_embedding_type='rotary'") as e:
         probes.restricted(odd, run.task, [1, 21, 49])
     assert "\n" not in str(e.value)
+    processed = _users_model(run.meta["hooked_transformer_config"], None)
+    processed.enable_compatibility_mode()  # the default: folds and centres W_U (Gini W_L 0.888113, not 0.887642)
+    with pytest.raises(ProbeError, match=r"^fourier_norms: not measurable: its weights were processed"):
+        probes.fourier_gini(processed, run.task)
+    plain = _users_model(run.meta["hooked_transformer_config"], None)
+    plain.enable_compatibility_mode(no_processing=True)  # exact: accepted
+    probes.fourier_gini(plain, run.task)
 
 
 def _users_model(kwargs: dict, state: dict | None):
