@@ -30,6 +30,7 @@ from typing import Any, Iterator
 
 import pandas as pd
 
+from . import tl
 from .errors import CheckpointError, ConfigError, RunFormatError
 from .files import one_line, read_json, read_limited, read_safetensors, read_safetensors_header
 from .model import check_device, check_header_shapes, model_from_kwargs, model_shapes
@@ -191,7 +192,7 @@ class CheckpointFolder:
         self.hooked_kwargs = _read_config(self.config_path)
         try:  # shapes only (PyTorch's meta device): nothing is allocated before a file is found to fit them
             self._shapes = model_shapes(self.hooked_kwargs)
-        except (TypeError, ValueError, AssertionError, RuntimeError, NotImplementedError) as e:
+        except (TypeError, ValueError, AssertionError, RuntimeError, NotImplementedError, ConfigError) as e:
             raise RunFormatError(f"{self.config_path}: not a valid HookedTransformerConfig ({one_line(e)[:160]})") \
                 from None
         self._template = None
@@ -270,7 +271,7 @@ class CheckpointFolder:
         was found to fit config.json."""
         if self._template is None:
             template = model_from_kwargs(self.hooked_kwargs, device="cpu")
-            self._template = {k: v.detach() for k, v in template.state_dict().items()}
+            self._template = {k: v.detach() for k, v in tl.state_dict(template).items()}
         return self._template
 
     def load(self, step: int | None = None, device: str = "cpu"):
@@ -280,7 +281,7 @@ class CheckpointFolder:
         tensors = self.state_dict(step)
         model = model_from_kwargs(self.hooked_kwargs, device="cpu")
         try:
-            model.load_state_dict(tensors, strict=False)
+            tl.load_state_dict(model, tensors, strict=False)
         except RuntimeError as e:
             raise CheckpointError(f"{self._files[step]}: does not fit config.json ({one_line(e)[:160]})") from None
         return (model if device == "cpu" else model.to(device)).eval()  # .to prints a line even for the cpu

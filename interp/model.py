@@ -1,7 +1,9 @@
-"""Build the paper's model as a TransformerLens HookedTransformer; its loss; and the training forward.
+"""Build the paper's model as a TransformerLens model; its loss; and the training forward.
 
-The model *is* a ``HookedTransformer``, so ``model.run_with_cache(tokens)`` gives every activation
-under the usual names (``blocks.0.mlp.hook_post``, ``blocks.0.attn.hook_pattern``, ...).
+The model *is* a TransformerLens model (a ``HookedTransformer`` on TransformerLens 3.9, a ``TransformerBridge``
+with the same hook names and parameter layout on 4.x; :mod:`interp.tl` is the seam), so
+``model.run_with_cache(tokens)`` gives every activation under the usual names (``blocks.0.mlp.hook_post``,
+``blocks.0.attn.hook_pattern``, ...).
 
 Training only needs the logits at the last position; in a 1-layer model those depend on the last
 position's query, every position's key and value, and the last position's MLP and unembed.
@@ -13,13 +15,13 @@ it runs the model's own forward instead. Measures never use it (:mod:`interp.pro
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import einops
 import torch
 import torch.nn.functional as F
 
+from . import tl
 from .config import RunConfig
 from .errors import ConfigError
 
@@ -77,24 +79,9 @@ def check_device(device: Any) -> str:
 
 
 def model_from_kwargs(kwargs: dict[str, Any], device: str | None = None):
-    """A HookedTransformer from ``HookedTransformerConfig`` keyword arguments (seeded init if ``seed`` is set)."""
-    with warnings.catch_warnings():
-        # transformers (imported by transformer_lens) imports tqdm.auto, which in a Jupyter kernel without
-        # ipywidgets warns "IProgress not found"; our own bars never need IProgress.
-        warnings.filterwarnings("ignore", message="IProgress not found")
-        from transformer_lens import HookedTransformer, HookedTransformerConfig
-
-    kwargs = dict(kwargs)
-    if device is not None:
-        kwargs["device"] = device
-    with warnings.catch_warnings():
-        # TransformerLens 3.9 deprecates HookedTransformer in favour of 4.x's TransformerBridge;
-        # we pin < 4 on purpose (docs/architecture.md), so that one warning is noise here.
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=FutureWarning, module="transformer_lens")
-        htc = HookedTransformerConfig(**kwargs)
-        model = HookedTransformer(htc)
-    return model
+    """A TransformerLens model from ``HookedTransformerConfig`` keyword arguments (interp's seeded init, seeded by
+    ``kwargs["seed"]`` when set): a HookedTransformer on TransformerLens 3.9, a TransformerBridge on 4.x."""
+    return tl.build(kwargs, device)
 
 
 _ST_DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16",
@@ -107,7 +94,7 @@ def model_shapes(kwargs: dict[str, Any]) -> dict[str, tuple[str, tuple[int, ...]
     allocating it (built on PyTorch's ``meta`` device), so a file can be checked against it before the model is made."""
     with torch.device("meta"):
         model = model_from_kwargs(kwargs, device="meta")
-    return {k: (_ST_DTYPES.get(v.dtype, str(v.dtype)), tuple(v.shape)) for k, v in model.state_dict().items()}
+    return {k: (_ST_DTYPES.get(v.dtype, str(v.dtype)), tuple(v.shape)) for k, v in tl.state_dict(model).items()}
 
 
 def check_header_shapes(found: dict[str, tuple[str, tuple[int, ...]]], expected: dict[str, tuple[str, tuple[int, ...]]],
@@ -118,9 +105,9 @@ def check_header_shapes(found: dict[str, tuple[str, tuple[int, ...]]], expected:
     from .errors import CheckpointError
 
     for name, (dtype, shape) in expected.items():
+        if optional and name.endswith(optional):
+            continue  # constant buffers (the attention mask): rebuilt by the model, their layout differs by version
         if name not in found:
-            if optional and name.endswith(optional):
-                continue
             raise CheckpointError(f"{path}: tensor {name!r} is missing; this file is not from {what}")
         fd, fs = found[name]
         if fs != shape:
@@ -128,7 +115,7 @@ def check_header_shapes(found: dict[str, tuple[str, tuple[int, ...]]], expected:
                                   "different config?)")
         if fd != dtype:
             raise CheckpointError(f"{path}: tensor {name!r} is {_torch_name(fd)}, {what} needs {_torch_name(dtype)}")
-    extra = sorted(set(found) - set(expected))
+    extra = sorted(n for n in set(found) - set(expected) if not (optional and n.endswith(optional)))
     if extra:
         raise CheckpointError(f"{path}: unexpected tensor(s) {extra[:5]}; not a file of {what}")
 
@@ -143,9 +130,7 @@ def build_model(cfg: RunConfig, device: str = "cpu"):
 
     Attention and unembed biases are zero and frozen (``requires_grad=False``).
     """
-    # HookedTransformerConfig(seed=...) seeds torch's global RNG before init; seed explicitly
-    # as well so the init never depends on what ran before.
-    torch.manual_seed(cfg.model_seed)
+    # interp's init seeds torch's global RNG with the config's seed first, so it never depends on what ran before.
     model = model_from_kwargs(hooked_config_kwargs(cfg, device))
     freeze_biases(model)
     apply_attention_rate(model, cfg.attention_rate)
@@ -173,12 +158,12 @@ def apply_attention_rate(model, rate: float) -> None:
 
 
 def frozen_parameter_names(model) -> list[str]:
-    return [n for n, _ in model.named_parameters() if n.endswith(_FROZEN_SUFFIXES)]
+    return [n for n in tl.parameters(model) if n.endswith(_FROZEN_SUFFIXES)]
 
 
 def freeze_biases(model) -> None:
     with torch.no_grad():
-        for name, param in model.named_parameters():
+        for name, param in tl.parameters(model).items():
             if name.endswith(_FROZEN_SUFFIXES):
                 param.zero_()
                 param.requires_grad_(False)
@@ -194,15 +179,10 @@ def float64_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.T
 
 
 def has_hooks(model) -> bool:
-    """True when any forward or backward hook is attached to the model or any of its modules
-    (TransformerLens ``add_hook``, ``model.hooks(...)``, ``run_with_hooks`` and plain torch hooks), or globally."""
-    from torch.nn.modules import module as torch_module
-
-    if (torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks
-            or torch_module._global_backward_hooks):
-        return True
-    return any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks
-               or getattr(m, "_backward_pre_hooks", None) for m in model.modules())
+    """True when a user's forward or backward hook is attached to the model or any of its modules
+    (TransformerLens ``add_hook``, ``model.hooks(...)``, ``run_with_hooks`` and plain torch hooks), or globally;
+    TransformerLens 4's own capture hooks do not count."""
+    return tl.has_user_hooks(model)
 
 
 def training_logits(model, tokens: torch.Tensor) -> torch.Tensor:
@@ -219,7 +199,8 @@ def _supports_fast_forward(model) -> bool:
     """True when :func:`_fast_last_position_logits` computes the logits exactly without the full model."""
     c = model.cfg
     return (
-        c.n_layers == 1
+        tl.in_ht_layout(model)
+        and c.n_layers == 1
         and c.normalization_type is None
         and c.positional_embedding_type == "standard"
         and not c.attn_only
@@ -250,29 +231,31 @@ def _fast_last_position_logits(model, tokens: torch.Tensor) -> torch.Tensor:
     per (vocab token, position) and looks them up per row (an embedding lookup), instead of once per
     row and position.
     """
-    attn, mlp = model.blocks[0].attn, model.blocks[0].mlp
+    w = tl.parameters(model)  # the HookedTransformer-layout leaves, by their names, on both versions
     batch, n_ctx = tokens.shape
-    W_E, W_pos = model.embed.W_E, model.pos_embed.W_pos
+    W_E, W_pos = w["embed.W_E"], w["pos_embed.W_pos"]
     d_model = W_E.shape[1]
-    n_heads, d_head = attn.W_Q.shape[0], attn.W_Q.shape[2]
+    n_heads, d_head = w["blocks.0.attn.W_Q"].shape[0], w["blocks.0.attn.W_Q"].shape[2]
+    b_Q, b_K, b_V, b_O = (w[f"blocks.0.attn.b_{x}"] for x in "QKVO")
     # all heads in one matmul
-    W_K, W_V, W_Q = (einops.rearrange(W, "head d_model d_head -> d_model (head d_head)")
-                     for W in (attn.W_K, attn.W_V, attn.W_Q))
+    W_K, W_V, W_Q = (einops.rearrange(w[f"blocks.0.attn.W_{x}"], "head d_model d_head -> d_model (head d_head)")
+                     for x in "KVQ")
     keys, values = [], []
     for pos in range(n_ctx):
         table = W_E + W_pos[pos]  # residual stream before the block, for every token at this position
-        keys.append(F.embedding(tokens[:, pos], _bias(table @ W_K, attn.b_K.reshape(-1))))
-        values.append(F.embedding(tokens[:, pos], _bias(table @ W_V, attn.b_V.reshape(-1))))
+        keys.append(F.embedding(tokens[:, pos], _bias(table @ W_K, b_K.reshape(-1))))
+        values.append(F.embedding(tokens[:, pos], _bias(table @ W_V, b_V.reshape(-1))))
     last = tokens[:, -1]
     resid = F.embedding(last, table)  # (batch, d_model) at the last position
-    q = F.embedding(last, _bias(table @ W_Q, attn.b_Q.reshape(-1))).view(batch, 1, n_heads, d_head)
+    q = F.embedding(last, _bias(table @ W_Q, b_Q.reshape(-1))).view(batch, 1, n_heads, d_head)
     k = torch.stack(keys, dim=1).view(batch, n_ctx, n_heads, d_head)
     v = torch.stack(values, dim=1).view(batch, n_ctx, n_heads, d_head)
     # The last position attends to every position, so the causal mask removes nothing here.
-    pattern = ((q * k).sum(-1) / attn.attn_scale).softmax(dim=1)  # (batch, pos, head)
+    pattern = ((q * k).sum(-1) / tl.attn_scale(model, 0)).softmax(dim=1)  # (batch, pos, head)
     z = (pattern.unsqueeze(-1) * v).sum(dim=1).reshape(batch, n_heads * d_head)
-    resid = resid + _bias(z @ attn.W_O.reshape(n_heads * d_head, d_model), attn.b_O)
-    pre = torch.addmm(mlp.b_in, resid, mlp.W_in)
+    resid = resid + _bias(z @ w["blocks.0.attn.W_O"].reshape(n_heads * d_head, d_model), b_O)
+    pre = torch.addmm(w["blocks.0.mlp.b_in"], resid, w["blocks.0.mlp.W_in"])
     post = F.relu(pre) if model.cfg.act_fn == "relu" else F.gelu(pre)
-    resid = resid + torch.addmm(mlp.b_out, post, mlp.W_out)
-    return _bias(resid @ model.unembed.W_U, model.unembed.b_U)
+    resid = resid + torch.addmm(w["blocks.0.mlp.b_out"], post, w["blocks.0.mlp.W_out"])
+    return _bias(resid @ w["unembed.W_U"], w["unembed.b_U"])
+

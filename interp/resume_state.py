@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from . import tl
 from .errors import CheckpointError
 from .runs import check_tensors
 
@@ -56,7 +57,7 @@ def check_resume_tensors(tensors: dict[str, torch.Tensor], model: torch.nn.Modul
     At step 0 no update has been made, so the optimiser has no state to hold.
     """
     model_t = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    check_tensors(model_t, model.state_dict(), path, what="this run's model (model.* tensors)",
+    check_tensors(model_t, tl.state_dict(model), path, what="this run's model (model.* tensors)",
                   optional=("IGNORE", "mask"))
     optim_t = {k: v for k, v in tensors.items() if k.startswith("optim.")}
     if step == 0:

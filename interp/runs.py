@@ -42,6 +42,7 @@ from typing import Any, Iterator
 import pandas as pd
 import torch
 
+from . import tl
 from .config import RunConfig
 from .errors import CheckpointError, ConfigError, RunFormatError, RunLockedError
 from .files import (atomic_write_text, one_line, read_json, read_limited, read_safetensors, read_safetensors_header,
@@ -713,7 +714,7 @@ class Run:
         check_header_shapes(shapes, self.model_shapes, path, what="this run's model", optional=("IGNORE", "mask"))
         self._check_identity(path, meta, step)
         tensors, _ = read_safetensors(path)
-        check_state_dict(tensors, self._empty_template().state_dict(), path)
+        check_state_dict(tensors, tl.state_dict(self._empty_template()), path)
         return tensors
 
     @property
@@ -742,7 +743,7 @@ class Run:
         check_device(device)
         tensors = self.state_dict(step)
         model = self.empty_model(device)
-        model.load_state_dict(tensors, strict=False)
+        tl.load_state_dict(model, tensors, strict=False)
         model.eval()
         return model
 

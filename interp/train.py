@@ -32,6 +32,7 @@ from typing import Any, Callable
 
 import torch
 
+from . import tl
 from .config import RunConfig, preset_names
 from .errors import ConfigError, RunFormatError, TrainingError
 from .files import prepare_out_dir
@@ -202,7 +203,7 @@ class _Trainer:
     def __init__(self, cfg: RunConfig, out: Path, device: str, run: Run | None, state: dict | None, threads: int):
         self.cfg, self.out, self.device = cfg, out, device
         self.model = build_model(cfg, device)
-        self.params = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+        self.params = {n: p for n, p in tl.parameters(self.model).items() if p.requires_grad}
         self.opt = make_optimiser(cfg, self.params.values())
         self.opt_keys = optimiser_state_keys(cfg)
         self.grad_filter = GradFilter.from_config(cfg)
@@ -308,7 +309,7 @@ class _Trainer:
     def save(self, t: int, force: bool = False) -> None:
         """Checkpoint at the scheduled steps; metrics and resume state at those and every RESUME_EVERY steps."""
         if t in self.save_at or force:
-            self.run_dir.save_checkpoint(t, self.model.state_dict())
+            self.run_dir.save_checkpoint(t, tl.state_dict(self.model))
         if t in self.save_at or force or t % RESUME_EVERY == 0:
             self.run_dir.write_metrics(self.rows)
             self.run_dir.save_resume(t, self._resume_tensors(), metadata=self.resume_metadata())
@@ -333,7 +334,7 @@ class _Trainer:
 
     def _resume_tensors(self) -> dict[str, torch.Tensor]:
         """Model, optimiser, gradient-filter and minibatch state (named as in :mod:`interp.optim`)."""
-        tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in tl.state_dict(self.model).items()}
         tensors.update(optimiser_state_tensors(self.opt, self.params, self.opt_keys))
         if self.grad_filter.active:
             tensors.update(self.grad_filter.state_tensors())
@@ -353,7 +354,7 @@ class _Trainer:
                              self.start, self.start, path)
         sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         try:
-            self.model.load_state_dict(sd)
+            tl.load_state_dict(self.model, sd)
         except RuntimeError as e:
             raise RunFormatError(f"{path}: resume state does not fit the run's model "
                                  f"({str(e).splitlines()[0]})") from None

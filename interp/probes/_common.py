@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from .. import tl
 from ..errors import ProbeError
 from ..model import float64_cross_entropy
 from ..tasks import Task
@@ -23,14 +24,19 @@ def hook_post(layer: int) -> str:
 
 
 def is_model(x: Any) -> bool:
-    return isinstance(x, torch.nn.Module) and hasattr(x, "cfg")
+    return tl.is_model(x)
 
 
 def check_model(model: Any, task: Task, where: str) -> None:
-    """The model must read the task's inputs (n_ctx positions, its vocabulary, '=' at the right id) and predict
+    """The model must be one the measures cover (a HookedTransformer, or a TransformerLens-native
+    TransformerBridge) and read the task's inputs (n_ctx positions, its vocabulary, '=' at the right id) and predict
     its p classes; a mismatch is one line naming both."""
     if not is_model(model):
-        raise ProbeError(f"{where}: expected a HookedTransformer (or a logits tensor), got {type(model).__name__}")
+        raise ProbeError(f"{where}: expected a HookedTransformer or TransformerBridge (or a logits tensor), got "
+                         f"{type(model).__name__}")
+    reason = tl.unsupported(model)
+    if reason:
+        raise ProbeError(f"{where}: not measurable: {reason}")
     c = model.cfg
     want = (f"the task {task.op} mod {task.p} feeds {task.input_format} (n_ctx={task.n_ctx}, d_vocab={task.d_vocab}) "
             f"and predicts {task.p} classes")

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .. import fourier
+from .. import fourier, tl
 from ..errors import ProbeError
 from ..tasks import Task
 from ._common import check_layer, check_model, logits_and_neuron_acts
@@ -135,10 +135,11 @@ def logit_map(model, layer: int | None = None, where: str = "W_L") -> torch.Tens
     with torch.no_grad():
         W_out = model.blocks[layer].mlp.W_out.detach().to("cpu", torch.float64)  # (d_mlp, d_model)
         W_U = model.W_U.detach().to("cpu", torch.float64)  # (d_model, d_vocab_out)
-        ln = getattr(model, "ln_final", None)
-        w = getattr(ln, "w", None)
-        if ln is not None and not isinstance(ln, torch.nn.Identity):
-            if "RMS" not in type(ln).__name__:  # LayerNorm centres the residual stream; RMS norm does not
+        # a bridge's ln_final wraps nn.Identity in a model without LayerNorm: ask the seam, not the attribute
+        norm = tl.final_norm(model)
+        if norm is not None:
+            kind, w = norm
+            if kind != "RMS":  # LayerNorm centres the residual stream; RMS norm does not
                 W_out = W_out - W_out.mean(1, keepdim=True)
             if w is not None:
                 W_out = W_out * w.detach().to("cpu", torch.float64)
@@ -157,8 +158,8 @@ def fourier_norms(model: Any, task: Task | None = None, per_frequency: bool = Fa
     each is (n//2,): sqrt(|cos k|^2 + |sin k|^2) for k = 1..n//2. Float64 tensors on the CPU. An
     attention-only model has no W_L (only ``"W_E"`` is returned).
     """
-    if not (isinstance(model, torch.nn.Module) and hasattr(model, "cfg")):
-        raise ProbeError(f"fourier_norms: expected a HookedTransformer, got {type(model).__name__}")
+    if not tl.is_model(model):
+        raise ProbeError(f"fourier_norms: expected a TransformerLens model, got {type(model).__name__}")
     if isinstance(task, bool):
         raise ProbeError("fourier_norms: the second argument is the task; pass per_frequency= by name")
     if task is None:

@@ -34,6 +34,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .. import tl
 from ..errors import ProbeError
 from ..tasks import SPLITS, Task
 from ._common import check_model, model_device
@@ -188,13 +189,16 @@ def estimate_llc(model: torch.nn.Module, input_ids: torch.Tensor,
     if n < 1:
         raise ProbeError(f"{where}: no data to sample on")
     batch = min(s.batch_size, n)
-    params = {name: None for name, p in model.named_parameters() if p.requires_grad}
+    # SGLD draws noise per parameter in this order and shape: on a TransformerLens model, the HookedTransformer
+    # order and layout on both versions (a bridge built by interp holds its weights in that layout), so the
+    # estimate does not depend on the TransformerLens version.
+    params = _sampled_parameters(model)
     if not params:
         raise ProbeError(f"{where}: the model has no trainable parameter (requires_grad) to sample")
     t0 = time.perf_counter()
     quiet = contextlib.nullcontext() if progress else contextlib.redirect_stderr(io.StringIO())
     with tempfile.TemporaryDirectory(prefix="interp-llc-") as tmp, _rng_kept(), _gc_frozen(), quiet, \
-            warnings.catch_warnings(record=True) as caught:
+            tl.copyable(model), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         samples = sample(model, _Rows(input_ids), {}, lr=s.epsilon, n_beta=s.n_beta, localization=s.gamma,
                          param_masks=params, num_chains=s.chains, num_draws=s.draws, num_burnin_steps=s.burn_in,
@@ -229,6 +233,15 @@ def estimate_llc(model: torch.nn.Module, input_ids: torch.Tensor,
         warnings.warn(f"{where}: LLC {estimate:.4g} failed a health check: {'; '.join(problems)}", LLCWarning,
                       stacklevel=3)
     return result
+
+
+def _sampled_parameters(model: torch.nn.Module) -> dict[str, None]:
+    """devinterp's param_masks: the model's own names of its trainable parameters, in HookedTransformer order on a
+    TransformerLens model (named_parameters() order otherwise)."""
+    own = dict(model.named_parameters())
+    names = list(tl.sampler_names(model).values()) if tl.is_model(model) else list(own)
+    names += [n for n in own if n not in names]
+    return {name: None for name in names if own[name].requires_grad}
 
 
 def task_rows(task: Task, split: str) -> torch.Tensor:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import tl
 from ..errors import ProbeError
 from .frequencies import fourier_norms
 
@@ -73,6 +74,6 @@ def sum_squared_weights(model: Any, per_tensor: bool = False, *, include_norm: b
         raise ProbeError(f"sum_squared_weights: expected a model (torch.nn.Module), got {type(model).__name__}")
     with torch.no_grad():
         sums = {name: float(p.detach().to(torch.float64).square().sum())
-                for name, p in model.named_parameters()
+                for name, p in tl.parameters(model).items()
                 if p.requires_grad and (include_norm or not is_norm_parameter(name))}
     return sums if per_tensor else float(sum(sums.values()))

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
-from .. import probes
+from .. import probes, tl
 from ..errors import ConfigError
 from ..progress import Progress
 from ..tasks import Task
@@ -44,7 +44,10 @@ def model_p(model) -> int:
     """p of a modular-arithmetic model: inputs are the p residues and '=' (token id p), n_ctx = 3."""
     cfg = getattr(model, "cfg", None)
     if cfg is None:
-        raise ConfigError(f"expected a HookedTransformer, got {type(model).__name__}")
+        raise ConfigError(f"expected a HookedTransformer or TransformerBridge, got {type(model).__name__}")
+    reason = tl.unsupported(model)
+    if reason:
+        raise ConfigError(f"not measurable: {reason}")
     if cfg.d_vocab_out != cfg.d_vocab - 1 or cfg.n_ctx != 3:
         raise ConfigError(f"the model has d_vocab={cfg.d_vocab}, d_vocab_out={cfg.d_vocab_out}, n_ctx={cfg.n_ctx}; "
                           "expected a modular-arithmetic model ([a, b, =] inputs, d_vocab = p + 1)")
