@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export MPLBACKEND=Agg
 
-MAIN_PY="$(python3 -c 'import sys; print(sys.executable)')"
+# the main run's interpreter: uv's .venv (the Quick start's environment) when there is one
+if [ -x .venv/bin/python ]; then MAIN_PY="$PWD/.venv/bin/python"; else MAIN_PY="$(python3 -c 'import sys; print(sys.executable)')"; fi
 VENV="${TL4_VENV:-.venv-tl4}"
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
