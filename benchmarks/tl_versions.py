@@ -60,7 +60,7 @@ def main() -> None:
         from safetensors.torch import load_file
 
         last = f"step_{a.steps:06d}.safetensors"
-        same = all((load_file(Path(tmp) / f"r0-0" / last)[k] == v).all()
+        same = all((load_file(Path(tmp) / "r0-0" / last)[k] == v).all()
                    for k, v in load_file(Path(tmp) / "r0-1" / last).items())
     (v1, t1), (v2, t2) = sorted(times.items())
     m1, m2 = statistics.median(t1), statistics.median(t2)

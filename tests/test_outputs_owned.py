@@ -174,7 +174,7 @@ def test_the_sweep_worker_reads_a_runs_state_through_interp_runs(two_runs, tmp_p
 def test_a_measure_into_an_out_another_command_holds_is_refused(two_runs, tmp_path, capsys):
     from interp.files import OutputLock
 
-    root, runs = two_runs
+    _root, runs = two_runs
     out = tmp_path / "m"
     with OutputLock(out):  # another `interp measure --out M` (or report) at work
         assert main(["measure", str(runs["a"].path), "--out", str(out), "--key-freqs", "1", "--quiet"]) == 1
@@ -200,7 +200,7 @@ def test_a_report_into_an_out_another_report_holds_leaves_its_staging_alone(two_
 
 
 def test_a_users_own_measures_csv_is_not_overwritten_without_force(two_runs, tmp_path, capsys):
-    root, runs = two_runs
+    _root, runs = two_runs
     out = tmp_path / "mine"
     out.mkdir()
     (out / "measures.csv").write_text("step,my_numbers\n0,42\n")
