@@ -410,7 +410,8 @@ def test_measure_run_with_an_empty_key_set_fills_nan(probe_run):
 def test_save_and_load_measures_round_trip(probe_run, measured, tmp_path):
     out = tmp_path / "probes" / probe_run.name
     probes.save_measures(measured, out)
-    assert sorted(f.name for f in out.iterdir()) == ["measures.csv", "measures.json"]
+    # the pair, and the marker that says interp wrote this directory (so a later `interp measure` may replace it)
+    assert sorted(f.name for f in out.iterdir()) == [".interp-measures", "measures.csv", "measures.json"]
     meta = json.loads((out / "measures.json").read_text())
     assert meta["key_frequencies"] == measured.key_frequencies
     assert meta["rule"] == "neurons" and meta["threshold"] == 0.5 and meta["key_frequency_step"] == 400
