@@ -31,8 +31,9 @@ import torch
 from ..errors import ProbeError
 from ..irreps import IrrepBasis, irrep_basis
 from ..tasks import Task
-from ._common import accuracy, check_layer, check_model, cross_entropy, logits_and_neuron_acts, logits_of
+from ._common import check_layer, check_model, logits_and_neuron_acts, logits_of
 from .frequencies import logit_map
+from .losses import KeyProjection, Score
 from .sparsity import gini
 
 __all__ = ["irrep_basis_of", "irrep_norms", "neuron_irrep_shares", "irrep_neuron_clusters", "key_irreps",
@@ -163,8 +164,9 @@ def _check_keys(keys: Iterable[str], basis: IrrepBasis, where: str) -> list[str]
     return [basis.names[i] for i in idx]
 
 
-class IrrepDecomposition:
-    """The logits split along the key irreps' directions on the pair grid, computed once for every loss.
+class IrrepDecomposition(KeyProjection):
+    """The logits split along the key irreps' directions on the pair grid, computed once for every loss (the
+    projection mechanism is :class:`interp.probes.losses.KeyProjection`, shared with the Fourier measures).
 
     L: (n_pairs, p) float64; key irreps S (names). ``G`` = L on the group's pairs in group order (n*n, p); the
     directions are the functions (i, j) -> u(i j) / sqrt(n) for u in an orthonormal basis of V_rho, rho in S
@@ -179,63 +181,33 @@ class IrrepDecomposition:
         self.G = L[task.composition_idx]
         self.labels = task.labels()[task.composition_idx]
         table = torch.as_tensor(task.finite_group.table).reshape(-1)  # (n*n,) element i*j
-        Q = _Q(self.basis, L.dtype)
-        self.rows_of = {k: list(self.basis.rows_of[self.basis.index(k)]) for k in self.keys}
-        rows = [r for k in self.keys for r in self.rows_of[k]]
-        self.D = Q[rows][:, table] / math.sqrt(n)  # (r, n*n)
-        self.own = {}
-        pos = 0
+        basis_rows = {k: list(self.basis.rows_of[self.basis.index(k)]) for k in self.keys}  # rows of Q
+        self.D = _Q(self.basis, L.dtype)[[r for k in self.keys for r in basis_rows[k]]][:, table] / math.sqrt(n)
+        self.rows_of, pos = {}, 0  # rows of D
         for k in self.keys:
-            self.own[k] = list(range(pos, pos + len(self.rows_of[k])))
-            pos += len(self.rows_of[k])
-        self.coef = self.D @ self.G  # (r, p)
-        self.projected = self.D.T @ self.coef
+            self.rows_of[k] = list(range(pos, pos + len(basis_rows[k])))
+            pos += len(basis_rows[k])
+        self._project()
 
-    @property
-    def restricted_logits(self) -> torch.Tensor:
-        return self.projected + self.G.mean(0, keepdim=True)
-
-    @property
-    def excluded_logits(self) -> torch.Tensor:
-        return self.G - self.projected
-
-    def _pos(self, split: str) -> torch.Tensor:
+    def _positions(self, split: str) -> torch.Tensor:
         member = torch.zeros(self.task.n_pairs, dtype=torch.bool)
         member[self.task.split_idx(split)] = True
         return member[self.task.composition_idx].nonzero().squeeze(1)
 
-    def _score(self, logits: torch.Tensor, split: str) -> tuple[float, float]:
-        pos = self._pos(split)
-        return cross_entropy(logits[pos], self.labels[pos]), accuracy(logits[pos], self.labels[pos])
-
-    def restricted(self, split: str = "all") -> tuple[float, float]:
-        """(loss, accuracy) of the restricted logits P_S G + mean over pairs of G on ``split``."""
-        return self._score(self.restricted_logits, split)
-
-    def excluded(self, split: str = "train") -> tuple[float, float]:
-        """(loss, accuracy) of the excluded logits (I - P_S) G on ``split``."""
-        return self._score(self.excluded_logits, split)
-
     def excluded_per_irrep(self, split: str = "train") -> dict[str, float]:
         """``{irrep: loss}`` after removing only that key irrep's directions."""
-        pos = self._pos(split)
-        out = {}
-        for k in self.keys:
-            pick = self.own[k]
-            without = self.G[pos] - self.D[pick][:, pos].T @ self.coef[pick]
-            out[k] = cross_entropy(without, self.labels[pos])
-        return out
+        return self._excluded_per_key(split)
 
 
-def irrep_restricted(model_or_logits: Any, task: Task, keys: Iterable[str], split: str = "all") -> tuple[float, float]:
-    """(loss, accuracy) of the logits restricted to the key irreps (default: all pairs)."""
+def irrep_restricted(model_or_logits: Any, task: Task, keys: Iterable[str], split: str = "all") -> Score:
+    """``Score(loss, accuracy)`` of the logits restricted to the key irreps (default: all pairs)."""
     task.split_idx(split)
     return IrrepDecomposition(logits_of(model_or_logits, task, "irrep_restricted"), task, keys,
                               "irrep_restricted").restricted(split)
 
 
-def irrep_excluded(model_or_logits: Any, task: Task, keys: Iterable[str], split: str = "train") -> tuple[float, float]:
-    """(loss, accuracy) of the logits with the key irreps removed (default: the training pairs)."""
+def irrep_excluded(model_or_logits: Any, task: Task, keys: Iterable[str], split: str = "train") -> Score:
+    """``Score(loss, accuracy)`` of the logits with the key irreps removed (default: the training pairs)."""
     task.split_idx(split)
     return IrrepDecomposition(logits_of(model_or_logits, task, "irrep_excluded"), task, keys,
                               "irrep_excluded").excluded(split)

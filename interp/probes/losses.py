@@ -70,13 +70,68 @@ def train_test_metrics(model_or_logits: Any, task: Task) -> dict[str, float]:
     return out
 
 
-class Decomposition:
-    """The logits split along the key directions, computed once and shared by every restricted/excluded measure.
+class KeyProjection:
+    """Logits on a group's pairs split along orthonormal key directions: the mechanism every restricted/excluded
+    measure shares, whatever basis the directions come from (Fourier frequencies, irreps).
+
+    Set by a subclass: ``task``; ``G`` (n*n, p) the logits on the group's pairs in group order; ``labels`` (n*n,);
+    ``D`` (r, n*n) the key directions, orthonormal rows; ``rows_of`` {key: rows of D}. :meth:`_project` then
+    computes ``coef`` = D G (r, p) and the projection P_S G (n*n, p), never a (n*n, n*n) matrix.
+    """
+
+    task: Task
+    G: torch.Tensor
+    labels: torch.Tensor
+    D: torch.Tensor
+    rows_of: dict
+
+    def _project(self) -> None:
+        self.coef = self.D @ self.G  # (r, p)
+        self.projected = self.D.T @ self.coef  # P_S G, (n*n, p)
+
+    @property
+    def restricted_logits(self) -> torch.Tensor:
+        """``P_S G + mean over the group's pairs of G``, (n*n, p)."""
+        return self.projected + self.G.mean(0, keepdim=True)
+
+    @property
+    def excluded_logits(self) -> torch.Tensor:
+        """``(I - P_S) G``, (n*n, p)."""
+        return self.G - self.projected
+
+    def _positions(self, split: str) -> torch.Tensor:
+        """Rows of ``G`` (positions in group order) that belong to ``split``."""
+        return self.task.circuit_split(split)
+
+    def _score(self, logits: torch.Tensor, split: str) -> Score:
+        pos = self._positions(split)
+        return Score(cross_entropy(logits[pos], self.labels[pos]), accuracy(logits[pos], self.labels[pos]))
+
+    def restricted(self, split: str = "all") -> Score:
+        return self._score(self.restricted_logits, split)
+
+    def excluded(self, split: str = "train") -> Score:
+        return self._score(self.excluded_logits, split)
+
+    def _excluded_per_key(self, split: str) -> dict:
+        """``{key: loss}`` on the group's pairs of ``split`` after removing only that key's directions."""
+        pos = self._positions(split)
+        labels, rows = self.labels[pos], self.G[pos]
+        out = {}
+        for k, pick in self.rows_of.items():
+            without_k = torch.addmm(rows, self.D[pick][:, pos].T, self.coef[pick], alpha=-1)
+            out[k] = cross_entropy(without_k, labels)
+        return out
+
+
+class Decomposition(KeyProjection):
+    """The logits split along the key frequencies' directions, computed once and shared by every restricted/excluded
+    measure.
 
     L: (n_pairs, p) float64; key_freqs: the key set S (non-empty), frequencies of the task's group. ``G`` is
     L on the group's pairs in group order, (n*n, p); ``coef`` holds the inner products of its columns with the
-    key directions, (2|S|, p) (the Nyquist frequency of an even n has one direction); the projection P_S G is
-    (n*n, p), never a (n*n, n*n) matrix. Restricted and excluded scores are over the group's pairs of a split.
+    key directions, (2|S|, p) (the Nyquist frequency of an even n has one direction). Restricted and excluded
+    scores are over the group's pairs of a split.
     """
 
     def __init__(self, L: torch.Tensor, task: Task, key_freqs: Iterable[int], where: str = "Decomposition"):
@@ -90,39 +145,11 @@ class Decomposition:
         self.labels = task.labels()[task.circuit_idx]
         self.D = fourier.key_directions(g.order, freqs, L.dtype, sign=g.sign)  # (2|S| or less, n*n)
         self.rows_of = fourier.direction_rows(g.order, freqs)[1]
-        self.coef = self.D @ self.G  # (2|S|, p)
-        self.projected = self.D.T @ self.coef  # P_S G, (n*n, p)
-
-    @property
-    def restricted_logits(self) -> torch.Tensor:
-        """``P_S G + mean over the group's pairs of G``, (n*n, p)."""
-        return self.projected + self.G.mean(0, keepdim=True)
-
-    @property
-    def excluded_logits(self) -> torch.Tensor:
-        """``(I - P_S) G``, (n*n, p)."""
-        return self.G - self.projected
-
-    def _score(self, logits: torch.Tensor, split: str) -> Score:
-        pos = self.task.circuit_split(split)
-        return Score(cross_entropy(logits[pos], self.labels[pos]), accuracy(logits[pos], self.labels[pos]))
-
-    def restricted(self, split: str = "all") -> Score:
-        return self._score(self.restricted_logits, split)
-
-    def excluded(self, split: str = "train") -> Score:
-        return self._score(self.excluded_logits, split)
+        self._project()
 
     def excluded_per_frequency(self, split: str = "train") -> dict[int, float]:
         """``{k: loss}`` on the group's pairs of ``split`` after removing only frequency k's directions."""
-        pos = self.task.circuit_split(split)
-        labels, rows = self.labels[pos], self.G[pos]
-        out = {}
-        for k in self.freqs:
-            pick = self.rows_of[k]
-            without_k = torch.addmm(rows, self.D[pick][:, pos].T, self.coef[pick], alpha=-1)
-            out[k] = cross_entropy(without_k, labels)
-        return out
+        return self._excluded_per_key(split)
 
 
 def decompose(model_or_logits: Any, task: Task, key_freqs: Iterable[int], split: str = "all",
