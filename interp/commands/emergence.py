@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import textwrap
 from pathlib import Path
 
 import pandas as pd
@@ -18,10 +17,10 @@ import pandas as pd
 from ..cli_types import int_at_least
 from ..errors import ConfigError
 from ..files import atomic_write_text, prepare_out_dir
+from .text import COLUMNS, emit as _emit, print_table as _print_table
 
 __all__ = ["add_parser", "command", "report_command", "check_report_args", "is_sweep_dir", "COLUMNS"]
 
-COLUMNS = 100  # the terminal width every line fits unless --wide
 
 
 def is_sweep_dir(path: Path) -> bool:
@@ -51,31 +50,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="bootstrap resamples (default: the protocol's 2000)")
     e.add_argument("--out", type=Path, metavar="DIR", help="also write every table as CSV into DIR")
     return e
-
-
-def _emit(text: str, wide: bool) -> None:
-    for line in text.splitlines() or [""]:
-        if wide or len(line) <= COLUMNS:
-            print(line)
-        else:
-            print("\n".join(textwrap.wrap(line, COLUMNS, subsequent_indent="    ", break_long_words=True)))
-
-
-def _print_table(title: str, df, wide: bool, columns=None) -> None:
-    """A table as aligned columns when it fits 100 columns (or with --wide), else one wrapped record per row."""
-    _emit(f"\n== {title}", wide)
-    if df is None or not len(df):
-        print("(none)")
-        return
-    cols = [c for c in (columns or df.columns) if c in df.columns]
-    with pd.option_context("display.width", 10_000, "display.max_columns", 100, "display.max_colwidth", 200):
-        text = df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}")
-    if wide or max(len(x) for x in text.splitlines()) <= COLUMNS:
-        _emit(text, True)
-        return
-    for _, r in df[cols].iterrows():
-        vals = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in r.tolist()]
-        _emit(f"- {vals[0]}: " + "; ".join(f"{c} {v}" for c, v in zip(cols[1:], vals[1:])), wide)
 
 
 def _write(out: Path, tables: dict[str, pd.DataFrame]) -> list[Path]:

@@ -6,7 +6,9 @@ A sweep that varies the optimiser fields (``optimiser``, ``weight_decay``, ``lr`
 preset and base: AdamW, its lr and weight decay, no filter). For each setting and arm, the Kaplan-Meier
 median of ``t_mem``, ``t90`` and ``t99`` with a 95 % paired seed-bootstrap interval; the speed-up of each arm
 over the baseline (baseline median / arm median) and of each filter arm over its learning-rate control
-(lr x (1 + lambda), no filter); phase durations from ``probes.phases``; the final circuit.
+(lr x (1 + lambda), no filter) and its weight-decay-matched control (also wd / (1 + lambda)); where the sweep has
+an lr grid for the filter and for the unfiltered optimiser, the best tuned filter against the best tuned baseline,
+the tuning repeated in every resample (protocol v2 §2); phase durations from ``probes.phases``; the final circuit.
 
 >>> c = compare("sweeps/grokfast-small")        # doctest: +SKIP
 >>> c.speedups[c.speedups.event == "t99"]       # doctest: +SKIP
@@ -30,7 +32,7 @@ from .bootstrap import interval as _interval
 from .protocol import BOOT_SEED, N_BOOT
 
 __all__ = ["compare", "Comparison", "km_median_weighted", "arm_label", "answer_words", "ARM_FIELDS",
-           "GROKFAST_EVENTS", "PRIMARY", "NON_SUPERIORITY_MARGIN"]
+           "GROKFAST_EVENTS", "PRIMARY", "NON_SUPERIORITY_MARGIN", "TUNED"]
 
 # the fields whose combination is an arm; every other varied field (not a seed) is a setting
 ARM_FIELDS = ("optimiser", "weight_decay", "lr", "grad_filter", "grad_filter_alpha", "grad_filter_lambda",
@@ -132,6 +134,7 @@ class Comparison:
     baseline: str
     cpu_seconds: float | None
     notes: list[str] = field(default_factory=list)
+    tuned: pd.DataFrame = field(default_factory=pd.DataFrame)  # setting, family, arm, chosen, share_of_resamples
 
     def markdown_table(self) -> str:
         """Per setting and arm: the KM medians of t_mem, t90 and t99 with intervals, and the t99 speed-up over the
@@ -152,7 +155,14 @@ class Comparison:
                 r = m.loc[(setting, arm, e)]
                 cells.append(fmt(r["median"], r["ci_low"], r["ci_high"], r["budget"])
                              + (f" ({int(r['n_reached'])})" if e == PRIMARY else ""))
-            if (setting, arm) in sp.index:
+            tuned = self.speedups[(self.speedups["arm"] == arm) & (self.speedups["setting"] == setting)
+                                  & (self.speedups["event"] == PRIMARY)] if arm.endswith(TUNED) else None
+            if tuned is not None and len(tuned):
+                r = tuned.iloc[0]
+                ratio = f"{r['ratio']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}] over {r['versus']}"
+            elif tuned is not None:
+                ratio = "(the tuned baseline)"
+            elif (setting, arm) in sp.index:
                 r = sp.loc[(setting, arm)]
                 ratio = "-" if math.isnan(r["ratio"]) else f"{r['ratio']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
             else:
@@ -179,7 +189,7 @@ class Comparison:
                                  f"({r['answer']})")
             tail = ""
             if not (g["versus"].str.contains(" lr x", regex=False) & (g["versus"] != self.baseline)).any() \
-                    and arm.startswith(self.baseline.split()[0]):
+                    and arm.startswith(self.baseline.split()[0]) and not arm.endswith(TUNED):
                 tail = "; no lr control in this sweep"
             out.append(f"{setting}: {arm}: {event} " + "; ".join(parts) + tail)
         return out
@@ -295,6 +305,42 @@ def _jaccard(a, b) -> float:
     return len(sa & sb) / len(sa | sb) if sa | sb else math.nan
 
 
+TUNED = ", tuned lr"  # the label suffix of a tuned family: "AdamW + EMA l=2, tuned lr" against "AdamW, tuned lr"
+
+
+def _tuning_families(g: pd.DataFrame, arms: list[str], arm_fields: list[str], base: RunConfig) -> dict:
+    """Protocol v2 §2's lr grids: each filter family (filter arms equal but for lr, at two lrs or more) and the
+    unfiltered arms at the same lrs (the baseline grid; at least two of them). ``{(label, reference label):
+    (filter arms, baseline arms)}``, each list in the order of the lrs."""
+    fields_of = {a: {f: g[g["arm"] == a].iloc[0][f] for f in arm_fields} for a in arms}
+    families: dict[str, dict[float, str]] = {}
+    for a, fields in fields_of.items():
+        if fields.get("grad_filter", base.grad_filter) == "none":
+            continue
+        rest = {k: v for k, v in fields.items() if k != "lr"}
+        families.setdefault(arm_label(rest, base), {})[float(fields.get("lr", base.lr))] = a
+    out = {}
+    for name, by_lr in families.items():
+        if len(by_lr) < 2:
+            continue
+        lrs = sorted(by_lr)
+        rest = {k: v for k, v in fields_of[by_lr[lrs[0]]].items() if k != "lr"}
+        ref = {lr: arm_label({**rest, "grad_filter": "none", "lr": lr}, base) for lr in lrs}
+        ref_arms = [ref[lr] for lr in lrs if ref[lr] in arms]
+        if len(ref_arms) < 2:
+            continue
+        ref_name = arm_label({**rest, "grad_filter": "none"}, base)
+        out[name + TUNED, ref_name + TUNED] = ([by_lr[lr] for lr in lrs], ref_arms)
+    return out
+
+
+def _tuned_pick(t99_medians: np.ndarray) -> np.ndarray:
+    """Per column (resample) of ``(k arms, b)`` KM medians of t99, the index of the arm with the smallest one (an
+    infinite median never beats a finite one; ties go to the first arm, the smallest lr). ``-> (b,)``"""
+    m = np.where(np.isnan(t99_medians), math.inf, t99_medians)
+    return np.argmin(m, axis=0)
+
+
 def compare(sweep, n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> Comparison:
     """The protocol's comparison of every arm with the baseline (and each filter arm with its lr control)."""
     tables = as_tables(sweep)
@@ -307,7 +353,7 @@ def compare(sweep, n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> Comparison:
         raise RunFormatError(f"{tables.path or 'sweep'}: no baseline arm ({baseline}: the spec's own optimiser, lr "
                              f"{base.lr:g}, weight decay {base.weight_decay:g}, no filter) among the arms "
                              f"{sorted(set(runs['arm']))}")
-    med_rows, sp_rows, ph_rows, circ_rows = [], [], [], []
+    med_rows, sp_rows, ph_rows, circ_rows, tuned_rows = [], [], [], [], []
     for setting, g in runs.groupby("setting", sort=False):
         seeds = sorted(g["seed"].unique().tolist())
         w = _seed_weights(len(seeds), n_boot, seed)
@@ -327,7 +373,7 @@ def compare(sweep, n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> Comparison:
                 med_rows.append({"setting": setting, "arm": a, "event": e, "n_runs": int(present.sum()),
                                  "n_reached": int(o.sum()), "median": float(m[0]), "ci_low": lo, "ci_high": hi,
                                  "budget": float(d["n_steps"].max() if "n_steps" in d.columns else base.n_steps)})
-        controls, unfiltered = {}, {}
+        controls, unfiltered, arms_with_refs = {}, {}, []
         for a in arms:
             fields = {f: g[g["arm"] == a].iloc[0][f] for f in arm_fields}
             if fields.get("grad_filter", base.grad_filter) == "none":
@@ -346,9 +392,25 @@ def compare(sweep, n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> Comparison:
             bare = arm_label({**fields, "grad_filter": "none"}, base)  # the same optimiser without the filter
             if bare != baseline and bare in arms:
                 unfiltered[a] = bare
-        for a in arms:
-            for versus in ([baseline] if a != baseline else []) + ([unfiltered[a]] if a in unfiltered else []) + (
-                    controls.get(a, [])):
+        for (label, ref_label), (fam, ref_fam) in _tuning_families(g, arms, arm_fields, base).items():
+            # protocol v2 §2: within each family the arm with the smallest KM median t99 is the tuned arm, chosen
+            # again in every resample (row 0: on the data), so the interval carries the optimism of tuning
+            for lab, members in ((label, fam), (ref_label, ref_fam)):
+                pick = _tuned_pick(np.stack([meds[a, PRIMARY] for a in members]))
+                for e in GROKFAST_EVENTS:
+                    meds[lab, e] = np.stack([meds[a, e] for a in members])[pick, np.arange(len(pick))]
+                    lo, hi = _interval(meds[lab, e][1:])
+                    chosen = next(r for r in med_rows if r["setting"] == setting and r["arm"] == members[pick[0]]
+                                  and r["event"] == e)
+                    med_rows.append({**chosen, "arm": lab, "median": float(meds[lab, e][0]), "ci_low": lo,
+                                     "ci_high": hi})
+                shares = np.bincount(pick[1:], minlength=len(members)) / max(len(pick) - 1, 1)
+                tuned_rows += [{"setting": setting, "family": lab, "arm": a, "chosen": j == pick[0],
+                                "share_of_resamples": float(x)} for j, (a, x) in enumerate(zip(members, shares))]
+            arms_with_refs.append((label, [ref_label]))
+        for a, refs in arms_with_refs + [(a, ([baseline] if a != baseline else []) + (
+                [unfiltered[a]] if a in unfiltered else []) + controls.get(a, [])) for a in arms]:
+            for versus in refs:
                 for e in GROKFAST_EVENTS:
                     r = _ratio(meds[versus, e], meds[a, e])
                     lo, hi = _interval(r[1:])
@@ -396,5 +458,5 @@ def compare(sweep, n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> Comparison:
                                   "median": float(m[0]), "ci_low": lo, "ci_high": hi})
     return Comparison(runs=runs, medians=pd.DataFrame(med_rows), speedups=pd.DataFrame(sp_rows),
                       phases=pd.DataFrame(ph_rows), circuit=pd.DataFrame(circ_rows), baseline=baseline,
-                      cpu_seconds=_cpu_seconds(tables), notes=notes)
+                      cpu_seconds=_cpu_seconds(tables), notes=notes, tuned=pd.DataFrame(tuned_rows))
 

@@ -289,5 +289,13 @@ def write_sweep(tables, out_dir) -> None:
     tables.results.to_csv(out / "results.csv", index=False)
     if tables.summary is not None:
         tables.summary.to_csv(out / "summary.csv", index=False)
-    (out / "sweep.json").write_text(json.dumps({"format": "interp-sweep", "axes": list(tables.axes),
-                                                "provenance": {"synthetic": True}}))
+    from ..sweep.state import FORMAT, FORMAT_VERSION
+
+    names = tables.summary["run"] if tables.summary is not None else tables.results["run"].drop_duplicates()
+    status = dict(zip(tables.summary["run"], tables.summary["status"])) if (
+        tables.summary is not None and "status" in tables.summary.columns) else {}
+    record = {"format": FORMAT, "format_version": FORMAT_VERSION, "axes": list(tables.axes),
+              "spec": (tables.meta or {}).get("spec") or {},   # the spec names a comparison's baseline
+              "runs": {str(n): {"status": str(status.get(n, "complete"))} for n in names},
+              "journal_generation": 1, "provenance": {"synthetic": True}}
+    (out / "sweep.json").write_text(json.dumps(record))
