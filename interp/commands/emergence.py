@@ -210,5 +210,4 @@ def report_command(args, out: Path) -> Path:
     from ..viz.sweep_report import write_sweep_report
 
     check_report_args(args)
-    return write_sweep_report(args.run_dir, out, axis=getattr(args, "axis", None),
-                              budget_step=getattr(args, "budget", None))
+    return write_sweep_report(args.run_dir, out)

@@ -3,7 +3,7 @@ tables it is given and returns a :class:`matplotlib.figure.Figure` (no pyplot st
 
 >>> tr = emergence.run_transitions(sweep)                                  # doctest: +SKIP
 >>> run_curves_figure(sweep.results, tr, runs=["frac0.3-seed0"])          # doctest: +SKIP
->>> scale_figure(emergence.scale_table(sweep, "frac_train"))              # doctest: +SKIP
+>>> survival_figure(emergence.survival_curves(emergence.events(sweep), "t90", by="frac_train"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -18,12 +18,10 @@ from ._figure import Figure
 from ..emergence.metrics import EMERGENCE_METRIC, metric_info
 from ..errors import ConfigError
 
-__all__ = ["run_curves_figure", "scale_figure", "lead_figure", "prediction_figure", "survival_figure",
-           "metric_scale_figure", "lead_grid_figure", "forecast_figure", "EMERGENCE_GID",
-           "EXTRAPOLATION_GID"]
+__all__ = ["run_curves_figure", "survival_figure", "metric_scale_figure", "lead_grid_figure", "forecast_figure",
+           "EMERGENCE_GID"]
 
 EMERGENCE_GID = "emergence-step"  # gid of the vertical line at each run's emergence step
-EXTRAPOLATION_GID = "palm-extrapolation"  # gid of the dashed log-linear extrapolation on scale panels
 _COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
             "#ff7f0e"]
 
@@ -120,131 +118,6 @@ def run_curves_figure(results: pd.DataFrame, transitions: pd.DataFrame, runs: Se
                    frameon=False)
     return fig
 
-
-def scale_figure(scale, metrics: Sequence[str] | None = None) -> Figure:
-    """One panel per metric: its value at the budget against the scale axis, one line per group (mean
-    over seeds; bars: min to max), log y for losses, log x when every scale value is positive. Dashed:
-    the straight line (log scale) through the two scale values before the largest, extended to it; the
-    gap at the largest scale is the discontinuity in the title, with the sharpness.
-    scale: ``emergence.scale_table(...)``.
-    """
-    pts, tab, axis = scale.points, scale.table, scale.axis
-    _need(pts, ("group", axis, "metric", "mean", "min", "max"), "scale_figure")
-    metrics = list(dict.fromkeys(pts["metric"])) if metrics is None else list(metrics)
-    if not metrics:
-        raise ConfigError("scale_figure: no metrics to draw")
-    ncols = min(3, len(metrics))
-    nrows = math.ceil(len(metrics) / ncols)
-    fig = Figure(figsize=(4 * ncols, 2.9 * nrows + 0.5), layout="constrained")
-    axes = list(np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).flat)
-    groups = list(dict.fromkeys(pts["group"]))
-    logx = bool((pts[axis] > 0).all())
-    for ax, m in zip(axes, metrics):
-        info = metric_info(m)
-        p = pts[pts["metric"] == m]
-        for j, g in enumerate(groups):
-            d = p[p["group"] == g].sort_values(axis)
-            if not len(d):
-                continue
-            colour = _COLOURS[j % len(_COLOURS)]
-            x, y = d[axis].to_numpy(float), d["mean"].to_numpy(float)
-            err = np.vstack([y - d["min"].to_numpy(float), d["max"].to_numpy(float) - y]).clip(min=0)
-            ax.errorbar(x, y, yerr=err, color=colour, marker="o", ms=3.5, lw=1.3, capsize=2, label=g)
-            pos = x > 0
-            if pos.sum() >= 3:
-                xs, ys = x[pos][-3:], y[pos][-3:]
-                f = (lambda v: np.log10(np.maximum(v, 1e-30))) if info.log else (lambda v: v)
-                lx, fy = np.log10(xs), f(ys)
-                pred = fy[1] + (fy[1] - fy[0]) * (lx[2] - lx[1]) / (lx[1] - lx[0])
-                line_y = [ys[0], ys[1], 10 ** pred if info.log else pred]
-                ax.plot(xs, line_y, color=colour, ls="--", lw=1.0)[0].set_gid(EXTRAPOLATION_GID)
-        if logx:
-            ax.set_xscale("log")
-            ax.minorticks_off()
-        ticks = sorted(set(p[axis].astype(float)))
-        ax.set_xticks(ticks, [f"{t:g}" for t in ticks], rotation=45 if len(ticks) > 6 else 0)
-        if info.log:
-            ax.set_yscale("log")
-        t = tab[tab["metric"] == m]
-        if len(t) == 1:
-            r = t.iloc[0]
-            unit = " dec" if info.log else ""
-            ax.set_title(f"{info.label} ({info.kind})\nsharpness {r['sharpness']:.2f}, "
-                         f"discontinuity {r['discontinuity']:+.3g}{unit}", fontsize=8.5)
-        else:
-            ax.set_title(f"{info.label} ({info.kind})", fontsize=8.5)
-        ax.set_xlabel(axis, fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.25)
-    for ax in axes[len(metrics):]:
-        ax.set_visible(False)
-    if len(groups) > 1:
-        handles, labels = fig.axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(groups)), fontsize=8, frameon=False)
-    budget = "" if scale.budget_step is None else f" at step {scale.budget_step}"
-    fig.suptitle(f"Metrics against {axis}{budget}", fontsize=11)
-    return fig
-
-
-def lead_figure(lead_table: pd.DataFrame) -> Figure:
-    """Per metric, each run's lead as a share of its time to emergence (dots) and the median (bar).
-
-    Right of the zero line: the metric made half its change before test accuracy emerged.
-    lead_table: ``emergence.leads(...)``.
-    """
-    _need(lead_table, ("metric", "lead_frac", "status"), "lead_figure")
-    metrics = list(dict.fromkeys(lead_table["metric"]))
-    fig = Figure(figsize=(9, 0.45 * max(1, len(metrics)) + 1.4), layout="constrained")
-    ax = fig.subplots()
-    rng = np.random.default_rng(0)
-    for i, m in enumerate(metrics):
-        d = lead_table[(lead_table["metric"] == m) & lead_table["status"].isin(["leads", "lags", "same step"])]
-        v = d["lead_frac"].to_numpy(float)
-        role = d["role"].iloc[0] if "role" in d and len(d) else ""
-        colour = "#2ca02c" if role == "progress" else "#1f77b4"
-        if len(v):
-            ax.scatter(v, i + rng.uniform(-0.15, 0.15, len(v)), s=12, color=colour, alpha=0.7)
-            ax.plot([np.median(v)] * 2, [i - 0.3, i + 0.3], color="black", lw=2)
-        n_lead = int((v > 0).sum())
-        ax.text(1.01, i, f"{n_lead} of {len(v)} lead", transform=ax.get_yaxis_transform(), fontsize=7.5,
-                va="center")
-    ax.axvline(0, color="gray", lw=1)
-    ax.set_yticks(range(len(metrics)), [metric_info(m).label for m in metrics], fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel("lead = (emergence step - half-way step) / emergence step   (> 0: ahead of accuracy)", fontsize=8)
-    ax.grid(axis="x", alpha=0.25)
-    ax.set_title("How far ahead of test accuracy each metric makes half its change", fontsize=9)
-    return fig
-
-
-def prediction_figure(predictions: Sequence) -> Figure:
-    """Leave-one-run-out predicted against actual emergence step, one marker colour per measure, with the
-    baseline (mean of the other runs) in grey. predictions: ``emergence.predict_emergence`` results."""
-    if not predictions:
-        raise ConfigError("prediction_figure: no predictions to draw")
-    fig = Figure(figsize=(6.5, 5), layout="constrained")
-    ax = fig.subplots()
-    lo, hi = math.inf, -math.inf
-    for j, p in enumerate(predictions):
-        d = p.table[p.table["status"] == "predicted"]
-        if j == 0 and len(d):
-            ax.scatter(d["emergence_step"], d["baseline"], s=14, color="#bbbbbb", label="baseline (mean of others)")
-        ax.scatter(d["emergence_step"], d["predicted"], s=14, color=_COLOURS[j % len(_COLOURS)],
-                   label=f"{metric_info(p.measure).label} (MAE {p.mae:.0f})")
-        vals = pd.concat([d["emergence_step"], d["predicted"], d["baseline"]]).dropna()
-        if len(vals):
-            lo, hi = min(lo, vals.min()), max(hi, vals.max())
-    if math.isfinite(lo):
-        ax.plot([lo, hi], [lo, hi], color="black", lw=0.8, ls=":")
-    ax.set_xlabel("actual emergence step", fontsize=8)
-    ax.set_ylabel("predicted emergence step", fontsize=8)
-    ax.legend(fontsize=7, loc="upper left")
-    ax.grid(alpha=0.25)
-    ax.set_title("Predicting the emergence step (leave one run out)", fontsize=9)
-    return fig
-
-
-# ---- the protocol's figures (docs/emergence-protocol.md) ----
 
 def survival_figure(curves: pd.DataFrame, event: str = "t90", by: str = "frac_train") -> Figure:
     """Kaplan-Meier survival curves: share of runs without ``event`` against the step, one line per value of

@@ -1,7 +1,7 @@
-"""The HTML report of a sweep: the registered protocol's answer (``docs/emergence-protocol.md``: the verdict
-table, Kaplan-Meier survival curves of t90, per-run metrics against each scale axis at each budget, the
-lead grid with its controls and intervals, the forecasts' MAE ratio against the look time, the robustness
-table), then the exploratory pre-protocol tables (emergence step, half-way steps, sharpness), labelled.
+"""The HTML report of a sweep: the registered protocol's answer (``docs/emergence-protocol.md``, v2): the verdict
+table, the information test of every measure and control, predictability at every look time, Kaplan-Meier survival
+curves of t90, per-run metrics against each scale axis at each budget, the robustness table (the earliness leads
+among its rows, with why they cannot decide), then each run over training.
 
 ``write_sweep_report(sweep_dir, out_dir)`` writes ``index.html`` and its PNG figures. Like the run
 report: nothing loads from the network, every string shown is escaped (run names and field values
@@ -19,18 +19,16 @@ from typing import Any, Sequence
 import pandas as pd
 
 from ..emergence import survival_curves
-from ..emergence.analysis import Analysis, analyse
-from ..emergence.answer import Answer, answer
+from ..emergence.answer import EARLINESS_CANNOT_DECIDE, Answer, answer
+from ..emergence.tables import run_transitions
+from ..sweep.tables import as_tables
 from ..emergence.protocol import N_BOOT
 from ..files import atomic_write_text, prepare_out_dir
 from .emergence_figures import (
     forecast_figure,
-    lead_figure,
     lead_grid_figure,
     metric_scale_figure,
-    prediction_figure,
     run_curves_figure,
-    scale_figure,
     survival_figure,
 )
 from .figures import save_figure
@@ -42,21 +40,21 @@ __all__ = ["write_sweep_report", "RUNS_PER_FIGURE"]
 RUNS_PER_FIGURE = 6  # small multiples: one PNG per this many runs
 
 _RULES = [
-    ("emergence step", "first step where test accuracy is at least 0.5, interpolated from the checkpoint before"),
-    ("rise", "from the last step below 10 % test accuracy to the first step at or above 90 %, as a share of the run"),
-    ("transition of a metric", "the move from the checkpoint farthest from where the curve ends (after a 5-point "
-                               "running median) to its end, fitted by a monotone envelope (isotonic regression); "
-                               "losses in log10 space"),
-    ("half-way step, width", "where the envelope has made 50 % of the change; width from 10 % to 90 %, as a share "
-                             "of the run"),
-    ("no transition", "the change is below 0.05 (bounded scores), 0.1 decades (losses), 5 % of the largest value "
-                      "(weight norm), or four times the noise"),
-    ("lead", "emergence step minus the metric's half-way step (positive: ahead of accuracy)"),
-    ("sharpness", "largest change between adjacent scale values as a share of the metric's range over the axis"),
-    ("discontinuity", "value at the largest scale minus the straight line through the two scale values before it "
-                      "(log scale axis), as for PaLM's BIG-bench tasks"),
-    ("prediction", "leave one run out: a line fitted from the measure's half-way step to the emergence step on the "
-                   "other runs, against the mean emergence step of the other runs"),
+    ("t_mem, t90, t99", "first step with train accuracy at least 0.99, test accuracy at least 0.90 / 0.99; a run "
+                        "that never reaches an event is right-censored at its budget (Kaplan-Meier medians)"),
+    ("information about t90", "within-cell Spearman correlation of the measure's transition step with t90 (seed-"
+                              "cluster bootstrap interval, within-cell permutation null) and a stratified Cox model "
+                              "with the measure as a time-varying covariate, tested by likelihood ratio against "
+                              "configuration + clock; informative / not informative / not determined"),
+    ("(a) predictable from the past", "t90 forecast at look time T from what the run showed up to T, against the "
+                                      "recalibrated configuration baseline (MAE ratio with its interval)"),
+    ("(b) beyond test loss + clock", "the same forecast with a mechanistic measure added to test loss and the "
+                                     "clock; the equivalence margin makes 'adds nothing' a finding"),
+    ("real or artefact", "logistic fits of accuracy and of the log-probability of the correct answer along a scale "
+                         "axis, constrained to the observed range ('not reached' at a boundary); per-run "
+                         "bimodality near the critical value"),
+    ("transition of a metric (the per-run figures)", "where its monotone envelope (after a 5-point running median; "
+                                                     "losses in log10 space) has made half of its change"),
 ]
 
 
@@ -97,20 +95,12 @@ def _img(src: str, alt: str, caption: str) -> str:
             f'<figcaption class="note">{html.escape(caption)}</figcaption></figure>')
 
 
-def _figures(a: Analysis) -> dict[str, Any]:
-    """file name -> Figure."""
-    figs: dict[str, Any] = {}
-    order = a.runs.sort_values([*a.tables.axes, "run"] if a.tables.axes else ["run"])["run"].tolist()
-    for i in range(0, len(order), RUNS_PER_FIGURE):
-        figs[f"runs_{i // RUNS_PER_FIGURE + 1:02d}.png"] = run_curves_figure(
-            a.tables.results, a.transitions, order[i:i + RUNS_PER_FIGURE])
-    if len(a.leads):
-        figs["leads.png"] = lead_figure(a.leads)
-    if a.scale is not None:
-        figs["scale.png"] = scale_figure(a.scale)
-    if any(p.n_scored for p in a.predictions):
-        figs["prediction.png"] = prediction_figure(a.predictions)
-    return figs
+def _run_figures(ans: Answer, transitions: pd.DataFrame) -> dict[str, Any]:
+    """file name -> Figure: each run over training, RUNS_PER_FIGURE runs a figure, in the order of the axes."""
+    axes = [a for a in ans.tables.axes if a in ans.events.columns]
+    order = ans.events.sort_values([*axes, "run"])["run"].astype(str).tolist()
+    return {f"runs_{i // RUNS_PER_FIGURE + 1:02d}.png": run_curves_figure(
+        ans.tables.results, transitions, order[i:i + RUNS_PER_FIGURE]) for i in range(0, len(order), RUNS_PER_FIGURE)}
 
 
 def _protocol_figures(ans: Answer) -> dict[str, Any]:
@@ -140,10 +130,29 @@ def _protocol_section(ans: Answer, figure_names: list[str]) -> list[str]:
              f"reached by {int(ev['t90'].notna().sum())} runs, the rest right-censored at their budget. "
              "Intervals: 95 % seed-cluster bootstrap.")
     parts = [
-        "<h2>The answer (the registered protocol)</h2>",
+        "<h2>The answer (the registered protocol, v2)</h2>",
         f'<p class="note">{html.escape(intro)}</p>',
         _df_table(vt, [(c, c, None) for c in vt.columns], "verdicts", wrap=True),
         *[f'<p class="note">{html.escape("note: " + n)}</p>' for n in ans.notes],
+    ]
+    if ans.information is not None:
+        it = ans.information.table
+        parts += ["<h3>Information about when t90 comes, beyond the configuration and the clocks</h3>",
+                  _df_table(it, [("measure", "measure", None), ("role", "role", None), ("n_runs", "runs", "int"),
+                                 ("n_events", "reached t90", "int"), ("rho", "within-cell rho", None),
+                                 ("rho_low", "rho low", None), ("rho_high", "rho high", None),
+                                 ("p_perm", "permutation p", None), ("p_lr", "Cox LR p", None),
+                                 ("null_model", "against", None), ("verdict", "verdict", None),
+                                 ("reason", "reason", None)], "information")]
+    if ans.predictability is not None:
+        pt = ans.predictability.table
+        parts += ["<h3>Predictable from the past, at every look time</h3>",
+                  _df_table(pt, [("T", "look time", "int"), ("claim", "claim", None),
+                                 ("forecaster", "forecaster", None), ("against", "against", None),
+                                 ("n_evaluated", "runs", "int"), ("ratio", "MAE ratio", None),
+                                 ("ratio_low", "low", None), ("ratio_high", "high", None),
+                                 ("verdict", "verdict", None)], "predictability")]
+    parts += [
         "<h3>When runs reach t90</h3>",
         _df_table(km, [("cell", "cell", None), ("n_runs", "runs", "int"), ("n_reached", "reached t90", "int"),
                        ("km_median", "Kaplan-Meier median t90", None)], "events"),
@@ -163,112 +172,68 @@ def _protocol_section(ans: Answer, figure_names: list[str]) -> list[str]:
                                       ("x0", "location", None), ("width", "width", None),
                                       ("width_low", "width low", None), ("width_high", "width high", None),
                                       ("note", "note", None)], "scale_fits"))
-    if ans.leads is not None:
-        parts += ["<h3>Leads over t90, beside the controls (headline: q = 0.25, losses log10)</h3>",
-                  _df_table(ans.leads.summary, [(c, c, None) for c in ans.leads.summary.columns
-                                                if c not in ("not_beaten",)], "lead_summary")]
+    rt = ans.robustness_table()
+    parts += ["<h3>Robustness (every alternative choice; never a headline)</h3>",
+              f'<p class="note">{html.escape("Earliness leads are here, not in the answer: " + EARLINESS_CANNOT_DECIDE + ".")}</p>',
+              _df_table(rt, [(c, c, None) for c in rt.columns], "robustness")]
     if "lead_grid.png" in figure_names:
         parts.append(_img("lead_grid.png", "the lead grid with intervals and controls",
                           "Median lead (event minus the metric's transition step) with its 95 % interval, per event, "
-                          "quantile and loss space; black: the headline cell."))
+                          "quantile and loss space; black: the v1 headline cell."))
     if ans.forecasts is not None:
-        sc = ans.forecasts.scores
-        parts += ["<h3>Forecasts of t90 from the past</h3>",
-                  _df_table(sc, [(c, c, None) for c in ("T", "measure", "role", "n_eligible", "n_evaluated", "mae",
-                                                         "mae_baseline", "ratio", "ratio_low", "ratio_high", "auc",
-                                                         "auc_share")], "forecasts")]
+        parts += ["<h3>Protocol v1's forecasts (history)</h3>",
+                  _df_table(ans.forecasts.scores, [(c, c, None) for c in (
+                      "T", "measure", "role", "n_eligible", "n_evaluated", "mae", "mae_baseline", "ratio", "ratio_low",
+                      "ratio_high", "auc", "auc_share")], "forecasts")]
     if "forecast.png" in figure_names:
-        parts.append(_img("forecast.png", "forecast MAE ratio against look time",
-                          "Below 1: better than the config baseline; dashed: the controls."))
-    rt = ans.robustness_table()
-    parts += ["<h3>Robustness (every alternative choice; never a headline)</h3>",
-              _df_table(rt, [(c, c, None) for c in rt.columns], "robustness")]
+        parts.append(_img("forecast.png", "forecast MAE ratio against look time (protocol v1)",
+                          "Below 1: better than v1's config baseline; dashed: the controls."))
     return parts
 
 
-def _page(a: Analysis, name: str, figure_names: list[str], ans: Answer | None = None) -> str:
-    axes = a.tables.axes
+def _page(ans: Answer, name: str, figure_names: list[str]) -> str:
+    axes = [a for a in ans.tables.axes if a in ans.events.columns]
     title = f"interp sweep report: {name}"
+    ev = ans.events.copy()
+    reached = int(ev["t90"].notna().sum())
     fields = ", ".join(axes) or "none"
-    run_cols = [("run", "run", None), *[(x, x, None) for x in axes], ("status", "status", None),
-                ("final_step", "final step", "int"), ("final_test_acc", "final test acc", None),
-                ("emergence_step", "emergence step", "int"), ("rise_steps", "rise 10→90 % (steps)", "int"),
-                ("rise_frac", "rise (share of run)", "pct")]
+    run_cols = [("run", "run", None), *[(x, x, None) for x in axes if x != "seed"], ("seed", "seed", None),
+                ("t_mem", "t_mem", "int"), ("t90", "t90", "int"), ("t99", "t99", "int"), ("budget", "budget", "int")]
     parts = [
         f"<h1>{html.escape(title)}</h1>",
-        f'<p class="note">{html.escape(f"{len(a.runs)} runs; varied fields: {fields}.")}</p>',
-        *(_protocol_section(ans, figure_names) if ans is not None else []),
-        "<h2>Exploratory (before the protocol; not its answer)</h2>",
-        '<ul id="headline">' + "".join(f"<li>{html.escape(s)}</li>" for s in a.headline()) + "</ul>",
+        f'<p class="note">{html.escape(f"{len(ev)} runs; varied fields: {fields}.")}</p>',
+        *_protocol_section(ans, figure_names),
         "<h2>Runs</h2>",
-        _df_table(a.runs, run_cols, "runs"),
+        f'<p class="note">{html.escape(f"{reached} of {len(ev)} runs reached t90; n/a: not reached by the budget.")}</p>',
+        _df_table(ev, run_cols, "runs"),
         "<h2>Each run over training</h2>",
         *[_img(f, "test accuracy, continuous metrics and progress measures of each run over training",
                "Left: test accuracy. Middle and right: each metric as the share of its own transition done "
                "(0 at its start level, 1 at its end level; log10 space for losses); dots mark half-way steps "
                "(hollow: the curve had not settled by the end of the run). "
-               "Dashed line: the emergence step.") for f in figure_names if f.startswith("runs_")],
-        "<h2>Leads of the progress measures</h2>",
-        _df_table(a.lead_summary, [("label", "metric", None), ("role", "role", None),
-                                   ("n_leading", "runs leading", "int"), ("n_measured", "runs measured", "int"),
-                                   ("median_lead", "median lead (steps)", "int"), ("q25_lead", "q25", "int"),
-                                   ("q75_lead", "q75", "int"), ("median_lead_frac", "median lead (share)", None),
-                                   ("n_never_emerged", "never emerged", "int"),
-                                   ("n_no_transition", "no transition", "int")], "leads"),
+               "Dashed line: where test accuracy first reaches 0.5.") for f in figure_names if f.startswith("runs_")],
+        "<h2>How it is measured</h2>",
+        '<table class="numbers" id="rules">' + "".join(
+            f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in _RULES) + "</table>",
+        IMAGE_CHECK,
     ]
-    if "leads.png" in figure_names:
-        parts.append(_img("leads.png", "lead of each metric over emergence, per run",
-                          "Each dot is a run: lead as a share of its time to emergence; bar: median."))
-    parts.append("<h2>Across the scale axis</h2>")
-    if a.scale is not None:
-        budget = "" if a.scale.budget_step is None else f" at step {a.scale.budget_step}"
-        what = f"Each metric against {a.scale.axis}{budget}; means over seeds."
-        parts += [f'<p class="note">{html.escape(what)}</p>',
-                  _df_table(a.scale.table, [("group", "group", None), ("label", "metric", None),
-                                            ("kind", "kind", None), ("space", "space", None),
-                                            ("n_scales", "scale values", "int"), ("smallest", "at smallest", None),
-                                            ("largest", "at largest", None), ("sharpness", "sharpness", None),
-                                            ("jump_from", "largest jump from", None), ("jump_to", "to", None),
-                                            ("discontinuity", "discontinuity", None),
-                                            ("discontinuity_rel", "discontinuity / range", None)], "scale"),
-                  _img("scale.png", "each metric against the scale axis",
-                       "Dashed: the straight line (log scale) through the two scale values before the largest; "
-                       "the gap at the largest is the discontinuity.")]
-    else:
-        parts.append(f'<p class="note">{html.escape(a.scale_note)}</p>')
-    parts += ["<h2>Predicting the emergence step</h2>",
-              _df_table(a.prediction_table, [("measure", "measure", None), ("n_scored", "runs scored", "int"),
-                                             ("mae", "MAE (steps)", "int"), ("mae_baseline", "baseline MAE", "int"),
-                                             ("mae_ratio", "MAE / baseline", None),
-                                             ("n_never_emerged", "never emerged", "int"),
-                                             ("n_beyond_end", "of those, predicted beyond the run's end", "int"),
-                                             ("n_no_transition", "no transition", "int")], "prediction")]
-    if "prediction.png" in figure_names:
-        parts.append(_img("prediction.png", "predicted against actual emergence step",
-                          "Leave one run out; grey: the baseline; dotted: perfect prediction."))
-    parts += ["<h2>How it is measured</h2>",
-              '<table class="numbers" id="rules">' + "".join(
-                  f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in _RULES) + "</table>",
-              IMAGE_CHECK]
     return html_page(title, "\n".join(parts), bundle=False)
 
 
-def write_sweep_report(sweep, out_dir: Path | str, *, axis: str | None = None, budget_step: int | None = None,
-                       n_boot: int = N_BOOT) -> Path:
+def write_sweep_report(sweep, out_dir: Path | str, *, n_boot: int = N_BOOT) -> Path:
     """Write ``out_dir/index.html`` and its figures for a sweep; returns the path of index.html.
 
-    sweep: a sweep directory (results.csv, summary.csv, sweep.json) or its loaded tables. axis: the scale
-    axis (default the first varied non-seed field; ``"step"`` for the training budget). budget_step: the
-    step the scale analysis reads each run at (default the largest step every run reached).
+    sweep: a sweep directory (results.csv, summary.csv, sweep.json) or its loaded tables. n_boot: bootstrap
+    resamples (the protocol's 2,000 by default). The scale axes and budgets are the protocol's.
     """
-    a = analyse(sweep, axis=axis, budget_step=budget_step)
-    ans = answer(a.tables, n_boot=n_boot)
+    tables = as_tables(sweep)
+    ans = answer(tables, n_boot=n_boot)
     out = Path(out_dir)
     prepare_out_dir(out, "sweep report output")
-    figs = {**_protocol_figures(ans), **_figures(a)}
+    figs = {**_protocol_figures(ans), **_run_figures(ans, run_transitions(tables))}
     for fname, fig in figs.items():
         save_figure(fig, out / fname)
-    name = a.tables.path.name if a.tables.path is not None else "results table"
+    name = tables.path.name if tables.path is not None else "results table"
     index = out / "index.html"
-    atomic_write_text(index, _page(a, name, list(figs), ans))  # last: it only points at figures already written
+    atomic_write_text(index, _page(ans, name, list(figs)))  # last: it only points at figures already written
     return index

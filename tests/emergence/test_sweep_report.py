@@ -12,10 +12,9 @@ import pandas as pd
 import pytest
 
 from interp.cli import main
-from interp.emergence.scale import scale_table
 from interp.emergence.tables import run_transitions
 from interp.emergence.synthetic import synthetic_sweep
-from interp.viz.emergence_figures import EMERGENCE_GID, EXTRAPOLATION_GID, run_curves_figure, scale_figure
+from interp.viz.emergence_figures import EMERGENCE_GID, run_curves_figure
 from interp.viz.sweep_report import write_sweep_report
 
 HOSTILE = "<script>alert(1)</script>"
@@ -47,12 +46,16 @@ def test_report_page_is_complete_and_escaped(sweep_dir, tmp_path):
     assert "a &lt;b&gt; sweep" in page
     srcs = re.findall(r'<img class="figure" src="([^"]+)"', page)
     assert srcs and all((index.parent / s).stat().st_size > 1000 for s in srcs)
-    assert {"runs_01.png", "leads.png", "scale.png", "prediction.png"} <= set(srcs)
-    assert {"survival.png", "scale_frac_train.png", "lead_grid.png"} <= set(srcs)  # the protocol's pictures
-    for table in ("verdicts", "events", "scale_fits", "lead_summary", "forecasts", "robustness",
-                  "headline", "runs", "leads", "scale", "prediction", "rules"):
+    assert {"runs_01.png", "survival.png", "scale_frac_train.png", "lead_grid.png"} <= set(srcs)
+    for table in ("verdicts", "information", "predictability", "events", "scale_fits", "robustness", "runs",
+                  "rules"):
         assert f'id="{table}"' in page
-    assert "4 of 6 runs emerged" in page  # frac 0.1 never emerges in 6000 steps
+    # one generation of the analysis: protocol v2's answer; the pre-protocol tables are gone
+    assert "Exploratory" not in page and 'id="lead_summary"' not in page and 'id="prediction"' not in page
+    assert "4 of 6 runs reached t90" in page  # frac 0.1 never reaches it in 6000 steps
+    info = page[page.index('id="information"'):page.index("</table>", page.index('id="information"'))]
+    for measure in ("train_loss", "restricted_loss"):   # a control and a measure go through the same test
+        assert f"<td>{measure}</td>" in info
     assert "http://" not in page and "https://" not in page  # offline
     assert not list(index.parent.glob("*.tmp"))  # atomic writes leave no temporaries
 
@@ -65,9 +68,6 @@ def test_figures_mark_what_they_claim(sweep_dir):
     emerged = tr.groupby("run")["emerged"].first()
     lines = [ln for ax in fig.axes for ln in ax.lines if ln.get_gid() == EMERGENCE_GID]
     assert len(lines) == 3 * int(emerged.sum())  # one per panel of each run that emerged
-    sc = scale_table(results, "frac_train", metrics=["test_acc", "test_prob_correct"])
-    fig = scale_figure(sc)
-    assert len([ln for ax in fig.axes for ln in ax.lines if ln.get_gid() == EXTRAPOLATION_GID]) == 2
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -114,6 +114,6 @@ def test_report_dispatches_on_sweep_json(tmp_path, capsys):
     results.to_csv(d / "results.csv", index=False)
     (d / "sweep.json").write_text(json.dumps({"axes": ["frac_train", "data_seed"]}))
     assert main(["report", str(d), "--out", str(tmp_path / "rep")]) == 0
-    assert (tmp_path / "rep" / "index.html").exists() and (tmp_path / "rep" / "scale.png").exists()
+    assert (tmp_path / "rep" / "index.html").exists() and (tmp_path / "rep" / "runs_01.png").exists()
     assert main(["report", str(d), "--recompute", "--out", str(tmp_path / "rep2")]) == 1
     assert "apply to a run" in capsys.readouterr().err

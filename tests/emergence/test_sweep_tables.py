@@ -1,4 +1,4 @@
-"""Per-run tables, leads and their summary on a synthetic sweep with known transitions; bad tables."""
+"""Per-run transitions on a synthetic sweep with known transitions; loading sweep tables; bad tables."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from interp.emergence import load_sweep
-from interp.emergence.tables import emergence_table, lead_summary, leads, run_transitions
+from interp.emergence.tables import run_transitions
 from interp.emergence.synthetic import CURVES, synthetic_sweep
 from interp.errors import InterpError
 
@@ -43,46 +43,6 @@ def test_half_way_steps_and_widths_recovered(sweep, transitions):
     assert set(transitions.loc[transitions["metric"] != "test_acc", "kind"]) == {"continuous"}
 
 
-def test_emergence_table(sweep):
-    results, truth = sweep
-    et = emergence_table(results).set_index("run")
-    exact = truth.groupby("run")["emergence_step"].first()
-    emerged = exact.dropna().index
-    assert set(et.index[et["emerged"]]) == set(emerged)
-    assert np.allclose(et.loc[emerged, "emergence_step"], exact[emerged], rtol=0.01)
-    never = et[~et["emerged"]]
-    assert len(never) == 3 and set(never["frac_train"]) == {0.1}  # reported, not dropped
-    assert never["emergence_step"].isna().all() and (never["final_test_acc"] < 0.1).all()
-    # rise 10 % -> 90 % of a logistic of 10-90 width w, from 0.01 to 1: about w (levels are absolute)
-    r = et.loc[et["frac_train"] == 0.3]
-    width = 0.1 * 1500 / 0.3 * (1 + 0.04 * (r["data_seed"] - 1))
-    assert np.all(np.abs(r["rise_steps"] - width) < 0.06 * width)
-
-
-def test_leads_recovered(sweep, transitions):
-    _, truth = sweep
-    lt = leads(transitions)
-    assert "test_acc" not in set(lt["metric"])
-    m = lt.merge(truth, on=["run", "metric"])
-    ok = m[m["status"].isin(["leads", "lags"])]
-    expected = ok["emergence_step_x"] - ok["mid"]
-    # leads of curves that settled inside the run are within 5 % of the time to emergence
-    settled = ok.merge(transitions[["run", "metric", "complete"]], on=["run", "metric"])["complete"].to_numpy()
-    err = np.abs(ok["lead"] - expected)[settled]
-    assert len(err) > 40 and np.all(err <= 0.05 * ok["emergence_step_x"][settled])
-    s = lead_summary(lt).set_index("metric")
-    # restricted loss is half-way at 0.7 t_e: it leads in every run that emerged, by about 0.3 of t_e
-    assert s.loc["restricted_loss", "n_leading"] == s.loc["restricted_loss", "n_measured"] == 12
-    assert s.loc["restricted_loss", "median_lead_frac"] == pytest.approx(0.3, abs=0.015)
-    assert s.loc["excluded_loss", "median_lead_frac"] == pytest.approx(0.5, abs=0.025)
-    # Gini of W_E is half-way at 1.2 t_e: it lags
-    assert s.loc["gini_W_E", "median_lead"] < 0
-    rl = s.loc["restricted_loss"]
-    assert rl["q25_lead"] <= rl["median_lead"] <= rl["q75_lead"]
-    # the three never-emerging runs are counted
-    assert s.loc["restricted_loss", "n_never_emerged"] == 3
-
-
 def test_loader_reads_a_sweep_directory(tmp_path, sweep):
     results, _ = sweep
     results.to_csv(tmp_path / "results.csv", index=False)
@@ -90,7 +50,7 @@ def test_loader_reads_a_sweep_directory(tmp_path, sweep):
     (tmp_path / "sweep.json").write_text(json.dumps({"axes": ["frac_train", "data_seed"]}))
     tables = load_sweep(tmp_path)
     assert tables.axes == ["frac_train", "data_seed"] and tables.scale_axes == ["frac_train"]
-    assert set(emergence_table(tables)["status"]) == {"done"}
+    assert set(tables.status().values()) == {"done"}
     (tmp_path / "sweep.json").unlink()  # axes then come from the column order: run, fields, step
     assert load_sweep(tmp_path).axes == ["frac_train", "data_seed"]
 

@@ -203,7 +203,7 @@ def test_shipped_sweep_report_renders_in_chromium(tmp_path):
     from interp.viz.sweep_report import write_sweep_report
 
     index = write_sweep_report(Path(__file__).resolve().parents[2] / "sweeps" / "emergence-small", tmp_path / "r",
-                               axis="frac_train", n_boot=200)
+                               n_boot=200)
     static = index.read_text()
     dom, log = _dump_dom(index, tmp_path / "profile")
     _assert_clean_console(log)

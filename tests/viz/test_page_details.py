@@ -23,11 +23,12 @@ SWEEP = ROOT / "sweeps" / "emergence-small"
 
 
 def test_sweep_run_labels_are_whole_and_distinct():
-    from interp.emergence.analysis import analyse
+    from interp.emergence import load_sweep
+    from interp.emergence.tables import run_transitions
 
-    a = analyse(SWEEP, axis="frac_train")
-    names = sorted(a.runs["run"])[:6]  # the first figure: rows that differ only in their seed
-    fig = run_curves_figure(a.tables.results, a.transitions, names)
+    tables = load_sweep(SWEEP)
+    names = sorted(tables.results["run"].unique())[:6]  # the first figure: rows that differ only in their seed
+    fig = run_curves_figure(tables.results, run_transitions(tables), names)
     labels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
     assert [lab.replace("\n", ",") for lab in labels] == names  # nothing cut off ...
     assert len(set(labels)) == len(names) and not any("…" in lab for lab in labels)  # ... so no two look alike
