@@ -229,11 +229,13 @@ def _cpu_seconds(tables: SweepTables) -> float | None:
         return None
     from ..sweep.state import read_sweep_json
 
-    runs = read_sweep_json(tables.path).get("runs") or {}
-    secs = [r.get("seconds") for r in runs.values() if isinstance(r, dict)]
-    secs = [float(s) for s in secs if isinstance(s, (int, float))]
-    threads = tables.meta.get("threads_per_worker") or 1
-    return sum(secs) * float(threads) if secs else None
+    runs = [r for r in (read_sweep_json(tables.path).get("runs") or {}).values() if isinstance(r, dict)]
+    threads = float(tables.meta.get("threads_per_worker") or 1)
+    # the CPU time each run's process used (recorded since cpu_seconds exists), else its wall time x its threads
+    secs = [r.get("cpu_seconds") if isinstance(r.get("cpu_seconds"), (int, float)) else
+            (r["seconds"] * threads if isinstance(r.get("seconds"), (int, float)) else None) for r in runs]
+    secs = [float(s) for s in secs if s is not None]
+    return sum(secs) if secs else None
 
 
 def _finished(tables: SweepTables, notes: list[str]) -> SweepTables:

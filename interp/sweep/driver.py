@@ -198,7 +198,7 @@ class _Events:
         self.display.latest.pop(name, None)
         status = result["status"]
         self.state.set(name, status, error=result.get("error"), seconds=result.get("seconds"),
-                       final=result.get("final"))
+                       cpu_seconds=result.get("cpu_seconds"), final=result.get("final"))
         if status == "complete":
             f = result["final"] or {}
             what = (f"complete in {result['seconds']:.1f} s: step {f.get('step')}, train loss "

@@ -52,7 +52,7 @@ FORMAT_VERSION = 2  # 2: the status changes since the last compaction are in STA
 READ_VERSIONS = (1, 2)
 STATUSES = ("pending", "running", "complete", "failed")
 COMPACT_EVERY = 1000  # fold the journal into sweep.json after max(this, number of runs) status changes
-_FIELDS = ("status", "error", "seconds", "final")  # what a journal line may set
+_FIELDS = ("status", "error", "seconds", "cpu_seconds", "final")  # what a journal line may set
 _READ_TRIES = 5  # a reader racing a compaction reads again (sweep.json was replaced while it read)
 
 

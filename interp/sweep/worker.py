@@ -49,28 +49,30 @@ def run_job(job: dict[str, Any], run_dir: Path, threads: int,
             check_alive: Callable[[], None] | None = None) -> dict[str, Any]:
     """Train/resume/measure ``job`` (``name``, ``config`` as a dict, ``measures``) into ``run_dir``.
 
-    Returns ``{"status": "complete"|"failed", "error": str|None, "final": {...losses}, "seconds": s}``;
+    Returns ``{"status": "complete"|"failed", "error": str|None, "final": {...losses}, "seconds": s,
+    "cpu_seconds": c}`` (wall time, and the CPU time of this process: what the run cost on a busy machine too);
     a deliberate error (diverged training, a damaged file) and any other exception become a failed
     result naming it, so that one bad run never stops the sweep.
     """
     import torch
 
     torch.set_num_threads(threads)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         cfg = RunConfig.from_dict(job["config"], where=f"run {job['name']}")
         _train(cfg, run_dir, on_progress, check_alive, threads)
         if check_alive is not None:
             check_alive()
         final = _measure(run_dir, job, threads)
-        return {"status": "complete", "error": None, "final": final, "seconds": time.perf_counter() - t0}
+        return {"status": "complete", "error": None, "final": final, "seconds": time.perf_counter() - t0,
+                "cpu_seconds": time.process_time() - c0}
     except InterpError as e:
         error = str(e)
     except Exception as e:  # a bug or a library failure: recorded with where it happened, the sweep goes on
         where = traceback.extract_tb(e.__traceback__)[-1]
         error = f"{type(e).__name__}: {e} (at {Path(where.filename).name}:{where.lineno})"
     return {"status": "failed", "error": " ".join(error.split()), "final": None,
-            "seconds": time.perf_counter() - t0}
+            "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
 
 
 def _train(cfg: RunConfig, run_dir: Path, on_progress, check_alive, threads: int) -> None:

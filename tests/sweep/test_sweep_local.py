@@ -28,6 +28,12 @@ def test_every_run_is_an_ordinary_complete_run(reference_sweep):
         # the measures beside it are measure_run's on its checkpoints
         m = pd.read_csv(run.path / "measures" / "measures.csv")
         assert list(m["step"]) == run.steps
+    # each run's cost is recorded as wall time and as its process's CPU time (1 thread: at most the wall time,
+    # give or take the clock's resolution), so a sweep on a busy machine still says what it cost
+    from interp.sweep.state import read_sweep_json
+
+    for name, rec in read_sweep_json(s.path)["runs"].items():
+        assert 0 < rec["cpu_seconds"] <= rec["seconds"] * 1.1 + 0.05, (name, rec)
 
 
 def test_results_table_is_tidy(reference_sweep):
