@@ -16,7 +16,8 @@ import math
 import numpy as np
 from scipy.stats import norm
 
-__all__ = ["se_from_interval", "seeds_needed", "power_table", "POWER", "Z"]
+__all__ = ["se_from_interval", "seeds_needed", "power_table", "pilot_plan", "POWER", "Z", "PILOT_MAX_CPU_HOURS",
+           "PILOT_WIDEST_ACC"]
 
 POWER = 0.80
 Z = float(norm.ppf(0.975))
@@ -65,3 +66,83 @@ def power_table(dense="sweeps/emergence-dense", grokfast="sweeps/grokfast-small"
          "margin": 1.5, "seeds_per_cell": seeds_needed(se_g, 6, math.log(1.5))},
     ]
     return pd.DataFrame(rows)
+
+
+PILOT_MAX_CPU_HOURS = 8.0  # v2 §1: above this, the dense sweep's seeds are cut to what fits
+PILOT_WIDEST_ACC = 0.9     # v2 §1: below this at the widest width, the next width (x 2) joins the width axis
+
+
+def pilot_plan(pilot, confirmatory: dict, max_cpu_hours: float = PILOT_MAX_CPU_HOURS,
+               cut: str = "dense"):
+    """Protocol v2 §1's decisions from a pilot sweep: the cost of each confirmatory sweep extrapolated from the
+    pilot run(s) of the same cell (the mean CPU time of its runs; wall time x threads where no CPU time was
+    recorded), the seeds of ``cut`` that fit ``max_cpu_hours`` when the total exceeds it, and whether the widest
+    width of a width axis reached test accuracy 0.9 by the budget (if not, the protocol adds twice that width).
+
+    pilot: a sweep directory or its tables (its ``sweep.json`` holds the runs' costs). confirmatory: ``{name:
+    spec}`` (a TOML path, dict or SweepSpec) for each confirmatory sweep. Returns ``(cells, decisions)``: one
+    row per confirmatory sweep x cell (runs, pilot runs, CPU-seconds per run, CPU-hours), and a dict with
+    ``total_cpu_hours``, ``seeds`` (per sweep, after the cut), ``cut`` (bool), ``widest`` and ``add_width``
+    (per sweep with a ``d_mlp`` axis)."""
+    import pandas as pd
+
+    from ..config import RunConfig
+    from ..errors import ConfigError
+    from ..sweep.spec import as_spec
+    from ..sweep.state import read_sweep_json
+    from ..sweep.tables import as_tables
+
+    tables = as_tables(pilot)
+    if tables.path is None:
+        raise ConfigError("pilot_plan: the pilot must be a sweep directory (its sweep.json holds the runs' costs)")
+    record = read_sweep_json(tables.path)
+    threads = float(record.get("threads_per_worker") or tables.meta.get("threads_per_worker") or 1)
+    pilot_spec = as_spec(record["spec"])
+    cfg_of = dict(pilot_spec.expand())
+    cost, final_acc = {}, {}
+    last = tables.results.sort_values("step").groupby("run").tail(1).set_index("run")
+    for name, rec in record["runs"].items():
+        if rec.get("status") != "complete":
+            continue
+        c = rec.get("cpu_seconds")
+        c = float(c) if isinstance(c, (int, float)) else (float(rec["seconds"]) * threads if isinstance(
+            rec.get("seconds"), (int, float)) else None)
+        cfg: RunConfig = cfg_of[name]
+        key = (round(cfg.frac_train, 6), cfg.d_mlp)
+        if c is not None:
+            cost.setdefault(key, []).append(c)
+        if name in last.index and "test_acc" in last.columns:
+            final_acc.setdefault(key, []).append(float(last.loc[name, "test_acc"]))
+    rows, seeds, decisions = [], {}, {"add_width": {}, "widest": {}}
+    for sweep_name, spec in confirmatory.items():
+        runs = as_spec(spec).expand()
+        per_cell: dict = {}
+        for _, cfg in runs:
+            per_cell.setdefault((round(cfg.frac_train, 6), cfg.d_mlp), []).append(cfg.model_seed)
+        seeds[sweep_name] = max(len(v) for v in per_cell.values())
+        for key, s in per_cell.items():
+            if key not in cost:
+                raise ConfigError(f"pilot_plan: the pilot has no finished run at frac_train={key[0]:g}, "
+                                  f"d_mlp={key[1]} (a cell of {sweep_name}); finish the pilot first")
+            per_run = sum(cost[key]) / len(cost[key])
+            rows.append({"sweep": sweep_name, "frac_train": key[0], "d_mlp": key[1], "runs": len(s),
+                         "pilot_runs": len(cost[key]), "cpu_seconds_per_run": per_run,
+                         "cpu_hours": len(s) * per_run / 3600})
+        widths = sorted({k[1] for k in per_cell})
+        if len(widths) > 1:
+            widest = [a for k, accs in final_acc.items() if k[1] == widths[-1] and k in per_cell for a in accs]
+            acc = min(widest) if widest else math.nan
+            decisions["widest"][sweep_name] = (widths[-1], acc)
+            decisions["add_width"][sweep_name] = 2 * widths[-1] if not acc >= PILOT_WIDEST_ACC else None
+    cells = pd.DataFrame(rows)
+    total = float(cells["cpu_hours"].sum())
+    decisions["total_cpu_hours"] = total
+    decisions["cut"] = total > max_cpu_hours
+    if decisions["cut"]:
+        if cut not in seeds:
+            raise ConfigError(f"pilot_plan: cut={cut!r} is not one of the confirmatory sweeps {sorted(seeds)}")
+        other = float(cells.loc[cells["sweep"] != cut, "cpu_hours"].sum())
+        per_seed = float(cells.loc[cells["sweep"] == cut, "cpu_hours"].sum()) / seeds[cut]
+        seeds[cut] = max(0, int((max_cpu_hours - other) // per_seed))
+    decisions["seeds"] = seeds
+    return cells, decisions
