@@ -58,6 +58,11 @@ LAYER_COLUMNS = ("frac_neurons_clustered", "frac_neurons_key", "gini_W_L", "gini
 GROUP_COLUMNS = KEY_COLUMNS + CAUSAL_COLUMNS + ("frac_neurons_clustered", "gini_W_E", "gini_W_L", "gini_W_E_freq",
                                                "gini_W_L_freq")
 MLP_COLUMNS = ("frac_neurons_clustered", "frac_neurons_key", "gini_W_L", "gini_W_L_freq")
+# The irrep columns of a group-composition task (interp.probes.irreps.measure_irreps), besides the per-key
+# irrep_excluded_loss_{rho}; those that read MLP neurons or W_L.
+IRREP_COLUMNS = ("irrep_restricted_loss", "irrep_restricted_acc", "irrep_excluded_loss", "irrep_excluded_acc",
+                 "char_explained", "frac_neurons_irrep", "frac_neurons_key_irrep", "gini_irrep_W_E", "gini_irrep_W_L")
+IRREP_MLP_COLUMNS = ("frac_neurons_irrep", "frac_neurons_key_irrep", "gini_irrep_W_L")
 
 
 IRREP_PROTOCOL = {
@@ -88,7 +93,11 @@ def not_applicable(task: Task, model=None) -> dict[str, str]:
     """Measure columns that have no meaning for ``task`` (and ``model``), each with the reason.
 
     Such a column is absent from the table and listed in measures.json ``not_applicable``; a sweep table and the
-    emergence analysis report it as "not applicable", never as a flat or missing curve.
+    emergence analysis report it as "not applicable", never as a flat or missing curve. The Fourier columns are not
+    applicable to a non-abelian group (D_n, S_n) or a task without a group (the quadratic tasks); the irrep columns
+    to a task that is not a composition in a finite group (the quadratic tasks). add/sub/mul/div are measured in their
+    Fourier basis, which their irrep measures equal (``interp.probes.irreps`` computes those): no irrep columns, and
+    none listed here.
     """
     out: dict[str, str] = {}
     if task.group is None and task.finite_group is not None:
@@ -97,8 +106,14 @@ def not_applicable(task: Task, model=None) -> dict[str, str]:
     elif task.group is None:
         why = f"task {task.op!r} has no group basis (its labels are not a group operation of the inputs)"
         out.update({c: why for c in GROUP_COLUMNS})
+    if task.finite_group is None:
+        try:
+            task.require_finite_group("irrep measures")
+        except ProbeError as e:  # the irrep functions' own one-line reason
+            out.update({c: str(e) for c in IRREP_COLUMNS})
     if model is not None and not has_mlp(model):
-        out.update({c: "attention-only model: no MLP neurons, no W_L" for c in MLP_COLUMNS if c not in out})
+        mlp = MLP_COLUMNS + (IRREP_MLP_COLUMNS if irrep_columns(task) else ())
+        out.update({c: "attention-only model: no MLP neurons, no W_L" for c in mlp if c not in out})
     return out
 
 
