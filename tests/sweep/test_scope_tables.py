@@ -64,3 +64,15 @@ def test_sweep_tables_and_emergence_say_not_applicable(runs):
     seen = not_applicable_metrics(SweepTables(results, summary, ["op"]))
     assert "gini_irrep_W_E" in seen["a2+b2"] and "gini_W_E" in seen["S3"]
     assert Run(runs["S3"].path).task.finite_group is not None
+
+
+def test_clock_pizza_is_not_applicable_to_a_group_run_from_the_cli(runs, tmp_path, capsys):
+    """`interp measure --clock-pizza` on S3: the one line that says why, and the three columns listed with it."""
+    from interp.cli import main
+    from interp.probes import clock_pizza
+
+    assert main(["measure", str(runs["S3"].path), "--clock-pizza", "--out", str(tmp_path / "m"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "clock or pizza: not applicable (measure_run: not applicable to " in out
+    m = probes.load_measures(tmp_path / "m")
+    assert set(clock_pizza.COLUMNS) <= set(m.not_applicable) and not set(clock_pizza.COLUMNS) & set(m.df.columns)
