@@ -149,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--llc", action="store_true",
                    help="add the local learning coefficient of every checkpoint (column llc; needs the extra "
                         "interp[llc]; slower than every other measure together)")
+    m.add_argument("--clock-pizza", action="store_true",
+                   help="add the clock / pizza diagnostics of every checkpoint (Zhong et al. 2023: columns "
+                        "gradient_symmetricity, distance_irrelevance, all_pairs_acc) and print each one's verdict; "
+                        "addition runs only, 'not applicable' otherwise")
     m.add_argument("--layer", type=int_at_least("--layer", 0), metavar="L",
                    help="the MLP layer the neuron and W_L columns read (default: the last; a multi-layer run also "
                         "gets per-layer columns)")
@@ -358,15 +362,19 @@ def _measure_into(run, out: Path, key_freqs, args) -> int:
             kept = probes.load_measures(out)
         except InterpError:
             kept = None  # this run's own pair, damaged (an interrupted write): rewritten
-        if kept is not None and kept.same_measurement(run, key_freqs, llc=args.llc, layer=args.layer):
+        if kept is not None and kept.same_measurement(run, key_freqs, llc=args.llc, layer=args.layer,
+                                                      clock_pizza=args.clock_pizza):
             print(f"{out}: measures of this run at the same {len(kept.steps)} checkpoints are already there; kept "
                   "(pass --recompute to compute them again)")
+            if args.clock_pizza:
+                _print_clock_pizza(kept)
             return 0
     prepare_out_dir(out, "--out")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", probes.LLCWarning)
         m = probes.measure_run(run, key_freqs=key_freqs, progress=not args.quiet, device=args.device,
-                               layer=args.layer, threads=args.threads, llc=args.llc)
+                               layer=args.layer, threads=args.threads, llc=args.llc,
+                               clock_pizza=args.clock_pizza)
     for w in caught:
         if issubclass(w.category, probes.LLCWarning):
             print(f"interp: warning: {w.message}", file=sys.stderr)
@@ -376,7 +384,22 @@ def _measure_into(run, out: Path, key_freqs, args) -> int:
     irreps = f", key irreps {m.key_irreps}" if m.key_irreps else ""
     print(f"{out}: measures.csv ({len(m.df)} checkpoints), measures.json (key frequencies {m.key_frequencies}"
           f"{irreps})")
+    if args.clock_pizza:
+        _print_clock_pizza(m)
     return 0
+
+
+def _print_clock_pizza(m) -> None:
+    """Each checkpoint's clock / pizza diagnostics and verdict, or the one line that says why they do not apply."""
+    cp = probes.clock_pizza
+    why = m.not_applicable.get(cp.COLUMNS[0])
+    if why is not None:
+        print(f"clock or pizza: not applicable ({why})")
+        return
+    print("step  gradient_symmetricity  distance_irrelevance  all_pairs_acc  verdict")
+    for (_, row), v in zip(m.df.iterrows(), cp.verdicts(m.df)):
+        print(f"{int(row['step'])}  {row['gradient_symmetricity']:.4f}  {row['distance_irrelevance']:.4f}  "
+              f"{row['all_pairs_acc']:.4f}  {v}")
 
 
 def _check_report_dir(out: Path, owner: dict) -> None:

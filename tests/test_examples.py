@@ -190,3 +190,25 @@ def test_groups_example_prints_its_measures_and_both_verdicts(tmp_path):
     assert re.search(r"nanda2023-p113-seed0 step 20000 \(attention rate 1\):.*: clock$", r.stdout, flags=re.M)
     assert re.search(r"constant-attention-p59 step 200 \(attention rate 0\):.*: pizza$", r.stdout, flags=re.M)
     assert re.search(r"constant-attention-p59 step 1200 \(attention rate 0\):.*: neither$", r.stdout, flags=re.M)
+
+
+def test_s5_example_shows_the_shipped_runs_key_irreps():
+    """examples/s5.py on the shipped S5 run (checkpoints/s5-seed0): S5's irreps with the textbook dimensions and the
+    character of the (3, 2) irrep; the final checkpoint, measured now, solves the test pairs and composes through
+    the key irreps saved with the run's measures (sign and 5a), 5a carrying the circuit."""
+    r = subprocess.run([sys.executable, str(EXAMPLES / "s5.py")], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "S5: 120 elements, 14400 pairs, 7200 training pairs" in out
+    dims = re.findall(r"^ +(\w+) \(dim (\d)\)", out, flags=re.M)
+    assert sorted(int(d) for _, d in dims) == [1, 1, 4, 4, 5, 5, 6]
+    # classes: identity, (01), (243), (01)(23), (1234), (01)(243), (01234): the partition (3, 2)'s character
+    assert "5a (dim 5): characters +5 +1 -1 +1 -1 +1 +0" in out
+    saved = probes.load_measures(ROOT / "probes" / "s5-seed0")
+    assert saved.key_irreps == ["sign", "5a"]
+    assert "key irreps ['sign', '5a'] (dims [1, 5])" in out
+    assert "the same as the saved measures: key irreps True, irrep excluded loss True" in out
+    acc = float(re.search(r"final step 3300: train acc [\d.]+, test acc ([\d.]+)", out).group(1))
+    assert acc >= 0.99
+    alone = dict(re.findall(r"(\w+) alone removed ([\d.e+-]+)", out))
+    assert float(alone["5a"]) > 1 > float(alone["sign"])  # 5a carries the circuit; the sign irrep adds little

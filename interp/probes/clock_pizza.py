@@ -31,7 +31,7 @@ from ..tasks import Task
 from ._common import check_model, logits_of, model_device
 
 __all__ = ["gradient_symmetricity", "distance_irrelevance", "ClockPizza", "clock_or_pizza", "clock_pizza_series",
-           "THRESHOLDS", "VERDICTS"]
+           "verdicts", "check_applicable", "THRESHOLDS", "VERDICTS", "COLUMNS", "PROTOCOL"]
 
 VERDICTS = ("clock", "pizza", "neither")
 # The rule (docs/groups.md): pizza needs both signs of a function of E_a + E_b whose correct logit depends on the
@@ -41,6 +41,21 @@ THRESHOLDS = {
     "clock": {"gradient_symmetricity_max": 0.7, "distance_irrelevance_min": 0.6},
     "accuracy_min": 0.99,
 }
+# The measures-table columns of ``measure_run(..., clock_pizza=True)``; the verdict of a row follows from them.
+COLUMNS = ("gradient_symmetricity", "distance_irrelevance", "all_pairs_acc")
+PROTOCOL = {
+    "gradient_symmetricity": "mean over every pair (a, b), with a seeded uniform class c, of the cosine of the "
+                             "gradients of the logit Q_abc at the token embeddings of positions 0 and 1 (hook_embed)",
+    "distance_irrelevance": "mean over d of std{Q_(a,b,a+b) : a - b = d} / std of Q_(a,b,a+b) over all pairs",
+    "all_pairs_acc": "accuracy on all p^2 pairs (the verdict needs >= 0.99)",
+    "verdict": "pizza: symmetricity >= 0.9 and irrelevance <= 0.4; clock: symmetricity <= 0.7 and irrelevance >= "
+               "0.6; otherwise neither (interp.probes.clock_pizza.verdicts(df); docs/groups.md)",
+}
+
+
+def check_applicable(task: Task, where: str = "clock_or_pizza") -> None:
+    """ProbeError (one line, with the reason) unless the diagnostics have a meaning for ``task``: addition mod p."""
+    _check_addition(task, where)
 
 
 def _check_addition(task: Task, where: str) -> None:
@@ -126,6 +141,17 @@ def clock_or_pizza(model, task: Task) -> ClockPizza:
     acc = float((L.argmax(-1) == task.labels()).double().mean())
     v, why = verdict(gs, di, acc)
     return ClockPizza(gs, di, acc, v, why)
+
+
+def verdicts(df) -> list[str]:
+    """The verdict of each row of a measures table that holds :data:`COLUMNS` (``measure_run(..., clock_pizza=True)``):
+    "clock", "pizza" or "neither", by the same rule as :func:`clock_or_pizza`."""
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise ProbeError(f"verdicts: the table has no column {missing[0]!r}; measure with clock_pizza=True "
+                         "(`interp measure --clock-pizza`) on an addition run")
+    return [verdict(float(g), float(d), float(a))[0]
+            for g, d, a in zip(df["gradient_symmetricity"], df["distance_irrelevance"], df["all_pairs_acc"])]
 
 
 def clock_pizza_series(run, steps=None):

@@ -34,6 +34,7 @@ from ._common import check_layer, check_model, has_mlp, logits_and_layer_acts
 from .frequencies import (DEFAULT_THRESHOLDS, RULES, THRESHOLD_MEANING, _top_k, fourier_norms, group_acts,
                           key_frequencies, neuron_frequency_shares, per_frequency_norms, top_frequencies)
 from .learning_coefficient import LLCSettings, devinterp_modules, llc_protocol, llc_row, warn_unhealthy
+from . import clock_pizza as _cp
 from .irreps import IRREP_THRESHOLDS, irrep_basis_of, key_irreps as find_key_irreps, measure_irreps
 from .losses import Decomposition, cos_coefficients, train_test_metrics
 from .sparsity import SSW_INCLUDES, gini, sum_squared_weights
@@ -57,6 +58,11 @@ LAYER_COLUMNS = ("frac_neurons_clustered", "frac_neurons_key", "gini_W_L", "gini
 GROUP_COLUMNS = KEY_COLUMNS + CAUSAL_COLUMNS + ("frac_neurons_clustered", "gini_W_E", "gini_W_L", "gini_W_E_freq",
                                                "gini_W_L_freq")
 MLP_COLUMNS = ("frac_neurons_clustered", "frac_neurons_key", "gini_W_L", "gini_W_L_freq")
+# The irrep columns of a group-composition task (interp.probes.irreps.measure_irreps), besides the per-key
+# irrep_excluded_loss_{rho}; those that read MLP neurons or W_L.
+IRREP_COLUMNS = ("irrep_restricted_loss", "irrep_restricted_acc", "irrep_excluded_loss", "irrep_excluded_acc",
+                 "char_explained", "frac_neurons_irrep", "frac_neurons_key_irrep", "gini_irrep_W_E", "gini_irrep_W_L")
+IRREP_MLP_COLUMNS = ("frac_neurons_irrep", "frac_neurons_key_irrep", "gini_irrep_W_L")
 
 
 IRREP_PROTOCOL = {
@@ -87,7 +93,11 @@ def not_applicable(task: Task, model=None) -> dict[str, str]:
     """Measure columns that have no meaning for ``task`` (and ``model``), each with the reason.
 
     Such a column is absent from the table and listed in measures.json ``not_applicable``; a sweep table and the
-    emergence analysis report it as "not applicable", never as a flat or missing curve.
+    emergence analysis report it as "not applicable", never as a flat or missing curve. The Fourier columns are not
+    applicable to a non-abelian group (D_n, S_n) or a task without a group (the quadratic tasks); the irrep columns
+    to a task that is not a composition in a finite group (the quadratic tasks). add/sub/mul/div are measured in their
+    Fourier basis, which their irrep measures equal (``interp.probes.irreps`` computes those): no irrep columns, and
+    none listed here.
     """
     out: dict[str, str] = {}
     if task.group is None and task.finite_group is not None:
@@ -96,8 +106,14 @@ def not_applicable(task: Task, model=None) -> dict[str, str]:
     elif task.group is None:
         why = f"task {task.op!r} has no group basis (its labels are not a group operation of the inputs)"
         out.update({c: why for c in GROUP_COLUMNS})
+    if task.finite_group is None:
+        try:
+            task.require_finite_group("irrep measures")
+        except ProbeError as e:  # the irrep functions' own one-line reason
+            out.update({c: str(e) for c in IRREP_COLUMNS})
     if model is not None and not has_mlp(model):
-        out.update({c: "attention-only model: no MLP neurons, no W_L" for c in MLP_COLUMNS if c not in out})
+        mlp = MLP_COLUMNS + (IRREP_MLP_COLUMNS if irrep_columns(task) else ())
+        out.update({c: "attention-only model: no MLP neurons, no W_L" for c in mlp if c not in out})
     return out
 
 
@@ -287,17 +303,20 @@ class Measures:
         return self.run.get("run_id") == run.run_id and self.steps == run.steps
 
     def same_measurement(self, run, key_freqs: Sequence[int] | None = None,
-                         llc: bool | LLCSettings = False, layer: int | None = None) -> bool:
+                         llc: bool | LLCSettings = False, layer: int | None = None,
+                         clock_pizza: bool = False) -> bool:
         """True when these measures already hold what measuring ``run`` now would compute (with ``key_freqs``, or
         found by the default rule; ``llc`` and ``layer`` as :func:`measure_run` takes them): same run, same
-        checkpoints, same key-frequency protocol, the same layer (None: the last), and the LLC columns with the same
-        settings. Measures that hold the LLC also serve a request without it (the other columns are the same)."""
+        checkpoints, same key-frequency protocol, the same layer (None: the last), the LLC columns with the same
+        settings, and the clock / pizza columns when ``clock_pizza``. Measures that hold the LLC also serve a request without it (the other columns are the same)."""
         if not self.belongs_to(run):
             return False
         want = _llc_settings(llc, "same_measurement")
         had = self.protocol.get("llc") if isinstance(self.protocol, dict) else None
         if want is not None and (had.get("settings") if isinstance(had, dict) else None) != want.to_dict():
             return False
+        if clock_pizza and not (isinstance(self.protocol, dict) and "clock_pizza" in self.protocol):
+            return False  # measures with the clock / pizza columns (or their "not applicable") serve both requests
         n_layers = getattr(getattr(run, "config", None), "n_layers", None) or \
             (getattr(run, "hooked_kwargs", None) or {}).get("n_layers")
         wanted = layer if layer is not None else (n_layers - 1 if isinstance(n_layers, int) else None)
@@ -330,7 +349,8 @@ def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int
                 progress: bool = True, *, rule: str = "neurons", threshold: float | None = None,
                 device: str = "cpu", layer: int | None = None, fallback_top_k: int | None = None,
                 causal_top_k: int | None = None, threads: int | None = None,
-                llc: bool | LLCSettings = False, key_irreps: Sequence[str] | None = None) -> Measures:
+                llc: bool | LLCSettings = False, key_irreps: Sequence[str] | None = None,
+                clock_pizza: bool = False) -> Measures:
     """Measure every checkpoint of ``run`` (an :class:`interp.Run`, or a :class:`interp.folder.CheckpointFolder` of
     checkpoints trained elsewhere): a :class:`Measures`, one row per step.
 
@@ -357,6 +377,11 @@ def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int
     A group-composition task (op C<n>, D<n>, S<n>) also gets the irrep columns of
     :func:`interp.probes.irreps.measure_irreps`, with ``key_irreps`` (names) fixed once from the final checkpoint
     unless given (``Measures.key_irreps``); a non-abelian group has no Fourier columns.
+
+    ``clock_pizza``: also the diagnostics of Zhong et al. 2023 (:mod:`interp.probes.clock_pizza`) of every
+    checkpoint, columns ``gradient_symmetricity``, ``distance_irrelevance`` and ``all_pairs_acc``, from which
+    :func:`interp.probes.clock_pizza.verdicts` gives each row's verdict. They are defined for addition mod p; on
+    any other task the three columns are "not applicable" (``Measures.not_applicable``, with the reason).
     """
     if _llc_settings(llc, "measure_run"):
         devinterp_modules()  # a missing extra fails before any work
@@ -384,7 +409,7 @@ def measure_run(run, key_freqs: Iterable[int] | None = None, steps: Iterable[int
                        key_freqs, progress=progress, rule=rule, threshold=threshold, layer=layer,
                        key_model=lambda: run.load(all_steps[-1], device=device), key_step=all_steps[-1],
                        name=run.name, run_info=info, where="measure_run", fallback_top_k=fallback_top_k,
-                       causal_top_k=causal_top_k, llc=llc, key_irreps=key_irreps)
+                       causal_top_k=causal_top_k, llc=llc, key_irreps=key_irreps, clock_pizza=clock_pizza)
     if isinstance(run, CheckpointFolder):  # the split is the caller's, not a split.json
         m.protocol["train_loss/test_loss/acc"] = f"recomputed on the checkpoint from {run.split_source}"
         m.protocol["source"] = run.describe()
@@ -396,7 +421,8 @@ def measure_series(models, task: Task, key_freqs: Iterable[int] | None = None, *
                    device: str = "cpu", name: str | None = None, key_model=None, key_step: int | None = None,
                    run_info: dict[str, Any] | None = None, where: str = "measure_series",
                    fallback_top_k: int | None = None, causal_top_k: int | None = None,
-                   llc: bool | LLCSettings = False, key_irreps: Sequence[str] | None = None) -> Measures:
+                   llc: bool | LLCSettings = False, key_irreps: Sequence[str] | None = None,
+                   clock_pizza: bool = False) -> Measures:
     """Measure checkpoints trained anywhere: the same :class:`Measures` as :func:`measure_run`.
 
     models: an iterable of ``(step, model)`` pairs (a model may also be a zero-argument callable that returns
@@ -405,7 +431,7 @@ def measure_series(models, task: Task, key_freqs: Iterable[int] | None = None, *
     whose identity the measures record). task: the :class:`interp.Task` they were trained
     on (:meth:`interp.Task.custom` for another input format or split). Key frequencies come from the last step
     unless given; every probe checks each model against the task first. ``llc``: as in :func:`measure_run`
-    (the LLC is taken on ``task``'s training pairs unless the settings say otherwise).
+    (the LLC is taken on ``task``'s training pairs unless the settings say otherwise); ``clock_pizza`` as there.
     """
     if rule not in RULES:
         raise ProbeError(f"{where}: rule must be one of {list(RULES)}, got {rule!r}")
@@ -476,6 +502,15 @@ def measure_series(models, task: Task, key_freqs: Iterable[int] | None = None, *
                          f"{task.description} has its Fourier columns (call interp.probes.irreps directly)")
     na = not_applicable(task, first)
     proto = protocol(rule, threshold, source, task=task, model=first, layer=chosen_layer)
+    cp_on = False
+    if clock_pizza:
+        try:
+            _cp.check_applicable(task, where)
+            cp_on = True
+            proto["clock_pizza"] = {**_cp.PROTOCOL, "thresholds": _cp.THRESHOLDS}
+        except ProbeError as e:  # the one-line reason, kept with the columns it leaves out
+            na.update({c: str(e) for c in _cp.COLUMNS})
+            proto["clock_pizza"] = f"not applicable: {e}"
     if irreps_on:
         proto["irreps"] = {**proto["irreps"], "key_irreps_source": irrep_source,
                            "irreps": [f"{r.name} (dim {r.dim})" for r in irrep_basis_of(task).irreps],
@@ -494,6 +529,10 @@ def measure_series(models, task: Task, key_freqs: Iterable[int] | None = None, *
         rows.append({"step": step, **_measures(model, task, freqs, where, chosen_layer, causal_top_k)})
         if irreps_on:
             rows[-1].update(measure_irreps(model, task, irrep_keys, layer=chosen_layer))
+        if cp_on:
+            r = _cp.clock_or_pizza(model, task)
+            rows[-1].update(gradient_symmetricity=r.gradient_symmetricity,
+                            distance_irrelevance=r.distance_irrelevance, all_pairs_acc=r.accuracy)
         if llc:
             row, problems = llc_row(model, task, llc)
             rows[-1].update(row)

@@ -243,10 +243,43 @@ def irrep_rows(df, key_irreps: Sequence[str]) -> list[tuple[str, str]]:
     return rows
 
 
-def clock_pizza_rows(model, task) -> list[tuple[str, str]]:
-    """The clock / pizza diagnostics of the final model (Zhong et al. 2023) for an addition task; [] otherwise."""
+def clock_pizza_series_rows(df) -> list[tuple[str, str]]:
+    """The clock / pizza verdict of every checkpoint, from measures that hold the diagnostics
+    (``interp measure --clock-pizza``): the steps of each verdict, then each checkpoint's two diagnostics; []
+    when the table has no such columns."""
     from ..probes import clock_pizza
 
+    if not all(c in df.columns for c in clock_pizza.COLUMNS):
+        return []
+    df = df.sort_values("step")
+    steps = [int(s) for s in df["step"]]
+    spans: list[list] = []  # [verdict, first step, last step] of each run of equal verdicts
+    for step, v in zip(steps, clock_pizza.verdicts(df)):
+        if spans and spans[-1][0] == v:
+            spans[-1][2] = step
+        else:
+            spans.append([v, step, step])
+    said = "; ".join(f"{v} at step {a:,}" if a == b else f"{v} at steps {a:,}-{b:,}" for v, a, b in spans)
+    values = "; ".join(f"{step:,}: {fmt(g, 3)} / {fmt(d, 3)}" for step, g, d in
+                       zip(steps, df["gradient_symmetricity"], df["distance_irrelevance"]))
+    return [("clock or pizza per checkpoint", said),
+            ("gradient symmetricity / distance irrelevance per checkpoint", values)]
+
+
+def clock_pizza_rows(model, task, df=None) -> list[tuple[str, str]]:
+    """The clock / pizza diagnostics of the final model (Zhong et al. 2023) for an addition task; [] otherwise.
+    With a measures table ``df`` that holds them (``interp measure --clock-pizza``) they are read from its last row
+    and every checkpoint's verdict is added (:func:`clock_pizza_series_rows`)."""
+    from ..probes import clock_pizza
+
+    series = clock_pizza_series_rows(df) if df is not None else []
+    if series:
+        last = df.loc[df["step"].idxmax()]
+        gs, di, acc = (float(last[c]) for c in clock_pizza.COLUMNS)
+        v, why = clock_pizza.verdict(gs, di, acc)
+        return [("clock or pizza (final model)", f"{v}: {why}"),
+                ("gradient symmetricity (final model)", fmt(gs, 4)),
+                ("distance irrelevance (final model)", fmt(di, 4)), *series]
     try:
         r = clock_pizza.clock_or_pizza(model, task)
     except ProbeError:
@@ -438,7 +471,7 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
                   circuit_not_applicable=circuit_na)
     rows = _key_rows(df, metrics, phases, key_freqs, nf, bounds, land, circuit_na)
     rows += irrep_rows(df, list(getattr(measures, "key_irreps", None) or []))
-    rows += clock_pizza_rows(final, task)
+    rows += clock_pizza_rows(final, task, df)
     if circuit_na is None:
         basis_note = (f"Basis: {task.group.description}. Neuron and W_L figures and columns read layer {layer} of "
                       f"{final.cfg.n_layers}" + (" (each layer has its own columns in the measures table)"
