@@ -75,8 +75,8 @@ PILOT_WIDEST_ACC = 0.9     # v2 §1: below this at the widest width, the next wi
 def pilot_plan(pilot, confirmatory: dict, max_cpu_hours: float = PILOT_MAX_CPU_HOURS,
                cut: str = "dense"):
     """Protocol v2 §1's decisions from a pilot sweep: the cost of each confirmatory sweep extrapolated from the
-    pilot run(s) of the same cell (the mean CPU time of its runs; wall time x threads where no CPU time was
-    recorded), the seeds of ``cut`` that fit ``max_cpu_hours`` when the total exceeds it, and whether the widest
+    pilot run(s) of the same cell (the mean CPU time of its runs; for a run that recorded no CPU time, its steps
+    times the median CPU-seconds per step of the pilot's runs at the same width, else its wall time x threads), the seeds of ``cut`` that fit ``max_cpu_hours`` when the total exceeds it, and whether the widest
     width of a width axis reached test accuracy 0.9 by the budget (if not, the protocol adds twice that width).
 
     pilot: a sweep directory or its tables (its ``sweep.json`` holds the runs' costs). confirmatory: ``{name:
@@ -101,13 +101,27 @@ def pilot_plan(pilot, confirmatory: dict, max_cpu_hours: float = PILOT_MAX_CPU_H
     cfg_of = dict(pilot_spec.expand())
     cost, final_acc = {}, {}
     last = tables.results.sort_values("step").groupby("run").tail(1).set_index("run")
-    for name, rec in record["runs"].items():
-        if rec.get("status") != "complete":
-            continue
-        c = rec.get("cpu_seconds")
-        c = float(c) if isinstance(c, (int, float)) else (float(rec["seconds"]) * threads if isinstance(
-            rec.get("seconds"), (int, float)) else None)
+    done = {n: r for n, r in record["runs"].items() if r.get("status") == "complete"}
+
+    def steps(rec) -> float | None:
+        s = (rec.get("final") or {}).get("step")
+        return float(s) if isinstance(s, (int, float)) and s > 0 else None
+
+    # CPU-seconds per step at each width, from the runs that recorded their CPU time
+    per_step: dict[int, list[float]] = {}
+    for name, rec in done.items():
+        if isinstance(rec.get("cpu_seconds"), (int, float)) and steps(rec):
+            per_step.setdefault(cfg_of[name].d_mlp, []).append(float(rec["cpu_seconds"]) / steps(rec))
+    for name, rec in done.items():
         cfg: RunConfig = cfg_of[name]
+        if isinstance(rec.get("cpu_seconds"), (int, float)):
+            c = float(rec["cpu_seconds"])
+        elif steps(rec) and cfg.d_mlp in per_step:   # no CPU time: its steps at its width's cost per step
+            c = steps(rec) * float(np.median(per_step[cfg.d_mlp]))
+        elif isinstance(rec.get("seconds"), (int, float)):   # else wall time x threads (a busy machine inflates it)
+            c = float(rec["seconds"]) * threads
+        else:
+            c = None
         key = (round(cfg.frac_train, 6), cfg.d_mlp)
         if c is not None:
             cost.setdefault(key, []).append(c)

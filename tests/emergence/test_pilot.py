@@ -33,7 +33,7 @@ def _pilot(tmp_path, cpu_of, acc_of, wall_only=()):
         rows += [{"run": name, "frac_train": cfg.frac_train, "d_mlp": cfg.d_mlp, "seed": cfg.model_seed, "step": s,
                   "test_acc": a} for s, a in ((0, 0.0), (12000, acc_of(cfg)))]
     d = tmp_path / "pilot"
-    d.mkdir()
+    d.mkdir(parents=True)
     pd.DataFrame(rows).to_csv(d / "results.csv", index=False)
     (d / "sweep.json").write_text(json.dumps({
         "format": FORMAT, "format_version": FORMAT_VERSION, "spec": spec.to_dict(),
@@ -63,14 +63,25 @@ def test_a_widest_width_that_does_not_reach_0_9_adds_twice_that_width(tmp_path):
     assert dec["add_width"] == {"width": 1024} and dec["widest"]["width"] == (512, 0.5)
 
 
-def test_wall_time_times_threads_stands_in_where_no_cpu_time_was_recorded(tmp_path):
+def test_a_run_without_cpu_time_costs_its_steps_at_its_widths_cost_per_step(tmp_path):
+    """A run that recorded only wall time (on a machine three times oversubscribed: wall = 3 x CPU) is costed as
+    its steps (here 12,000, as every run) x the CPU-seconds per step of the other runs at its width, not its wall
+    time; where no run of its width has a CPU time, wall time x threads stands in."""
     spec = dict(SweepSpec.from_dict(PILOT).expand())
-    first = next(iter(spec))
+    first = next(iter(spec))        # frac 0.35, d_mlp 256: the width of the 0.5 cell too
     d = _pilot(tmp_path, lambda c: 100.0, lambda c: 1.0, wall_only={first})
+    record = json.loads((d / "sweep.json").read_text())
+    for rec in record["runs"].values():
+        rec["final"] = {"step": 12000}
+    (d / "sweep.json").write_text(json.dumps(record))
     cells, _ = pilot_plan(d, {"dense": DENSE})
     c = spec[first]
     row = cells.set_index(["frac_train", "d_mlp"]).loc[(c.frac_train, c.d_mlp)]
-    assert row["cpu_seconds_per_run"] == pytest.approx((300.0 + 100.0) / 2)
+    assert row["cpu_seconds_per_run"] == pytest.approx(100.0)
+    width_128 = [n for n, cfg in spec.items() if cfg.d_mlp == 128]
+    d2 = _pilot(tmp_path / "2", lambda c: 100.0, lambda c: 1.0, wall_only=set(width_128))
+    cells, _ = pilot_plan(d2, {"width": WIDTH})
+    assert cells.set_index("d_mlp").loc[128, "cpu_seconds_per_run"] == pytest.approx(300.0)
 
 
 def test_a_cell_the_pilot_has_not_finished_is_named(tmp_path):
