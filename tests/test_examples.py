@@ -41,9 +41,9 @@ def test_quickstart_prints_the_shipped_runs_numbers():
     assert clustered == pytest.approx(final.frac_neurons_clustered, abs=6e-3)
 
 
-def test_training_example_groks(tmp_path):
-    r = subprocess.run([sys.executable, str(EXAMPLES / "train_small.py"), str(tmp_path / "run")],
-                       capture_output=True, text=True, cwd=ROOT)
+def test_training_example_groks(train_small_example):
+    """examples/train_small.py, executed once per session by the fixture (its run is also tests' `grokked_run`)."""
+    r = train_small_example
     assert r.returncode == 0, r.stderr
     acc = float(r.stdout.split("test accuracy ")[1].split(",")[0])
     step = int(r.stdout.split(" at step ")[1].split()[0])
