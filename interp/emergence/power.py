@@ -5,8 +5,8 @@ Each statistic's 95 % interval on the shipped data gives its standard error at t
 margin when the truth sits at the null value (ratio 1, correlation 0), power 1 - beta needs
 ``se <= margin / (z_0.975 + z_(1-beta))``, so ``seeds = shipped seeds x (se / se_needed)^2``, rounded up.
 
->>> seeds_needed(se=0.2, n_now=6, margin=0.5)
-6
+>>> seeds_needed(se=0.2, n_now=6, margin=0.5)   # se needed 0.5 / (1.960 + 0.842) = 0.178: 6 x (0.2 / 0.178)^2 = 7.5
+8
 """
 
 from __future__ import annotations

@@ -161,7 +161,7 @@ def test_docstring_examples_hold():
     import doctest
     import importlib
 
-    for name in ("transition", "scale", "synthetic"):
+    for name in ("transition", "power", "synthetic"):
         module = importlib.import_module(f"interp.emergence.{name}")  # the package exports a function `transition`
         result = doctest.testmod(module, extraglobs={"np": np}, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0 and result.attempted > 0, name
