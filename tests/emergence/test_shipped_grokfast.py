@@ -78,3 +78,29 @@ def test_the_bound_the_data_support_is_what_the_readme_says(comparison, nanda):
     assert (f"{at45:.2f}", f"{paper:.2f}") == ("1.08", "1.32")
     for text in (readme, _section()):
         assert "No speed-up" not in text and "**No speed-up" not in text
+
+
+V2_45 = ROOT / "sweeps" / "grokfast-v2-45"
+
+
+@pytest.fixture(scope="module")
+def confirmatory():
+    return compare(V2_45)
+
+
+def test_the_confirmatory_45_cell_is_complete_fresh_and_in_the_manual(confirmatory):
+    """Protocol v2's 45 % cell: 8 arms x 18 seeds never trained before it (none of the shipped sweeps' 0-5), the
+    manual's table and every answer line recomputed, and the README's headline the tuned comparison's words."""
+    runs = confirmatory.runs
+    assert len(runs) == 144 and runs["arm"].nunique() == 8 and (runs.groupby("arm").size() == 18).all()
+    assert set(runs["seed"].astype(int)) == set(range(2000, 2018))
+    section = _section()
+    assert confirmatory.markdown_table() in section
+    for line in confirmatory.answer_lines():
+        assert f"- {line}" in section, line
+    sp = confirmatory.speedups
+    t = sp[(sp["arm"] == "AdamW + EMA l=2, tuned lr") & (sp["event"] == "t99")].iloc[0]
+    assert t["versus"] == "AdamW, tuned lr"
+    words = f"{t['ratio']:.2f}x [{t['ci_low']:.2f}, {t['ci_high']:.2f}], {t['answer']}"
+    assert words in (ROOT / "README.md").read_text().replace("\n", " ")
+    assert f"{confirmatory.cpu_seconds / 3600:.1f} CPU-hours" in section
