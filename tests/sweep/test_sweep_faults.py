@@ -37,15 +37,30 @@ def test_sigkill_the_sweep_then_resume(tmp_path, reference_sweep):
     def mid_sweep():
         st = sweep_statuses(out)
         done = [n for n, s in st.items() if s == "complete"]
-        midway = [n for n, s in st.items() if s == "running" and _metric_rows(out / "runs" / n) > 50]
+        # past its step-50 save and short of its last step (steps 0-200 make 201 rows)
+        midway = [n for n, s in st.items() if s == "running" and 50 < _metric_rows(out / "runs" / n) < 201]
         return (done, midway) if done and midway else None
+
+    def frozen_mid_sweep():
+        # The sweep and its workers are stopped (SIGSTOP) before the state is read, so a run seen midway cannot
+        # finish between that reading and the kill; if the moment has passed, they go on and we look again.
+        if not mid_sweep():
+            return None
+        tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        for p in tree:
+            p.suspend()
+        state = mid_sweep()
+        if state is None:
+            for p in tree:
+                p.resume()
+        return state
 
     wait_until(lambda: "running" in sweep_statuses(out).values(), what="the sweep to start", proc=proc)
     # while it runs, a second sweep on the directory is refused
     with pytest.raises(RunLockedError, match="a sweep is already running in this directory"):
         sweep.run(None, out, resume=True, progress=False)
-    done, midway = wait_until(mid_sweep, what="one run complete and another past its step-50 save", proc=proc)
-    proc.send_signal(signal.SIGKILL)
+    done, midway = wait_until(frozen_mid_sweep, what="one run complete and another past its step-50 save", proc=proc)
+    proc.send_signal(signal.SIGKILL)  # a stopped process is killed all the same; the workers die with it
     workers = {p for n in TINY_NAMES if (p := _lock_pid(out / "runs" / n)) is not None}
     proc.wait()
     # its worker processes die with it (they would otherwise keep writing into the runs)
