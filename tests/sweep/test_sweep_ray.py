@@ -80,6 +80,9 @@ def ray_head(request):
     port = _free_port()
     env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",  # bind to 127.0.0.1 only
                RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16), INTERP_TEST_RAY_CLUSTER=mark,
+               # Ray runs its workers at nice 15; beside the suite's other pytest worker (nice 0) they got ~3 % of a
+               # core, and this file took 6 minutes of the suite's wall time for 4 runs of 200 steps
+               RAY_worker_niceness="0",
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     def stop() -> None:
         _stop(temp, mark)
