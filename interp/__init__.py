@@ -9,7 +9,6 @@ from importlib import metadata as _metadata
 from .config import RunConfig, preset, preset_names
 from .errors import (CheckpointError, ConfigError, FigureError, InterpError, ProbeError, RunFormatError,
                      RunLockedError, TrainingError)
-from .tasks import Task
 
 try:
     __version__ = _metadata.version("interp")  # one source of truth: pyproject.toml
@@ -24,6 +23,8 @@ def __getattr__(name):  # heavy submodules (torch, transformer_lens, pandas) loa
 
     if name == "Run":
         return importlib.import_module(".runs", __name__).Run
+    if name == "Task":
+        return importlib.import_module(".tasks", __name__).Task
     if name in _SUBMODULES:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'interp' has no attribute {name!r}")

@@ -16,24 +16,17 @@ from pathlib import Path
 from typing import Sequence
 
 
-from . import __version__, probes
+# Only what parsing needs is imported here: torch, pandas, TransformerLens and matplotlib load inside the command
+# that uses them, so `--help`, a parse error or a refused argument answers at once.
+from . import __version__
 from .cli_types import MAX_THREADS as MAX_THREADS_FLAG, int_at_least
 from .config import GROUP_OPS_HELP, OPS, PRESETS, parse_field, parse_steps, preset
 from .commands import emergence as emergence_cli
 from .commands import grokfast as grokfast_cli
 from .commands import sweep_llc as sweep_llc_cli
 from .errors import ConfigError, InterpError
-from .files import OutputLock, prepare_out_dir, read_limited, staged_dir
-from .folder import CheckpointFolder, folder_task, is_checkpoint_folder
-from .probes._common import check_model
-from .model import check_device
-from .fourier import check_frequencies
-from .runs import Run
 from .sweep import cli as sweep_cli
 from .threads import MAX_THREADS
-from .train import train
-from .viz.attention import attention
-from .viz.report import write_report
 
 DEFAULT_RUN = Path("checkpoints") / "nanda2023-p113-seed0"
 REPORT_MARKER = ".interp-report"
@@ -85,6 +78,10 @@ FOLDER_FLAGS = (("task", "--task"), ("p", "--p"), ("frac_train", "--frac-train")
 def _open_source(path: Path, args):
     """A run directory (``Run``) or a folder of checkpoints trained elsewhere (``CheckpointFolder``, its task from
     --task and the split flags); a folder flag given with a run directory is refused."""
+    from .folder import CheckpointFolder, folder_task, is_checkpoint_folder
+    from .probes._common import check_model
+    from .runs import Run
+
     given = [flag for attr, flag in FOLDER_FLAGS if getattr(args, attr, None) is not None]
     if is_checkpoint_folder(path):
         if args.task is None:
@@ -232,6 +229,7 @@ def _continue_hint(args) -> str:
         return f"; continue it with `{sweep_cli.resume_command(args)}`"
     if args.command != "train":
         return ""
+    from .runs import Run
 
     try:
         status = Run(args.out).meta.get("status", {})
@@ -249,6 +247,8 @@ def _cmd_presets(args) -> int:
 
 
 def _cmd_train(args) -> int:
+    from .train import train
+
     overrides: dict = {}
     if args.save_every is not None:
         overrides["save_every"] = args.save_every
@@ -318,6 +318,8 @@ def _warn_unfinished(run) -> None:
 
 
 def _parse_freqs(text: str, p: int) -> list[int]:
+    from .fourier import check_frequencies
+
     try:
         freqs = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
@@ -328,6 +330,10 @@ def _parse_freqs(text: str, p: int) -> list[int]:
 
 
 def _cmd_measure(args) -> int:
+    from . import probes
+    from .files import OutputLock
+    from .model import check_device
+
     run = _open_source(args.run_dir, args)
     run.final_step  # fails early on a run without checkpoints
     _warn_unfinished(run)
@@ -349,6 +355,9 @@ def _cmd_measure(args) -> int:
 
 
 def _measure_into(run, out: Path, key_freqs, args) -> int:
+    from . import probes
+    from .files import prepare_out_dir
+
     foreign = probes.measures_dir_foreign(out)
     if foreign and not args.force:
         raise ConfigError(f"--out {out}: holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, which "
@@ -391,6 +400,8 @@ def _measure_into(run, out: Path, key_freqs, args) -> int:
 
 def _print_clock_pizza(m) -> None:
     """Each checkpoint's clock / pizza diagnostics and verdict, or the one line that says why they do not apply."""
+    from . import probes
+
     cp = probes.clock_pizza
     why = m.not_applicable.get(cp.COLUMNS[0])
     if why is not None:
@@ -405,6 +416,8 @@ def _print_clock_pizza(m) -> None:
 def _check_report_dir(out: Path, owner: dict) -> None:
     """The report's directory must be new, empty, or an earlier report of the same run or sweep (its marker records
     whose); anything else is refused before any work, naming both owners."""
+    from .files import prepare_out_dir, read_limited
+
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a directory")
     if out.is_dir() and any(out.iterdir()):
@@ -428,6 +441,8 @@ def _check_report_dir(out: Path, owner: dict) -> None:
 def _write_report_dir(out: Path, owner: dict, write) -> Path:
     """Build the report in a staging directory and move it into place whole (never a page of one run with
     another's figures); returns the final index.html."""
+    from .files import staged_dir
+
     with staged_dir(out) as tmp:
         (tmp / REPORT_MARKER).write_text(json.dumps(owner) + "\n")
         write(tmp)
@@ -435,6 +450,9 @@ def _write_report_dir(out: Path, owner: dict, write) -> Path:
 
 
 def _cmd_report(args) -> int:
+    from .files import OutputLock
+    from .model import check_device
+
     t0 = time.perf_counter()
     if emergence_cli.is_sweep_dir(args.run_dir):
         given = [flag for attr, flag in FOLDER_FLAGS if getattr(args, attr, None) is not None]
@@ -461,6 +479,9 @@ def _cmd_report(args) -> int:
 
 
 def _report_run(run, out: Path, owner: dict, args, t0: float) -> int:
+    from . import probes
+    from .viz.report import write_report
+
     _check_report_dir(out, owner)  # checked before any work
     _warn_unfinished(run)
     measures = None
@@ -496,6 +517,10 @@ def _parse_pairs(text: str) -> list[tuple[int, int]]:
 
 
 def _cmd_attention(args) -> int:
+    from .files import prepare_out_dir
+    from .runs import Run
+    from .viz.attention import attention
+
     run = Run(args.run_dir)
     p = run.config.p
     pairs = _parse_pairs(args.pairs) if args.pairs is not None else [(0, 0), (1, 2), (p // 3, p // 2), (p - 1, p // 5)]

@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ..cli_types import int_at_least
 from ..errors import ConfigError
-from ..files import atomic_write_text, prepare_out_dir
 from .text import COLUMNS, emit as _emit, print_table as _print_table
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["add_parser", "command", "report_command", "check_report_args", "is_sweep_dir", "COLUMNS"]
 
@@ -53,6 +54,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _write(out: Path, tables: dict[str, pd.DataFrame]) -> list[Path]:
+    from ..files import atomic_write_text, prepare_out_dir  # torch, pandas: loaded when a command runs, not to parse
+
     prepare_out_dir(out, "--out")
     written = []
     for name, df in tables.items():
@@ -78,6 +81,8 @@ def _ci(lo: float, hi: float, digits: int = 3) -> str:
 
 def _answer_tables(a) -> dict[str, pd.DataFrame]:
     """The compact tables of the terminal answer."""
+    import pandas as pd
+
     out = {}
     if a.information is not None:
         t = a.information.table
@@ -148,6 +153,8 @@ def _print_answer(path: Path, a, wide: bool) -> None:
 
 
 def _protocol(args) -> int:
+    import pandas as pd
+
     from ..emergence.answer import EARLINESS_CANNOT_DECIDE, answer  # scipy, statsmodels: loaded when it runs
 
     kw = {} if args.n_boot is None else {"n_boot": args.n_boot}

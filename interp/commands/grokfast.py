@@ -6,10 +6,8 @@ import argparse
 import math
 from pathlib import Path
 
-
 from ..cli_types import int_at_least
 from ..errors import ConfigError
-from ..files import atomic_write_text, prepare_out_dir
 from .text import emit as _emit, print_table as _print_table
 
 __all__ = ["add_parser", "command"]
@@ -41,6 +39,7 @@ def _fmt_median(v: float, budget: float) -> str:
 
 def command(args) -> int:
     from ..emergence.grokfast import compare  # scipy: loaded when the command runs
+    from ..files import atomic_write_text, prepare_out_dir
 
     if not (args.sweep_dir / "sweep.json").is_file():
         raise ConfigError(f"{args.sweep_dir}: not a sweep directory (no sweep.json); make one with `interp sweep`")

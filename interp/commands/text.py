@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import textwrap
 
-import pandas as pd
-
 __all__ = ["COLUMNS", "emit", "print_table"]
 
 COLUMNS = 100  # the terminal width every line fits unless --wide
@@ -26,6 +24,8 @@ def print_table(title: str, df, wide: bool, columns=None) -> None:
     if df is None or not len(df):
         print("(none)")
         return
+    import pandas as pd  # the CLI starts without it (parse errors and --help stay fast)
+
     cols = [c for c in (columns or df.columns) if c in df.columns]
     with pd.option_context("display.width", 10_000, "display.max_columns", 100, "display.max_colwidth", 200):
         text = df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}")

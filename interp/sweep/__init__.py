@@ -11,11 +11,22 @@ See :mod:`interp.sweep.spec` for the spec (TOML or Python), :mod:`interp.sweep.d
 layout, :mod:`interp.sweep.results` for the tables.
 """
 
-from .spec import SweepSpec, as_spec
-from .tables import SweepTables, load_sweep
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what the names are, for type checkers and the API reference; imported on first use below
+    from .spec import SweepSpec, as_spec
+    from .tables import SweepTables, load_sweep
 
 
-def __getattr__(name):  # the driver and tables load torch and the probes: on first use
+def __getattr__(name):  # each part loads torch, pandas or the probes: on first use (`interp --help` needs none)
+    if name in ("SweepSpec", "as_spec"):
+        from . import spec
+
+        return getattr(spec, name)
+    if name in ("SweepTables", "load_sweep"):
+        from . import tables
+
+        return getattr(tables, name)
     if name in ("run", "default_workers"):
         from . import driver
 
