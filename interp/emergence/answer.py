@@ -24,7 +24,7 @@ from .events import events, km_medians
 from .forecast import Forecasts, forecasts
 from .information import Information, information
 from .leads import Leads, lead_analysis, lead_grid, transition_steps
-from .metric_question import AxisAnswer, axis_groups, metric_question
+from .metric_question import AxisAnswer, axis_groups, data_ends, metric_question
 from .predictability import HEADLINE_LOOK, Predictability, predictability
 from .protocol import (
     BOOT_SEED,
@@ -216,7 +216,7 @@ def answer(sweep, n_boot: int = N_BOOT, seed: int = BOOT_SEED, budgets=SCALE_BUD
         pred = predictability(tables, n_boot=n_boot, seed=seed)
     except InterpError as e:
         notes.append(f"forecasts: {e}")
-    last = float(tables.results.groupby("run")["step"].max().min())
+    last = float(data_ends(tables).min())
     headline = int(min(HEADLINE_BUDGET, last))
     if headline < HEADLINE_BUDGET:
         notes.append(f"the runs end at step {headline:g}: the metric question is read there (the protocol's "

@@ -13,6 +13,8 @@ with intervals by the seed-cluster bootstrap (refit per resample). The fit is an
 resamples at once. A width at the grid's top edge did not converge; a metric whose cell medians span
 less than the protocol's minimum, or that did not converge, has **no range to fit**; a width below the
 axis's smallest spacing is **unresolved**. ``R = width(log-prob) / width(accuracy)`` gives the verdict.
+A run that the stop rule ended before the budget (after reaching t99) stands there at its last checkpoint
+(:func:`data_ends`; protocol v2 §4, amended).
 """
 
 from __future__ import annotations
@@ -187,6 +189,24 @@ def axis_groups(tables) -> list[tuple[str, list[str]]]:
     return out
 
 
+def data_ends(tables) -> pd.Series:
+    """Per run, the last step its data stand for: its last checkpoint, or its budget when the stop rule ended it
+    (v2 §4, amended: a run that reached 0.99 test accuracy and stopped ``stop_after_steps`` later enters a later
+    budget at its last checkpoint, carried forward). Needs summary.csv's ``t99`` and ``budget``; without them,
+    every run ends at its last checkpoint."""
+    last = tables.results.groupby("run")["step"].max().astype(float)
+    last.index = last.index.astype(str)
+    s = tables.summary
+    if s is None or not {"run", "t99", "budget"} <= set(s.columns):
+        return last
+    s = s.assign(run=s["run"].astype(str)).set_index("run")
+    t99 = pd.to_numeric(s["t99"], errors="coerce").reindex(last.index)
+    budget = pd.to_numeric(s["budget"], errors="coerce").reindex(last.index)
+    ok = s["status"].astype(str).reindex(last.index).isin(["complete", "stopped_early"]) if "status" in s else True
+    stopped = t99.notna() & budget.notna() & (last < budget) & (last >= t99) & ok
+    return last.where(~stopped, budget)
+
+
 def _subset(tables, axis: str, at: dict | None) -> tuple[pd.DataFrame, dict]:
     r = tables.results
     others = [a for a in cell_columns(tables) if a != axis and a not in companions(tables, axis)]
@@ -216,7 +236,7 @@ def metric_question(sweep, axis: str, budget: int, at: dict | None = None, n_boo
     if len(values) < 2:
         raise ConfigError(f"scale axis {axis!r} has a single value ({values[0] if len(values) else 'none'}) "
                           f"where {at}; a fit needs at least two")
-    last = sub.groupby("run")["step"].max()
+    last = data_ends(tables).reindex(sub["run"].unique())
     if budget > last.min():
         raise ConfigError(f"budget {budget}: beyond the data (the runs of {axis} end at step {int(last.min())})")
     sd = seed_column(tables)

@@ -250,6 +250,36 @@ def test_bad_metric_question_input_is_one_line(kw, match):
     assert "\n" not in str(e.value)
 
 
+def _stop_rule(t: SweepTables, stop_at: int, t99: float | None) -> SweepTables:
+    """The runs of ``t`` at the high end of the axis end at ``stop_at`` (as the stop rule ends a run 1,000 steps
+    after t99), with a summary giving each run's budget (6,000) and t99."""
+    r = t.results.copy()
+    high = r["frac_train"] >= 0.5
+    r.loc[high & (r["step"] > 0), "step"] = stop_at
+    runs = r.drop_duplicates("run")
+    summary = pd.DataFrame({"run": runs["run"], "status": "complete", "budget": 6000,
+                            "t99": np.where(runs["frac_train"] >= 0.5, t99 if t99 is not None else np.nan, np.nan)})
+    return SweepTables(r, summary, t.axes)
+
+
+def test_a_run_the_stop_rule_ended_enters_a_later_budget_at_its_last_checkpoint():
+    """v2 §4 as amended: a run that reached 0.99 test accuracy and stopped 1,000 steps later stands at its last
+    checkpoint at any later budget; the answer reads the headline budget (6,000) although those runs end at
+    3,000. The same runs without a t99 (ended early for another reason) are beyond the data at 6,000."""
+    t = scale_sweep("real")
+    full = metric_question(t, "frac_train", 6000, n_boot=B)
+    stopped = _stop_rule(t, 3000, t99=2000.0)
+    a = metric_question(stopped, "frac_train", 6000, n_boot=B)
+    pr = a.per_run.set_index("run")
+    assert set(pr.loc[pr["frac_train"] >= 0.5, "step"]) == {3000} and set(pr.loc[pr["frac_train"] < 0.5, "step"]) == {6000}
+    assert a.ratio == pytest.approx(full.ratio) and a.verdict == full.verdict == "real"   # same values, carried
+    assert emergence.answer(stopped, n_boot=B).headline_budget == 6000   # not the stopped runs' 3,000
+    with pytest.raises(InterpError, match="budget 6000: beyond the data .* end at step 3000"):
+        metric_question(_stop_rule(t, 3000, t99=None), "frac_train", 6000, n_boot=B)
+    with pytest.raises(InterpError, match="beyond the data"):   # ended before its own t99 + the stop: not the rule
+        metric_question(_stop_rule(t, 3000, t99=4000.0), "frac_train", 6000, n_boot=B)
+
+
 def test_one_scale_value_is_one_line():
     t = scale_sweep("real", values=(0.4,))
     with pytest.raises(InterpError, match="single value") as e:
