@@ -250,16 +250,17 @@ def test_bad_metric_question_input_is_one_line(kw, match):
     assert "\n" not in str(e.value)
 
 
-def _stop_rule(t: SweepTables, stop_at: int, t99: float | None) -> SweepTables:
+def _stop_rule(t: SweepTables, stop_at: int, t99: float | None, rule: bool = True) -> SweepTables:
     """The runs of ``t`` at the high end of the axis end at ``stop_at`` (as the stop rule ends a run 1,000 steps
-    after t99), with a summary giving each run's budget (6,000) and t99."""
+    after t99), with a summary giving each run's t99 and a spec giving n_steps 6,000 and the stop rule."""
     r = t.results.copy()
     high = r["frac_train"] >= 0.5
     r.loc[high & (r["step"] > 0), "step"] = stop_at
     runs = r.drop_duplicates("run")
-    summary = pd.DataFrame({"run": runs["run"], "status": "complete", "budget": 6000,
+    summary = pd.DataFrame({"run": runs["run"], "status": "complete",
                             "t99": np.where(runs["frac_train"] >= 0.5, t99 if t99 is not None else np.nan, np.nan)})
-    return SweepTables(r, summary, t.axes)
+    spec = {"sweep": {"n_steps": 6000}, "base": {"stop_test_acc": 0.99, "stop_after_steps": 1000} if rule else {}}
+    return SweepTables(r, summary, t.axes, None, {"axes": t.axes, "spec": spec})
 
 
 def test_a_run_the_stop_rule_ended_enters_a_later_budget_at_its_last_checkpoint():
@@ -278,6 +279,8 @@ def test_a_run_the_stop_rule_ended_enters_a_later_budget_at_its_last_checkpoint(
         metric_question(_stop_rule(t, 3000, t99=None), "frac_train", 6000, n_boot=B)
     with pytest.raises(InterpError, match="beyond the data"):   # ended before its own t99 + the stop: not the rule
         metric_question(_stop_rule(t, 3000, t99=4000.0), "frac_train", 6000, n_boot=B)
+    with pytest.raises(InterpError, match="beyond the data"):   # a sweep without the stop rule: never carried
+        metric_question(_stop_rule(t, 3000, t99=2000.0, rule=False), "frac_train", 6000, n_boot=B)
 
 
 def test_one_scale_value_is_one_line():
