@@ -6,6 +6,8 @@ before those columns existed (e.g. ``sweeps/emergence-small``) gets its events d
 checkpoint rows of ``results.csv`` instead, at the checkpoints' coarser resolution (25-50 steps instead of
 10); the table says which (``event_source``). A run that does not reach an event is right-censored at its
 budget: never dropped, never imputed. Medians and survival curves use Kaplan-Meier (scipy's ``stats.ecdf``).
+A run that the stop rule ended (1,000 steps after t99) keeps the step budget it was given (``n_steps``) as its
+``budget``, not the step its outcome stopped it at (:func:`stop_rule_budget`).
 
 >>> ev = events(load_sweep("sweeps/emergence-dense"))       # doctest: +SKIP
 >>> km_medians(ev, "t90")                                   # one row per cell  # doctest: +SKIP
@@ -74,6 +76,33 @@ def _from_checkpoints(tables: SweepTables) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def stop_rule_budget(tables, last: pd.Series, t99: pd.Series, status: pd.Series | None = None) -> pd.Series:
+    """``last`` (per run: the step its data end at), with the sweep's step budget ``n_steps`` in place of the
+    runs the stop rule ended: a finished run that first reached 0.99 test accuracy at ``t99`` and ended at least
+    ``stop_after_steps`` later, before ``n_steps``. Its budget is the one it was given, not the step at which its
+    outcome stopped it: an outcome-blind clock (``t_mem + q (B - t_mem)``) or a baseline that reads B must not
+    learn when the run grokked. The settings come from the results' columns where the sweep varies them, else
+    from sweep.json's spec; without them (or without the rule) ``last`` is returned unchanged."""
+    n_steps, after = _per_run(tables, "n_steps", last.index), _per_run(tables, "stop_after_steps", last.index)
+    if n_steps.isna().all() or after.isna().all():
+        return last
+    done = status.isin(["complete", "stopped_early"]) if status is not None else pd.Series(True, index=last.index)
+    stopped = done & t99.notna() & (last >= t99 + after) & (last < n_steps)
+    return last.where(~stopped, n_steps)
+
+
+def _per_run(tables, key: str, runs: pd.Index) -> pd.Series:
+    """A run setting per run: its results column when the sweep varies it, else the spec's value (NaN if none)."""
+    r = tables.results
+    if key in r.columns:
+        v = r.drop_duplicates("run").assign(run=lambda d: d["run"].astype(str)).set_index("run")[key]
+        return pd.to_numeric(v, errors="coerce").reindex(runs)
+    spec = (tables.meta or {}).get("spec") or {}
+    value = next((sec[key] for sec in (spec.get("base"), spec.get("sweep")) if isinstance(sec, dict) and key in sec),
+                 None)
+    return pd.Series(float(value) if isinstance(value, (int, float)) else math.nan, index=runs)
+
+
 def events(sweep) -> pd.DataFrame:
     """One row per run: run, the cell fields, the seed, ``cell`` (a label), t_mem, t50, t90, t99 (NaN = not
     reached: censored at ``budget``), budget, and ``event_source`` ("summary" or "checkpoints")."""
@@ -93,6 +122,10 @@ def events(sweep) -> pd.DataFrame:
     else:
         ev = _from_checkpoints(tables)
         ev["event_source"] = "checkpoints"
+    status = (s.assign(run=s["run"].astype(str)).set_index("run")["status"].astype(str).reindex(ev["run"])
+              if s is not None and {"run", "status"} <= set(s.columns) else None)
+    ev["budget"] = stop_rule_budget(tables, ev.set_index("run")["budget"], ev.set_index("run")["t99"],
+                                    status).to_numpy(float)
     first = tables.results.drop_duplicates("run").assign(run=lambda d: d["run"].astype(str))
     ev = ev.merge(first[["run", *cells, *([seed] if seed else [])]], on="run", how="inner")
     if not len(ev):

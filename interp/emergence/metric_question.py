@@ -28,7 +28,7 @@ import pandas as pd
 from ..errors import ConfigError, RunFormatError
 from ..sweep.tables import as_tables, is_seed
 from .bootstrap import cluster_weights, interval
-from .events import cell_columns, seed_column
+from .events import cell_columns, seed_column, stop_rule_budget
 from .protocol import AXIS_SCALE, BOOT_SEED, MIN_RANGE, N_BOOT, WIDTH_RATIO_LIMIT
 
 __all__ = ["LogisticFit", "AxisAnswer", "metric_question", "fit_logistic", "SCALE_METRICS", "axis_groups",
@@ -192,34 +192,16 @@ def axis_groups(tables) -> list[tuple[str, list[str]]]:
 def data_ends(tables) -> pd.Series:
     """Per run, the last step its data stand for: its last checkpoint, or its step budget (``n_steps``) when the
     stop rule ended it (protocol v2 §4, amended: a run that first reached 0.99 test accuracy at t99 and stopped
-    ``stop_after_steps`` later enters every later budget at its last checkpoint, carried forward). Needs
-    summary.csv's ``t99`` and the sweep's ``n_steps`` and ``stop_after_steps`` (sweep.json's spec, or a column);
-    without them every run ends at its last checkpoint."""
-    r = tables.results
-    last = r.groupby("run")["step"].max().astype(float)
+    ``stop_after_steps`` later enters every later budget at its last checkpoint, carried forward; see
+    :func:`~interp.emergence.events.stop_rule_budget`)."""
+    last = tables.results.groupby("run")["step"].max().astype(float)
     last.index = last.index.astype(str)
     s = tables.summary
-    n_steps, after = _per_run(tables, "n_steps", last.index), _per_run(tables, "stop_after_steps", last.index)
-    if s is None or not {"run", "t99"} <= set(s.columns) or n_steps.isna().all() or after.isna().all():
+    if s is None or not {"run", "t99"} <= set(s.columns):
         return last
     s = s.assign(run=s["run"].astype(str)).set_index("run")
-    t99 = pd.to_numeric(s["t99"], errors="coerce").reindex(last.index)
-    done = (s["status"].astype(str).reindex(last.index).isin(["complete", "stopped_early"]) if "status" in s
-            else pd.Series(True, index=last.index))
-    stopped = done & t99.notna() & (last >= t99 + after) & (last < n_steps)
-    return last.where(~stopped, n_steps)
-
-
-def _per_run(tables, key: str, runs: pd.Index) -> pd.Series:
-    """A run setting per run: its results column when the sweep varies it, else the spec's value (NaN if none)."""
-    r = tables.results
-    if key in r.columns:
-        v = r.drop_duplicates("run").assign(run=lambda d: d["run"].astype(str)).set_index("run")[key]
-        return pd.to_numeric(v, errors="coerce").reindex(runs)
-    spec = (tables.meta or {}).get("spec") or {}
-    value = next((sec[key] for sec in (spec.get("base"), spec.get("sweep")) if isinstance(sec, dict) and key in sec),
-                 None)
-    return pd.Series(float(value) if isinstance(value, (int, float)) else math.nan, index=runs)
+    status = s["status"].astype(str).reindex(last.index) if "status" in s else None
+    return stop_rule_budget(tables, last, pd.to_numeric(s["t99"], errors="coerce").reindex(last.index), status)
 
 
 def _subset(tables, axis: str, at: dict | None) -> tuple[pd.DataFrame, dict]:

@@ -127,3 +127,38 @@ def test_the_gap_test_tells_two_groups_of_runs_from_one():
     assert gap_test(one)[2] == "no second mode"
     assert gap_test(one[:10])[2] == "not determined"   # too few runs to call a single mode
     assert gap_test([1.0, 2.0])[2] == "not determined"
+
+
+def _stopped(tables):
+    """The sweep as the stop rule would have left it: each run that reached t99 ends 1,000 steps later (at the
+    next checkpoint; its last checkpoint and summary budget too), with the rule and n_steps in the spec, as in a
+    v2 sweep.json."""
+    from interp.sweep.tables import SweepTables
+
+    s = tables.summary.copy()
+    end = (np.ceil((s["t99"] + 1000) / 50) * 50).clip(upper=6000).fillna(6000.0).set_axis(s["run"])  # a checkpoint
+    r = tables.results[tables.results["step"] <= tables.results["run"].map(end)]
+    s["budget"] = s["run"].map(r.groupby("run")["step"].max()).astype(float)
+    spec = {"sweep": {"n_steps": 6000}, "base": {"stop_test_acc": 0.99, "stop_after_steps": 1000}}
+    return SweepTables(r.reset_index(drop=True), s, tables.axes, None, {"axes": tables.axes, "spec": spec})
+
+
+def test_the_clock_stays_outcome_blind_when_the_stop_rule_ends_runs(sweep, info):
+    """A run the stop rule ended at t99 + 1,000 keeps its budget of 6,000: the clock's transition
+    (t_mem + q (B - t_mem)) would otherwise be read off the step the outcome stopped it at, and the clock would
+    carry information about t90 by construction (within-cell rho near 1)."""
+    stopped = _stopped(sweep)
+    assert (stopped.summary["budget"] < 6000).sum() > 30      # most runs were ended by the rule
+    assert (events(stopped)["budget"] == 6000).all()            # ... and keep the budget they were given
+    t = information(stopped, measures=["anticipating", "clock_like"], n_boot=200, n_perm=200)
+    clock = t.per_run[t.per_run["measure"] == "clock"].set_index("run")["t_q"]
+    full = info.per_run[info.per_run["measure"] == "clock"].set_index("run")["t_q"]
+    assert np.allclose(clock.sort_index(), full.reindex(clock.index).sort_index())
+    v = t.table.set_index("measure")
+    assert v.loc["clock", "verdict"] == info.table.set_index("measure").loc["clock", "verdict"] != "informative"
+    assert v.loc["anticipating", "verdict"] == "informative"
+    # what the stop step would have given the clock: its outcome, read back
+    ev = events(stopped).set_index("run")
+    leak = ev["t_mem"] + 0.25 * (stopped.summary.set_index("run")["budget"] - ev["t_mem"])
+    ok = ev["t90"].notna()
+    assert np.corrcoef(leak[ok], ev.loc[ok, "t90"])[0, 1] > 0.9
