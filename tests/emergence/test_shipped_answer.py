@@ -4,6 +4,7 @@ the committed sweep tables (v2's verdicts, exploratory on these seeds; v1's, kep
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -141,3 +142,40 @@ def test_the_width_axis_does_not_reach_its_transition(width):
     assert row["verdict"] == "not determined (location not reached)"
     x0 = 2 ** a.fits["test_acc"].x0
     assert x0 > 512 and f"location at d_mlp {x0:.0f}, beyond the largest width, 512" in _doc().replace("\n", " ")
+
+
+V2_WIDTH = ROOT / "sweeps" / "emergence-v2-width"
+
+
+@pytest.fixture(scope="module")
+def v2_width():
+    return emergence.answer(V2_WIDTH)
+
+
+def test_the_confirmatory_width_sweep_is_fresh_complete_and_every_line_in_the_manual(v2_width):
+    """Protocol v2's width sweep: d_mlp 128-2048 x 12 seeds never trained before (1000-1011), every run complete,
+    the real-or-artefact question read at the headline budget (the stop rule's runs carried forward), and every
+    bullet of its section one of the protocol's verdict lines; the Kaplan-Meier medians and the CPU time."""
+    import json
+
+    ev = v2_width.events
+    assert len(ev) == 60 and (ev.groupby("d_mlp").size() == 12).all()
+    assert sorted(ev["d_mlp"].unique()) == [128, 256, 512, 1024, 2048]
+    assert set(ev["seed"].astype(int)) == set(range(1000, 1012)) and not v2_width.exploratory
+    assert (ev["budget"] == 12000).all()      # the budget each run was given, also where the stop rule ended it
+    assert v2_width.headline_budget == 6000 and ("d_mlp", 6000) in v2_width.scale
+    section = _part("### The confirmatory width sweep", "\n### ")
+    bullets = re.findall(r"^- .+$", section, re.M)
+    lines = _lines(v2_width.verdict_table())
+    assert len(bullets) >= 12 + 12 + 9 + 1
+    for line in bullets:
+        assert line in lines, line
+    km = v2_width.km[v2_width.km["event"] == "t90"]
+    flat = section.replace("\n", " ")
+    for _, r in km.iterrows():
+        med = f"{r['km_median']:.0f}" if np.isfinite(r["km_median"]) else "> 12000"
+        assert f"| {r['cell'].split('=')[1]} | {int(r['n_reached'])} of {int(r['n_runs'])} | {med} |" in flat
+    record = json.loads((V2_WIDTH / "sweep.json").read_text())
+    assert {r["status"] for r in record["runs"].values()} == {"complete"}
+    cpu = sum(r["cpu_seconds"] for r in record["runs"].values())
+    assert f"{cpu / 3600:.1f} CPU-hours" in flat
