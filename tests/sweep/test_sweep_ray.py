@@ -83,6 +83,9 @@ def ray_head(request):
                # Ray runs its workers at nice 15; beside the suite's other pytest worker (nice 0) they got ~3 % of a
                # core, and this file took 6 minutes of the suite's wall time for 4 runs of 200 steps
                RAY_worker_niceness="0",
+               # under `uv run pytest`, Ray would rebuild the project's environment for its workers in a copy of the
+               # project (166 packages, 21,530 files compiled: about 70 s per cluster here); they share this one
+               RAY_ENABLE_UV_RUN_RUNTIME_ENV="0",
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     def stop() -> None:
         _stop(temp, mark)
@@ -210,6 +213,7 @@ def test_the_cluster_a_sweep_starts_refuses_drivers_without_its_token_and_leaves
     mark = secrets.token_hex(8)
     base = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
     base.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_TMPDIR=temp, HOME=str(tmp_path),  # no ~/.ray token
+                RAY_ENABLE_UV_RUN_RUNTIME_ENV="0",  # as in ray_head: the workers share this environment
                 PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     owner = subprocess.Popen([sys.executable, "-c", _OWNER], env=dict(base, INTERP_TEST_RAY_CLUSTER=mark),
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
