@@ -4,8 +4,6 @@ from every CLI command (one line, non-zero exit, no traceback). Nothing is ever 
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
@@ -13,6 +11,7 @@ from interp.runs import Run
 from interp.config import preset
 from interp.errors import CheckpointError, InterpError, RunFormatError
 from interp.train import train
+from tests.cli_helpers import interp_cli
 
 
 @pytest.fixture(scope="module")
@@ -129,9 +128,7 @@ def test_errors_share_one_family():
 
 # ---- the same faults through every CLI command -------------------------------------------------------
 
-def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "interp.cli", *args], capture_output=True, text=True,
-                          cwd=cwd)
+_cli = interp_cli
 
 
 def _assert_clean_error(result, *fragments):

@@ -6,11 +6,10 @@ import sys
 import pytest
 
 from interp.cli import main
+from tests.cli_helpers import interp_cli
 
 
-def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "interp.cli", *args], capture_output=True, text=True,
-                          cwd=cwd)
+_cli = interp_cli
 
 
 def test_presets_lists_every_preset(capsys):

@@ -14,12 +14,12 @@ from interp import probes
 from interp.config import preset
 from interp.runs import Run, run_identity
 from interp.train import train
+from tests.cli_helpers import interp_cli
 
 CLI = [sys.executable, "-m", "interp.cli"]
 
 
-def _cli(*args, cwd=None):
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd)
+_cli = interp_cli  # what a command prints and leaves behind; Ctrl-C and kills below start a process of their own
 
 
 @pytest.fixture(scope="module")

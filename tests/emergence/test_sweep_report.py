@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +15,7 @@ from interp.emergence.tables import run_transitions
 from interp.emergence.synthetic import synthetic_sweep
 from interp.viz.emergence_figures import EMERGENCE_GID, run_curves_figure
 from interp.viz.sweep_report import write_sweep_report
+from tests.cli_helpers import interp_cli
 
 HOSTILE = "<script>alert(1)</script>"
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,7 +71,7 @@ def test_figures_mark_what_they_claim(sweep_dir):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "interp.cli", *args], capture_output=True, text=True, cwd=ROOT)
+    return interp_cli(*args, cwd=ROOT)
 
 
 def test_cli_emergence_prints_the_protocol_and_writes_its_tables(sweep_dir, tmp_path, capsys):
