@@ -32,6 +32,7 @@ def test_every_kill_point_is_named_and_described():
     assert len(KILL_POINTS) == 9 and all(KILL_POINTS.values())
 
 
+@pytest.mark.ci
 def test_training_killed_at_each_point_resumes_bit_identically(tmp_path, reference):
     out = tmp_path / "run"
     resume = ["train", "--out", out, "--resume", "--quiet"]
@@ -62,6 +63,7 @@ def test_training_killed_at_each_point_resumes_bit_identically(tmp_path, referen
     assert (out / "metrics.csv").read_bytes() == (reference.path / "metrics.csv").read_bytes()
 
 
+@pytest.mark.ci
 def test_a_measures_pair_cut_between_its_two_files_is_refused_not_mixed(tmp_path, reference, capsys):
     run = tmp_path / "run"
     shutil.copytree(reference.path, run)
@@ -82,6 +84,7 @@ def test_a_measures_pair_cut_between_its_two_files_is_refused_not_mixed(tmp_path
     assert probes.load_measures(m).key_frequencies == [3, 4]
 
 
+@pytest.mark.ci
 def test_a_report_killed_while_rewritten_leaves_the_old_page_or_none(tmp_path, reference, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     run = tmp_path / "run"

@@ -86,6 +86,7 @@ def _wait_for(path, proc):
         time.sleep(0.02)
 
 
+@pytest.mark.ci
 def test_sigkill_at_several_points_then_resume_is_bit_identical(tmp_path, reference, start):
     out = tmp_path / "run"
     marker = tmp_path / "in_fsync"
@@ -123,6 +124,7 @@ KNOBS = {"optimiser": "adam", "weight_decay": 0.0, "lr_schedule": "cosine", "bat
 KNOB_STEPS = 150
 
 
+@pytest.mark.ci
 def test_sigkill_with_the_training_knobs_then_resume_is_bit_identical(tmp_path, start):
     """Minibatches, a decaying schedule, Adam, LayerNorm and the Grokfast filter: their state survives a SIGKILL."""
     args = ["train", "--preset", "tiny", "--steps", str(KNOB_STEPS), "--save-every", "50", "--quiet",
@@ -146,6 +148,7 @@ def test_sigkill_with_the_training_knobs_then_resume_is_bit_identical(tmp_path, 
     assert (out / "metrics.csv").read_bytes() == (ref.path / "metrics.csv").read_bytes()
 
 
+@pytest.mark.ci
 def test_one_writer_per_run_directory(tmp_path, start):
     out = tmp_path / "run"
     marker = tmp_path / "in_fsync"

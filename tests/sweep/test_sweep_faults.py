@@ -28,6 +28,7 @@ def _lock_pid(run_dir) -> int | None:
     return int(text.split()[1]) if text.startswith("pid ") else None
 
 
+@pytest.mark.ci
 def test_sigkill_the_sweep_then_resume(tmp_path, reference_sweep):
     spec = tmp_path / "tiny.toml"
     spec.write_text(TINY_TOML)

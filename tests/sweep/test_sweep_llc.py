@@ -95,6 +95,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.ci
 def test_a_rerun_keeps_what_was_measured_and_a_kill_loses_nothing(reference_sweep, tmp_path):
     out = tmp_path / "killed"
     proc = start_cli("sweep-llc", str(reference_sweep.path), "--out", str(out), "--select", "frac_train=0.6",

@@ -98,6 +98,7 @@ def ray_head(request):
     return {"address": f"127.0.0.1:{port}", "env": env, "temp": temp, "mark": mark}
 
 
+@pytest.mark.ci
 def test_cluster_listens_on_loopback_only(ray_head):
     listening = []
     for p in _cluster(ray_head["temp"], ray_head["mark"]):
@@ -108,6 +109,7 @@ def test_cluster_listens_on_loopback_only(ray_head):
     assert listening and all(ip in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for ip in listening), listening
 
 
+@pytest.mark.ci
 def test_ray_sweep_survives_a_killed_worker_and_matches_local(ray_head, reference_sweep, tmp_path):
     spec = tmp_path / "tiny.toml"
     spec.write_text(TINY_TOML)
@@ -200,6 +202,7 @@ except Exception as e:
 """
 
 
+@pytest.mark.ci
 def test_the_cluster_a_sweep_starts_refuses_drivers_without_its_token_and_leaves_no_agents(tmp_path):
     """Our own cluster (no --address) is started with a random token: our driver runs a task, a driver with no
     token or another token is refused by the GCS. SIGKILLed, its driver leaves Ray agents behind; the next sweep's

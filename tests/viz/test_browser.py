@@ -25,6 +25,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.ci,
     pytest.mark.skipif(CHROMIUM is None, reason="no chromium or chromium-browser binary on PATH (apt install chromium)"),
 ]
 
