@@ -1,17 +1,20 @@
-"""`interp ARGS` in the test's own process: what the console script does, without a new interpreter.
+"""`interp ARGS` and example scripts in the test's own process: what they do, without a new interpreter.
 
 A new Python process imports torch and TransformerLens again before it does anything: about 10 s a command on a
 2-core machine, most of the time of the tests that check what a command prints. :func:`interp_cli` calls
 ``interp.cli.main`` here instead, with stdout and stderr captured, and returns what ``subprocess.run`` would.
-Tests about the process itself (Ctrl-C, kills, the console script, a fresh interpreter's imports) still start
-one."""
+:func:`run_script` does the same for an example script (``python examples/X.py ARGS``). Tests about the process
+itself (Ctrl-C, kills, the console script, a fresh interpreter's imports) and scripts that start worker processes
+(sweeps) still start one."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import os
+import runpy
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -20,26 +23,47 @@ _SHOW_WARNING = warnings.showwarning  # the interpreter's own, as imported (pyte
 
 def interp_cli(*args, cwd: str | Path | None = None) -> subprocess.CompletedProcess:
     """``interp *args`` run by ``interp.cli.main`` in this process, in ``cwd``: its exit code (argparse's
-    SystemExit included), stdout and stderr, as a CompletedProcess. Warnings are shown every time, as in a fresh
-    process (not once per place for the whole test session)."""
+    SystemExit included), stdout and stderr, as a CompletedProcess."""
     from interp.cli import main
 
     argv = [str(a) for a in args]
+    return _captured(lambda: main(argv), cwd, ["interp", *argv])
+
+
+def _captured(call, cwd, args: list[str]) -> subprocess.CompletedProcess:
+    """``call()`` in ``cwd`` with stdout and stderr captured; its return value (or SystemExit's code, None = 0) is
+    the exit code. Warnings are shown as in a fresh process: printed to (the captured) stderr, not to pytest's
+    record, once per place, with what earlier tests saw forgotten (entering catch_warnings resets that memory)."""
     out, err = io.StringIO(), io.StringIO()
     here = os.getcwd()
     try:
         if cwd is not None:
             os.chdir(cwd)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
-            # as in a fresh process: warnings printed to (the captured) stderr, not to pytest's record; once per
-            # place, with what earlier tests saw forgotten (entering catch_warnings resets that memory)
             warnings.showwarning = _SHOW_WARNING
             warnings.simplefilter("default")
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             try:
-                code = main(argv)
-            except SystemExit as e:  # argparse: usage errors (2) and --help (0)
-                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+                code = call()
+            except SystemExit as e:
+                code = e.code
+            code = 0 if code is None else code if isinstance(code, int) else 1
     finally:
         os.chdir(here)
-    return subprocess.CompletedProcess(["interp", *argv], code, out.getvalue(), err.getvalue())
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def run_script(path: str | Path, *args, cwd: str | Path | None = None) -> subprocess.CompletedProcess:
+    """``python PATH *args`` run by ``runpy`` in this process, in ``cwd``, as ``__main__`` with ``sys.argv`` and
+    ``sys.path[0]`` as Python sets them: its exit code, stdout and stderr, as a CompletedProcess."""
+    argv = [str(path), *(str(a) for a in args)]
+
+    def call() -> None:
+        saved_argv, saved_path = sys.argv, list(sys.path)
+        sys.argv, sys.path[0:0] = argv, [str(Path(path).resolve().parent)]
+        try:
+            runpy.run_path(str(path), run_name="__main__")
+        finally:
+            sys.argv, sys.path[:] = saved_argv, saved_path
+
+    return _captured(call, cwd, ["python", *argv])

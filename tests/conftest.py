@@ -5,8 +5,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pytest
 from interp.config import preset
 from interp.runs import Run
 from interp.train import train
+from tests.cli_helpers import run_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,8 +68,7 @@ def train_small_example(tmp_path_factory) -> ExampleResult:
 
     def make(out: Path) -> None:
         out.mkdir()
-        r = subprocess.run([sys.executable, str(ROOT / "examples" / "train_small.py"), str(out / "run")],
-                           capture_output=True, text=True, cwd=ROOT)
+        r = run_script(ROOT / "examples" / "train_small.py", out / "run", cwd=ROOT)
         (out / "result.json").write_text(json.dumps({"returncode": r.returncode, "stdout": r.stdout,
                                                      "stderr": r.stderr}))
 

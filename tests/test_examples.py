@@ -11,6 +11,7 @@ import pytest
 from nbclient import NotebookClient
 
 from interp import probes
+from tests.cli_helpers import run_script
 from tests.helpers import TOL_LLC_REL_INIT, TOL_LLC_REL_TRAINED, TOL_T_MEM_STEPS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +21,7 @@ SHIPPED = ROOT / "checkpoints" / "nanda2023-p113-seed0"
 
 def test_quickstart_prints_the_shipped_runs_numbers():
     """The numbers the quick start prints are the committed measures of the shipped run's final checkpoint."""
-    r = subprocess.run([sys.executable, str(EXAMPLES / "quickstart.py")], capture_output=True, text=True, cwd=ROOT)
+    r = run_script(EXAMPLES / "quickstart.py", cwd=ROOT)
     assert r.returncode == 0, r.stderr
     out = r.stdout
     measures = probes.load_measures(ROOT / "probes" / "nanda2023-p113-seed0")
@@ -67,8 +68,8 @@ def test_notebook_runs_and_is_stripped(name):
 
 
 def test_other_tasks_example_trains_sub_and_mul_and_measures_each_in_its_basis(tmp_path):
-    r = subprocess.run([sys.executable, str(EXAMPLES / "other_tasks.py"), str(tmp_path), "--preset", "tiny",
-                        "--steps", "100"], capture_output=True, text=True, cwd=ROOT)
+    r = run_script(EXAMPLES / "other_tasks.py", str(tmp_path), "--preset", "tiny",
+                        "--steps", "100", cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert "sub mod 23: basis Z_23, a - b directions" in r.stdout
     assert "mul mod 23: basis Z_22 (discrete log, generator 5), a + b directions" in r.stdout
@@ -79,8 +80,7 @@ def test_other_tasks_example_trains_sub_and_mul_and_measures_each_in_its_basis(t
 
 
 def test_training_knobs_example_resumes_bit_identically(tmp_path):
-    r = subprocess.run([sys.executable, str(EXAMPLES / "training_knobs.py"), str(tmp_path), "--steps", "40"],
-                       capture_output=True, text=True, cwd=ROOT)
+    r = run_script(EXAMPLES / "training_knobs.py", str(tmp_path), "--steps", "40", cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert "Grokfast EMA" in r.stdout and "minibatch (64 pairs) Adam updates" in r.stdout
     assert "identical to the uninterrupted one at all 5 checkpoints: True" in r.stdout
@@ -91,8 +91,8 @@ def test_from_elsewhere_example_writes_a_folder_measured_like_its_run(probe_run,
     from interp.tasks import Task
 
     folder_dir = tmp_path / "elsewhere"
-    r = subprocess.run([sys.executable, str(EXAMPLES / "from_elsewhere.py"), str(folder_dir), "--run",
-                        str(probe_run.path), "--every", "3"], capture_output=True, text=True, cwd=ROOT)
+    r = run_script(EXAMPLES / "from_elsewhere.py", str(folder_dir), "--run",
+                        str(probe_run.path), "--every", "3", cwd=ROOT)
     assert r.returncode == 0, r.stderr
     cfg = probe_run.config
     folder = CheckpointFolder(folder_dir, Task(op=cfg.op, p=cfg.p, frac_train=cfg.frac_train, seed=cfg.data_seed))
@@ -179,8 +179,8 @@ def test_groups_example_prints_its_measures_and_both_verdicts(tmp_path):
     """examples/groups.py (a short D5 run): the key irreps it prints are the ones saved with its measures, and the
     shipped addition runs get the verdicts of the rule: clock (standard attention); pizza at the constant-attention
     run's first solving checkpoint, neither at its end."""
-    r = subprocess.run([sys.executable, str(EXAMPLES / "groups.py"), str(tmp_path), "--op", "D5", "--steps", "60",
-                        "--frac-train", "0.7"], capture_output=True, text=True, cwd=ROOT)
+    r = run_script(EXAMPLES / "groups.py", str(tmp_path), "--op", "D5", "--steps", "60",
+                        "--frac-train", "0.7", cwd=ROOT)
     assert r.returncode == 0, r.stderr
     saved = probes.load_measures(tmp_path / "D5" / "measures")
     assert f"key irreps {saved.key_irreps}" in r.stdout
@@ -196,7 +196,7 @@ def test_s5_example_shows_the_shipped_runs_key_irreps():
     """examples/s5.py on the shipped S5 run (checkpoints/s5-seed0): S5's irreps with the textbook dimensions and the
     character of the (3, 2) irrep; the final checkpoint, measured now, solves the test pairs and composes through
     the key irreps saved with the run's measures (sign and 5a), 5a carrying the circuit."""
-    r = subprocess.run([sys.executable, str(EXAMPLES / "s5.py")], capture_output=True, text=True, cwd=ROOT)
+    r = run_script(EXAMPLES / "s5.py", cwd=ROOT)
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert "S5: 120 elements, 14400 pairs, 7200 training pairs" in out

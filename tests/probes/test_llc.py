@@ -18,6 +18,7 @@ from interp.errors import ProbeError
 from interp.model import build_model
 from interp.probes.learning_coefficient import LLC_COLUMNS, answer_loss, estimate_llc, task_rows
 from interp.tasks import Task
+from tests.cli_helpers import run_script
 
 pytest.importorskip("devinterp", reason="the extra interp[llc] is not installed")
 
@@ -217,13 +218,10 @@ def test_measure_series_adds_llc_to_checkpoints_trained_anywhere_even_without_a_
 
 def test_example_script_prints_a_larger_llc_after_memorising():
     import re
-    import subprocess
-    import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    r = subprocess.run([sys.executable, str(root / "examples" / "llc.py"), "--steps", "300"], capture_output=True,
-                       text=True, cwd=root)
+    r = run_script(root / "examples" / "llc.py", "--steps", "300", cwd=root)
     assert r.returncode == 0, r.stderr[-2000:]
     llc = [float(x) for x in re.findall(r"LLC (-?[\d.]+) \+-", r.stdout)]
     assert len(llc) == 2 and llc[1] > llc[0], r.stdout
@@ -306,8 +304,6 @@ def test_the_calibration_rule_picks_the_smallest_converged_step_with_a_margin():
 
 
 def test_the_calibration_example_writes_its_grid_and_names_a_choice(tmp_path):
-    import subprocess
-    import sys
     from pathlib import Path
 
     from interp.train import train
@@ -315,16 +311,14 @@ def test_the_calibration_example_writes_its_grid_and_names_a_choice(tmp_path):
     root = Path(__file__).resolve().parents[2]
     run = train(preset("tiny", n_steps=100, save_every=50), tmp_path / "run", progress=False)
     out = tmp_path / "calib.csv"
-    r = subprocess.run([sys.executable, str(root / "examples" / "llc_calibration.py"), str(run.path), "--steps", "50",
-                        "100", "--epsilons", "1e-4", "1e-3", "--n-betas", "20", "--draws", "12", "--out", str(out)],
-                       capture_output=True, text=True, cwd=root, timeout=600)
+    r = run_script(root / "examples" / "llc_calibration.py", run.path, "--steps", "50", "100", "--epsilons", "1e-4",
+                   "1e-3", "--n-betas", "20", "--draws", "12", "--out", out, cwd=root)
     assert r.returncode == 0, r.stderr
     grid = pd.read_csv(out)
     assert len(grid) == 4 and set(grid.step) == {50, 100} and set(grid.epsilon) == {1e-4, 1e-3}
     assert "selected:" in r.stdout and "epsilon 0.0001, n_beta 20:" in r.stdout
     assert "change_to_next" in grid.columns and grid.change_to_next.isna().sum() == 2  # none above the largest
-    again = subprocess.run([sys.executable, str(root / "examples" / "llc_calibration.py"), str(out), "--rule-only"],
-                           capture_output=True, text=True, cwd=root, timeout=120)
+    again = run_script(root / "examples" / "llc_calibration.py", out, "--rule-only", cwd=root)
     assert again.returncode == 0, again.stderr
     assert again.stdout.rstrip().splitlines()[-3:] == r.stdout.rstrip().splitlines()[-3:]  # same rule, same choice
 
