@@ -79,6 +79,12 @@ def test_the_quick_start_is_two_commands_and_ci_runs_the_test_command():
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert "uv run pytest" in [line.strip() for line in ci]  # exactly the README's test command, alone on its line
     tool = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    # the tests the Quick start leaves out (marker ci) are run by CI after it, and the manual says how to run them
+    pytest_ini = tool["tool"]["pytest"]["ini_options"]
+    assert "-m 'not ci'" in pytest_ini["addopts"] and any(m.startswith("ci:") for m in pytest_ini["markers"])
+    lines = [line.strip() for line in ci]
+    assert "uv run pytest -m ci" in lines and lines.index("uv run pytest -m ci") > lines.index("uv run pytest")
+    assert "uv run pytest -m ci" in manual.page("getting-started.md")
     assert tool["project"]["requires-python"] == ">=3.11"
     # what `uv run` installs: every extra the suite tests; on Linux torch from the index named "torch" (CPU)
     assert tool["dependency-groups"]["dev"] == ["interp[dev,ray,llc,docs]"]
