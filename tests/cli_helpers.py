@@ -18,7 +18,12 @@ import sys
 import warnings
 from pathlib import Path
 
-_SHOW_WARNING = warnings.showwarning  # the interpreter's own, as imported (pytest swaps it while a test runs)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """What Python prints for a warning, written to the current sys.stderr (under pytest, the warnings module
+    records them instead: setting its own showwarning back would not print them)."""
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def interp_cli(*args, cwd: str | Path | None = None) -> subprocess.CompletedProcess:
@@ -31,8 +36,8 @@ def interp_cli(*args, cwd: str | Path | None = None) -> subprocess.CompletedProc
 
 
 def _captured(call, cwd, args: list[str]) -> subprocess.CompletedProcess:
-    """``call()`` in ``cwd`` with stdout and stderr captured; its return value (or SystemExit's code, None = 0) is
-    the exit code. Warnings are shown as in a fresh process: printed to (the captured) stderr, not to pytest's
+    """``call()`` in ``cwd`` with stdout and stderr captured; its return value (or SystemExit's code: None is 0, a
+    message is printed and 1) is the exit code. Warnings are shown as in a fresh process: printed to (the captured) stderr, not to pytest's
     record, once per place, with what earlier tests saw forgotten (entering catch_warnings resets that memory)."""
     out, err = io.StringIO(), io.StringIO()
     here = os.getcwd()
@@ -40,13 +45,15 @@ def _captured(call, cwd, args: list[str]) -> subprocess.CompletedProcess:
         if cwd is not None:
             os.chdir(cwd)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
-            warnings.showwarning = _SHOW_WARNING
+            warnings.showwarning = _show_warning
             warnings.simplefilter("default")
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             try:
                 code = call()
             except SystemExit as e:
                 code = e.code
+                if code is not None and not isinstance(code, int):  # sys.exit("message"): printed, exit code 1
+                    print(code, file=sys.stderr)
             code = 0 if code is None else code if isinstance(code, int) else 1
     finally:
         os.chdir(here)
