@@ -19,7 +19,6 @@ import warnings
 from pathlib import Path
 
 
-
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """What Python prints for a warning, written to the current sys.stderr (under pytest, the warnings module
     records them instead: setting its own showwarning back would not print them)."""
@@ -37,8 +36,9 @@ def interp_cli(*args, cwd: str | Path | None = None) -> subprocess.CompletedProc
 
 def _captured(call, cwd, args: list[str]) -> subprocess.CompletedProcess:
     """``call()`` in ``cwd`` with stdout and stderr captured; its return value (or SystemExit's code: None is 0, a
-    message is printed and 1) is the exit code. Warnings are shown as in a fresh process: printed to (the captured) stderr, not to pytest's
-    record, once per place, with what earlier tests saw forgotten (entering catch_warnings resets that memory)."""
+    message is printed and 1) is the exit code. Warnings are shown as in a fresh process: printed to (the captured)
+    stderr, not to pytest's record, once per place, with what earlier tests saw forgotten (entering catch_warnings
+    resets that memory)."""
     out, err = io.StringIO(), io.StringIO()
     here = os.getcwd()
     try:

@@ -68,8 +68,7 @@ def test_notebook_runs_and_is_stripped(name):
 
 
 def test_other_tasks_example_trains_sub_and_mul_and_measures_each_in_its_basis(tmp_path):
-    r = run_script(EXAMPLES / "other_tasks.py", str(tmp_path), "--preset", "tiny",
-                        "--steps", "100", cwd=ROOT)
+    r = run_script(EXAMPLES / "other_tasks.py", tmp_path, "--preset", "tiny", "--steps", "100", cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert "sub mod 23: basis Z_23, a - b directions" in r.stdout
     assert "mul mod 23: basis Z_22 (discrete log, generator 5), a + b directions" in r.stdout
@@ -80,7 +79,7 @@ def test_other_tasks_example_trains_sub_and_mul_and_measures_each_in_its_basis(t
 
 
 def test_training_knobs_example_resumes_bit_identically(tmp_path):
-    r = run_script(EXAMPLES / "training_knobs.py", str(tmp_path), "--steps", "40", cwd=ROOT)
+    r = run_script(EXAMPLES / "training_knobs.py", tmp_path, "--steps", "40", cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert "Grokfast EMA" in r.stdout and "minibatch (64 pairs) Adam updates" in r.stdout
     assert "identical to the uninterrupted one at all 5 checkpoints: True" in r.stdout
@@ -91,8 +90,7 @@ def test_from_elsewhere_example_writes_a_folder_measured_like_its_run(probe_run,
     from interp.tasks import Task
 
     folder_dir = tmp_path / "elsewhere"
-    r = run_script(EXAMPLES / "from_elsewhere.py", str(folder_dir), "--run",
-                        str(probe_run.path), "--every", "3", cwd=ROOT)
+    r = run_script(EXAMPLES / "from_elsewhere.py", folder_dir, "--run", probe_run.path, "--every", "3", cwd=ROOT)
     assert r.returncode == 0, r.stderr
     cfg = probe_run.config
     folder = CheckpointFolder(folder_dir, Task(op=cfg.op, p=cfg.p, frac_train=cfg.frac_train, seed=cfg.data_seed))
@@ -179,8 +177,7 @@ def test_groups_example_prints_its_measures_and_both_verdicts(tmp_path):
     """examples/groups.py (a short D5 run): the key irreps it prints are the ones saved with its measures, and the
     shipped addition runs get the verdicts of the rule: clock (standard attention); pizza at the constant-attention
     run's first solving checkpoint, neither at its end."""
-    r = run_script(EXAMPLES / "groups.py", str(tmp_path), "--op", "D5", "--steps", "60",
-                        "--frac-train", "0.7", cwd=ROOT)
+    r = run_script(EXAMPLES / "groups.py", tmp_path, "--op", "D5", "--steps", "60", "--frac-train", "0.7", cwd=ROOT)
     assert r.returncode == 0, r.stderr
     saved = probes.load_measures(tmp_path / "D5" / "measures")
     assert f"key irreps {saved.key_irreps}" in r.stdout
