@@ -55,6 +55,7 @@ def n_pairs_of(op: str, p: int) -> int:
 
 ACT_FNS = ("relu", "gelu")
 OPTIMISERS = ("adamw", "adam", "sgd")
+CONSTANT_ATTENTION = ("average", "sum")  # RunConfig.constant_attention: what attention_rate < 1 mixes in
 LR_SCHEDULES = ("constant", "cosine", "linear")
 GRAD_FILTERS = ("none", "ema", "ma")
 
@@ -140,6 +141,12 @@ class RunConfig:
     # attention rate (Zhong et al. 2023): pattern = rate * softmax + (1 - rate) * uniform over the causal positions;
     # 1 is standard attention, 0 constant attention (see interp.model.apply_attention_rate)
     attention_rate: float = 1.0
+    # what attention_rate < 1 mixes in: "average" (uniform weights 1/n over the n allowed positions, rows sum to 1)
+    # or "sum" (weight 1 on every allowed position, as Zhong et al.'s code: at rate 0 the output is the sum of values)
+    constant_attention: str = "average"
+    # the input: True [a, b, =] (the paper's, '=' is token p, 3 positions); False [a, b] (Zhong et al.'s models:
+    # no '=' token, 2 positions, the logits read at b's position)
+    eq_sign: bool = True
     model_seed: int = 0
     # optimiser: adamw (the paper's), adam (weight decay as an L2 term), sgd (with momentum; L2 weight decay)
     optimiser: str = "adamw"
@@ -226,8 +233,8 @@ class RunConfig:
         _check_cfg(self.n_heads * self.d_head <= MAX_WIDTH, "d_head",
                    f"n_heads * d_head must be at most {MAX_WIDTH:,}, got {self.n_heads * self.d_head:,}")
         n_params = parameter_count(n_layers=self.n_layers, d_model=self.d_model, n_heads=self.n_heads,
-                                   d_head=self.d_head, d_mlp=self.d_mlp, d_vocab=self.p + 1, d_vocab_out=self.p,
-                                   n_ctx=3)
+                                   d_head=self.d_head, d_mlp=self.d_mlp, d_vocab=self.d_vocab,
+                                   d_vocab_out=self.p, n_ctx=self.n_ctx)
         _check_cfg(n_params <= MAX_PARAMETERS, "d_model",
                    f"the model would have {n_params:,} weights (n_layers {self.n_layers}, d_model {self.d_model}, "
                    f"d_mlp {self.d_mlp}, n_heads * d_head {self.n_heads * self.d_head}), more than the "
@@ -239,6 +246,9 @@ class RunConfig:
         _check_cfg(isinstance(self.layer_norm, bool), "layer_norm", f"must be true or false, got {self.layer_norm!r}")
         _check_cfg(0 <= self.attention_rate <= 1, "attention_rate",
                    f"must be in [0, 1] (1: standard attention, 0: constant attention), got {self.attention_rate}")
+        _check_cfg(self.constant_attention in CONSTANT_ATTENTION, "constant_attention",
+                   f"must be one of {CONSTANT_ATTENTION}, got {self.constant_attention!r}")
+        _check_cfg(isinstance(self.eq_sign, bool), "eq_sign", f"must be true or false, got {self.eq_sign!r}")
         self._check_knobs()
         _check_cfg(self.lr > 0, "lr", f"must be positive, got {self.lr}")
         _check_cfg(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
@@ -275,8 +285,8 @@ class RunConfig:
     # Derived sizes: properties, never stored, so they always follow p.
     @property
     def d_vocab(self) -> int:
-        """Input vocabulary: the p residues plus the '=' token (id p)."""
-        return self.p + 1
+        """Input vocabulary: the p residues plus the '=' token (id p); p with ``eq_sign`` false."""
+        return self.p + 1 if self.eq_sign else self.p
 
     @property
     def d_vocab_out(self) -> int:
@@ -285,7 +295,8 @@ class RunConfig:
 
     @property
     def n_ctx(self) -> int:
-        return 3
+        """Positions of one input: 3 for [a, b, =], 2 for [a, b] (``eq_sign`` false)."""
+        return 3 if self.eq_sign else 2
 
     @property
     def n_train(self) -> int:

@@ -53,9 +53,12 @@ def folder_task(folder: Path | str, op: str, *, p: int | None = None, frac_train
                 split: Path | str | None = None) -> Task:
     """The task of a folder's checkpoints: ``op`` mod ``p`` (default: the models' output size, d_vocab_out of
     config.json), trained on the pairs listed in ``split`` (a JSON object whose ``train`` lists pair indices
-    a * p + b, like a run's split.json) or else on the seeded split (``frac_train``, ``seed``)."""
+    a * p + b, like a run's split.json) or else on the seeded split (``frac_train``, ``seed``). Models with n_ctx 2
+    read [a, b] (no '=' token, as ``RunConfig.eq_sign`` false); any other n_ctx, [a, b, =]."""
+    path = Path(folder) / FOLDER_CONFIG
+    kwargs = _read_config(path) if p is None or path.is_file() else {}
+    eq_sign = kwargs.get("n_ctx") != 2
     if p is None:
-        kwargs = _read_config(Path(folder) / FOLDER_CONFIG)
         p = kwargs.get("d_vocab_out", kwargs.get("d_vocab"))
         if not isinstance(p, int) or isinstance(p, bool):
             raise RunFormatError(f"{Path(folder) / FOLDER_CONFIG}: has no integer d_vocab_out to take p from; "
@@ -67,14 +70,14 @@ def folder_task(folder: Path | str, op: str, *, p: int | None = None, frac_train
         if not isinstance(train, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in train):
             raise RunFormatError(f"{split}: field 'train' must be a list of pair indices a * p + b")
     if train is None:  # a bad op, p or frac_train: ConfigError naming the field (the CLI restates it with its flag)
-        return Task(op=op, p=p, frac_train=frac_train, seed=seed)
+        return Task(op=op, p=p, frac_train=frac_train, seed=seed, eq_sign=eq_sign)
     task = Task(op=op, p=p)  # the pair order, to turn a * p + b into pair indices (div has no b = 0)
     position = {int(g): i for i, g in enumerate(task.grid_index.tolist())}
     bad = [i for i in train if i not in position]
     if bad or len(set(train)) != len(train) or not train or len(train) == task.n_pairs:
         raise RunFormatError(f"{split}: 'train' must list distinct pair indices a * p + b of {op} mod {p}, at least "
                              f"one and not all ({'e.g. ' + str(bad[:3]) + ' are not' if bad else 'got ' + str(len(train))})")
-    return Task.custom(op, p, train_idx=[position[i] for i in train])
+    return Task.custom(op, p, train_idx=[position[i] for i in train], eq_sign=eq_sign)
 
 
 def _read_config(path: Path) -> dict[str, Any]:

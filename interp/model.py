@@ -133,16 +133,20 @@ def build_model(cfg: RunConfig, device: str = "cpu"):
     # interp's init seeds torch's global RNG with the config's seed first, so it never depends on what ran before.
     model = model_from_kwargs(hooked_config_kwargs(cfg, device))
     freeze_biases(model)
-    apply_attention_rate(model, cfg.attention_rate)
+    apply_attention_rate(model, cfg.attention_rate, cfg.constant_attention)
     return model
 
 
-def apply_attention_rate(model, rate: float) -> None:
+def apply_attention_rate(model, rate: float, mode: str = "average") -> None:
     """Attention rate ``rate`` (Zhong et al. 2023, "The clock and the pizza"): every attention pattern becomes
-    ``rate * softmax(scores) + (1 - rate) * U``, U uniform over the positions a query may attend to (causal), by a
-    permanent hook on ``blocks.{l}.attn.hook_pattern`` (so every forward, hooked or not, sees it, and the fast
-    training forward is not used). ``rate = 1``: standard attention, nothing attached; ``rate = 0``: constant
-    attention, the last position reads the mean of [a, b, =]."""
+    ``rate * softmax(scores) + (1 - rate) * U`` by a permanent hook on ``blocks.{l}.attn.hook_pattern`` (so every
+    forward, hooked or not, sees it, and the fast training forward is not used). ``mode`` says what U is:
+    ``"average"``, 1/n on each of the n positions a query may attend to (causal), so rows still sum to 1; ``"sum"``,
+    1 on each of them, as the paper's code (``softmax * attn_coeff + (1 - attn_coeff)``), so at rate 0 the last
+    position reads the sum of the values of [a, b, =] (or [a, b]) instead of their mean. ``rate = 1``: standard
+    attention, nothing attached."""
+    if mode not in ("average", "sum"):
+        raise ValueError(f"apply_attention_rate: mode must be 'average' or 'sum', got {mode!r}")
     if rate == 1:
         return
     r = float(rate)
@@ -150,8 +154,8 @@ def apply_attention_rate(model, rate: float) -> None:
     def hook(pattern: torch.Tensor, hook=None) -> torch.Tensor:
         q, k = pattern.shape[-2:]
         allowed = torch.ones(q, k, dtype=pattern.dtype, device=pattern.device).tril(k - q)
-        uniform = allowed / allowed.sum(-1, keepdim=True)
-        return r * pattern + (1 - r) * uniform
+        constant = allowed / allowed.sum(-1, keepdim=True) if mode == "average" else allowed
+        return r * pattern + (1 - r) * constant
 
     for layer in range(model.cfg.n_layers):
         model.add_hook(f"blocks.{layer}.attn.hook_pattern", hook, is_permanent=True)

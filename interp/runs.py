@@ -71,6 +71,9 @@ FILE_IDENTITY = "file_identity"
 # that differ only in these have the same weights at every step they share, so their files carry one identity
 _NOT_WEIGHTS = ("name", "eval_every", "save_every", "save_steps", "stop_test_loss", "stop_test_acc",
                 "stop_after_steps")
+# Fields added to RunConfig after runs were shipped: left out of weights_identity at their default, so every run
+# written before them (which used that default) keeps its identity and its checkpoints stay its own.
+_ADDED_FIELDS = {"constant_attention": "average", "eq_sign": True}
 METRIC_COLUMNS = ("step", "train_loss", "train_acc", "test_loss", "test_acc")
 STATES = ("running", "complete", "stopped_early", "interrupted", "failed")
 FINISHED_STATES = ("complete", "stopped_early")
@@ -143,7 +146,8 @@ def weights_identity(cfg: RunConfig, train: list[int]) -> str:
     identity) and its exact training pairs. Every checkpoint and resume file records it (with its step), so a file
     from another run is refused, while equal runs (a killed and resumed one, a sweep's run and the same run alone)
     write equal bytes."""
-    fields = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_WEIGHTS}
+    fields = {k: v for k, v in cfg.to_dict().items()
+              if k not in _NOT_WEIGHTS and not (k in _ADDED_FIELDS and v == _ADDED_FIELDS[k])}
     if cfg.lr_schedule == "constant":
         fields.pop("n_steps")
     blob = json.dumps({"config": fields, "train": train}, sort_keys=True)
@@ -734,7 +738,8 @@ class Run:
     def empty_model(self, device: str = "cpu"):
         """A HookedTransformer with this run's architecture (weights not loaded)."""
         model = copy.deepcopy(self._empty_template())
-        apply_attention_rate(model, self.config.attention_rate)  # a permanent hook, attached to this copy only
+        # a permanent hook, attached to this copy only
+        apply_attention_rate(model, self.config.attention_rate, self.config.constant_attention)
         return model if device == "cpu" else model.to(device)
 
     def load(self, step: int | None = None, device: str = "cpu"):

@@ -40,6 +40,8 @@ class Task:
     p: int = 113
     frac_train: float = 0.3
     seed: int = 0
+    # True: the input [a, b, =] ('=' is token p); False: [a, b] (Zhong et al.'s models: no '=', 2 positions)
+    eq_sign: bool = True
     # A run directory's split.json is the record of truth; a Task opened from a run carries it
     # here so that probes use exactly the pairs the run trained on.
     explicit_train: tuple[int, ...] | None = field(default=None, repr=False, compare=False)
@@ -50,6 +52,9 @@ class Task:
 
     def __post_init__(self) -> None:
         check_task_fields(self.op, self.p, self.frac_train, "Task")
+        if not isinstance(self.eq_sign, bool):
+            raise ConfigError(f"Task.eq_sign must be true or false, got {self.eq_sign!r}", field="eq_sign",
+                              detail=f"must be true or false, got {self.eq_sign!r}")
         if self.explicit_train is not None:
             idx = self.explicit_train
             if len(idx) != self.n_train or len(set(idx)) != len(idx) or not all(
@@ -72,48 +77,55 @@ class Task:
     @classmethod
     def custom(cls, op: str, p: int, *, tokens: torch.Tensor | None = None, labels: torch.Tensor | None = None,
                d_vocab: int | None = None, frac_train: float = 0.3, seed: int = 0,
-               train_idx: Sequence[int] | None = None) -> "Task":
+               train_idx: Sequence[int] | None = None, eq_sign: bool = True) -> "Task":
         """A task with a user's own input format or labels, measured in the basis of ``op``.
 
         tokens: (n_pairs, n_ctx) long, one row per pair in pair order (a*p + b), the logits read at the last
         position; labels: (n_pairs,) long classes in 0..p-1 (default: ``op``'s). d_vocab: the model's input
         vocabulary (default: the largest token + 1). train_idx: the pair indices the model trained on (default:
-        the seeded split). ``op`` decides the group and the directions every Fourier measure uses.
+        the seeded split). ``op`` decides the group and the directions every Fourier measure uses. eq_sign: with
+        no tokens given, [a, b, =] (True) or [a, b] (False).
         """
         tokens = None if tokens is None else torch.as_tensor(tokens)
         labels = None if labels is None else torch.as_tensor(labels)
         explicit = None if train_idx is None else tuple(sorted(int(i) for i in train_idx))
         if explicit is not None:  # + 0.5: int(frac_train * n_pairs) is exactly len(explicit), never one below
             frac_train = (len(explicit) + 0.5) / n_pairs_of(op, p)
-        return cls(op=op, p=p, frac_train=frac_train, seed=seed, explicit_train=explicit, given_tokens=tokens,
-                   given_labels=labels, given_d_vocab=d_vocab)
+        return cls(op=op, p=p, frac_train=frac_train, seed=seed, eq_sign=eq_sign, explicit_train=explicit,
+                   given_tokens=tokens, given_labels=labels, given_d_vocab=d_vocab)
 
     @classmethod
     def from_config(cls, cfg: RunConfig, explicit_train: tuple[int, ...] | None = None) -> "Task":
         """The task of a run's config; ``explicit_train``: the recorded training pairs (split.json), if any."""
-        return cls(op=cfg.op, p=cfg.p, frac_train=cfg.frac_train, seed=cfg.data_seed, explicit_train=explicit_train)
+        return cls(op=cfg.op, p=cfg.p, frac_train=cfg.frac_train, seed=cfg.data_seed, eq_sign=cfg.eq_sign,
+                   explicit_train=explicit_train)
 
     @property
     def eq_token(self) -> int | None:
-        """Token id of '=' (one past the residues); None for a task with the user's own tokens."""
-        return self.p if self.given_tokens is None else None
+        """Token id of '=' (one past the residues); None for the input [a, b] or the user's own tokens."""
+        return self.p if self.given_tokens is None and self.eq_sign else None
 
     @property
     def n_ctx(self) -> int:
-        """Positions of one input: 3 for ``[a, b, =]``."""
-        return 3 if self.given_tokens is None else int(self.given_tokens.shape[1])
+        """Positions of one input: 3 for ``[a, b, =]``, 2 for ``[a, b]``."""
+        if self.given_tokens is not None:
+            return int(self.given_tokens.shape[1])
+        return 3 if self.eq_sign else 2
 
     @property
     def d_vocab(self) -> int:
-        """The input vocabulary the model must have: p residues and '=' (p + 1), or the user's."""
+        """The input vocabulary the model must have: p residues and '=' (p + 1), p residues alone, or the user's."""
         if self.given_d_vocab is not None:
             return int(self.given_d_vocab)
-        return self.p + 1 if self.given_tokens is None else int(self.given_tokens.max()) + 1
+        if self.given_tokens is not None:
+            return int(self.given_tokens.max()) + 1
+        return self.p + 1 if self.eq_sign else self.p
 
     @property
     def input_format(self) -> str:
-        return f"[a, b, =] with '=' = token {self.p}" if self.given_tokens is None else \
-            f"the given tokens ({self.n_ctx} positions)"
+        if self.given_tokens is not None:
+            return f"the given tokens ({self.n_ctx} positions)"
+        return f"[a, b, =] with '=' = token {self.p}" if self.eq_sign else "[a, b] (no '=' token)"
 
     @property
     def n_pairs(self) -> int:
@@ -223,10 +235,12 @@ class Task:
         return torch.stack([a[keep], b[keep]], dim=1)
 
     def tokens(self) -> torch.Tensor:
-        """(n_pairs, n_ctx) long: [a, b, =] for every pair (or the given tokens), in pair order."""
+        """(n_pairs, n_ctx) long: [a, b, =] (or [a, b], or the given tokens) for every pair, in pair order."""
         if self.given_tokens is not None:
             return self.given_tokens.to(torch.long).clone()
         pairs = self.pairs()
+        if not self.eq_sign:
+            return pairs
         eq = torch.full((self.n_pairs, 1), self.p, dtype=torch.long)
         return torch.cat([pairs, eq], dim=1)
 

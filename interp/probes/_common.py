@@ -40,7 +40,8 @@ def check_model(model: Any, task: Task, where: str) -> None:
     c = model.cfg
     want = (f"the task {task.op} mod {task.p} feeds {task.input_format} (n_ctx={task.n_ctx}, d_vocab={task.d_vocab}) "
             f"and predicts {task.p} classes")
-    hint = " (pass Task.custom(..., tokens=, labels=) for another input format)"
+    hint = (" (Task(..., eq_sign=False) for the input [a, b] with no '=' token; Task.custom(..., tokens=, "
+            "labels=) for another input format)")
     if c.d_vocab_out != task.p:
         extra = " (a tied-embedding model with an '=' output class is not supported)" \
             if c.d_vocab_out == task.d_vocab else ""
@@ -48,8 +49,8 @@ def check_model(model: Any, task: Task, where: str) -> None:
     if c.n_ctx != task.n_ctx:
         raise ProbeError(f"{where}: the model has n_ctx={c.n_ctx} but {want}{hint}")
     if c.d_vocab != task.d_vocab:
-        raise ProbeError(f"{where}: the model has d_vocab={c.d_vocab} (so its '=' token is not id {task.p}) but "
-                         f"{want}{hint}")
+        why = f" (so its '=' token is not id {task.p})" if task.eq_token is not None else ""
+        raise ProbeError(f"{where}: the model has d_vocab={c.d_vocab}{why} but {want}{hint}")
 
 
 def has_mlp(model) -> bool:

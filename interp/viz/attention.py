@@ -38,7 +38,7 @@ import torch
 
 from ..errors import ConfigError
 from ..files import atomic_write_text
-from .mechanism import model_p
+from .mechanism import model_format
 from .page import BUNDLE_MARKER, bundle_path, bundle_script, html_page, script_json  # noqa: F401 (re-exported)
 
 __all__ = ["attention_patterns", "AttentionView", "attention", "reset_bundle", "script_json"]
@@ -84,22 +84,23 @@ def attention_patterns(model, pairs: Iterable[Sequence[int]], *, layer: int = 0)
     """Attention of ``model`` on the inputs ``[a, b, =]``, and their token labels, from its hooked forward.
 
     Returns ``(pattern, tokens)``: pattern ``(n_pairs, n_heads, 3, 3)`` float tensor, destination
-    by source (``blocks.{layer}.attn.hook_pattern``); tokens, one ``["a", "b", "="]`` list per pair.
+    by source (``blocks.{layer}.attn.hook_pattern``); tokens, one ``["a", "b", "="]`` list per pair (``(n_pairs,
+    n_heads, 2, 2)`` and ``["a", "b"]`` for a model of [a, b] inputs).
     """
 
     try:
-        p = model_p(model)
+        p, eq_sign = model_format(model)
     except ConfigError as e:
         raise ConfigError(f"attention: {e}") from None
     checked = _check_pairs(pairs, p)
     if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < model.cfg.n_layers:
         raise ConfigError(f"attention: layer must be in [0, {model.cfg.n_layers}), got {layer!r}")
     device = next(model.parameters()).device
-    tokens = torch.tensor([[a, b, p] for a, b in checked], dtype=torch.long, device=device)
+    tokens = torch.tensor([[a, b, p][:3 if eq_sign else 2] for a, b in checked], dtype=torch.long, device=device)
     name = f"blocks.{layer}.attn.hook_pattern"
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens, names_filter=name)
-    labels = [[str(a), str(b), "="] for a, b in checked]
+    labels = [[str(a), str(b), "="][:3 if eq_sign else 2] for a, b in checked]
     return cache[name].detach().float().cpu(), labels
 
 
@@ -151,15 +152,20 @@ class AttentionView:
         return f"AttentionView({', '.join(parts)})"
 
     def block_pattern(self) -> list:
-        """``(n_heads, 3n, 3n)`` nested lists: each input's 3x3 pattern on the diagonal, zeros elsewhere."""
-        n, H = self.n_inputs, self.n_heads
+        """``(n_heads, kn, kn)`` nested lists: each input's k x k pattern (k = 3 for [a, b, =], 2 for [a, b]) on the
+        diagonal, zeros elsewhere."""
+        n, H, k = self.n_inputs, self.n_heads, self.n_ctx
         pat = self.pattern.tolist()
-        out = [[[0.0] * (3 * n) for _ in range(3 * n)] for _ in range(H)]
+        out = [[[0.0] * (k * n) for _ in range(k * n)] for _ in range(H)]
         for i in range(n):
             for h in range(H):
-                for d in range(3):
-                    out[h][3 * i + d][3 * i:3 * i + 3] = pat[i][h][d]
+                for d in range(k):
+                    out[h][k * i + d][k * i:k * i + k] = pat[i][h][d]
         return _rounded(out)
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self.pattern.shape[-1])
 
     def _props(self) -> tuple[str, dict[str, Any]]:
         tokens = [t for toks in self.tokens for t in toks]
@@ -179,7 +185,8 @@ class AttentionView:
             items.append(f"[{', '.join(toks)}]" + (f" ({cap})" if cap else ""))
         heads = "every head" if self.head is None else f"head {self.head}"
         return (f"Layer-{self.layer} attention ({heads}) on {', '.join(items)}, side by side as one sequence: "
-                "each input's 3x3 pattern sits on the diagonal; attention never crosses between inputs.")
+                f"each input's {self.n_ctx}x{self.n_ctx} pattern sits on the diagonal; attention never crosses between "
+                "inputs.")
 
     def fragment(self, id_prefix: str | None = None, *, heading: bool = True) -> str:
         """HTML for the view (needs a :func:`bundle_script` earlier in the page, or already run in a notebook).

@@ -27,6 +27,7 @@ __all__ = [
     "POSITIONS",
     "model_p",
     "all_inputs",
+    "model_format",
     "attention_grid",
     "attention_grids",
     "neuron_grids",
@@ -37,28 +38,40 @@ __all__ = [
     "spectra_over_time",
 ]
 
-POSITIONS = {"a": 0, "b": 1, "=": 2}  # the input is [a, b, =]; logits are read at '='
+POSITIONS = {"a": 0, "b": 1, "=": 2}  # the input is [a, b, =] (or [a, b]); logits are read at the last position
 
 
 def model_p(model) -> int:
-    """p of a modular-arithmetic model: inputs are the p residues and '=' (token id p), n_ctx = 3."""
+    """p of a modular-arithmetic model: inputs [a, b, =] (the p residues and '=' as token id p, n_ctx = 3) or
+    [a, b] (the p residues alone, n_ctx = 2, as Zhong et al.'s models: ``RunConfig.eq_sign`` false)."""
+    return model_format(model)[0]
+
+
+def model_format(model) -> tuple[int, bool]:
+    """``(p, eq_sign)`` of a modular-arithmetic model: eq_sign True for [a, b, =] inputs, False for [a, b]."""
     cfg = getattr(model, "cfg", None)
     if cfg is None:
         raise ConfigError(f"expected a HookedTransformer or TransformerBridge, got {type(model).__name__}")
     reason = tl.unsupported(model)
     if reason:
         raise ConfigError(f"not measurable: {reason}")
-    if cfg.d_vocab_out != cfg.d_vocab - 1 or cfg.n_ctx != 3:
-        raise ConfigError(f"the model has d_vocab={cfg.d_vocab}, d_vocab_out={cfg.d_vocab_out}, n_ctx={cfg.n_ctx}; "
-                          "expected a modular-arithmetic model ([a, b, =] inputs, d_vocab = p + 1)")
-    return cfg.d_vocab_out
+    if cfg.n_ctx == 3 and cfg.d_vocab_out == cfg.d_vocab - 1:
+        return cfg.d_vocab_out, True
+    if cfg.n_ctx == 2 and cfg.d_vocab_out == cfg.d_vocab:
+        return cfg.d_vocab_out, False
+    raise ConfigError(f"the model has d_vocab={cfg.d_vocab}, d_vocab_out={cfg.d_vocab_out}, n_ctx={cfg.n_ctx}; "
+                      "expected a modular-arithmetic model ([a, b, =] inputs with d_vocab = p + 1, or [a, b] "
+                      "inputs with d_vocab = p)")
 
 
-def all_inputs(p: int, device: Any = "cpu"):
-    """``(p*p, 3)`` long tensor of every input ``[a, b, =]``, row a*p + b (the task's pair order)."""
+def all_inputs(p: int, device: Any = "cpu", eq_sign: bool = True):
+    """``(p*p, 3)`` long tensor of every input ``[a, b, =]`` (``(p*p, 2)``, ``[a, b]``, with ``eq_sign`` false),
+    row a*p + b (the task's pair order)."""
 
     a = torch.arange(p, device=device).repeat_interleave(p)
     b = torch.arange(p, device=device).repeat(p)
+    if not eq_sign:
+        return torch.stack([a, b], dim=1)
     return torch.stack([a, b, torch.full_like(a, p)], dim=1)
 
 
@@ -71,26 +84,28 @@ def _check_layer(model, layer: int) -> int:
 def _hooked(model, names: Sequence[str]) -> dict[str, Any]:
     """One ``run_with_cache`` on all p² inputs; the named activations, on the CPU (float32)."""
 
-    p = model_p(model)
+    p, eq_sign = model_format(model)
     device = next(model.parameters()).device
     wanted = set(names)
     with torch.no_grad():
-        _, cache = model.run_with_cache(all_inputs(p, device), names_filter=lambda n: n in wanted)
+        _, cache = model.run_with_cache(all_inputs(p, device, eq_sign), names_filter=lambda n: n in wanted)
     return {n: cache[n].detach().to("cpu", torch.float32) for n in names}
 
 
 def attention_grid(model, *, layer: int = 0, source: str = "a") -> np.ndarray:
-    """Attention paid by '=' (the last position) to ``source`` ('a', 'b' or '='), over every input.
+    """Attention paid by the last position ('=', or b for [a, b] inputs) to ``source`` ('a', 'b' or '='), over
+    every input.
 
     Returns ``(n_heads, p, p)`` float32: ``grid[h, a, b]`` is ``blocks.{layer}.attn.hook_pattern``
-    of head h, destination '=', source position of ``source``, on the input ``[a, b, =]``.
+    of head h, destination the last position, source position of ``source``, on the input ``[a, b, =]``.
     """
-    if source not in POSITIONS:
-        raise ConfigError(f"attention_grid: source must be one of {list(POSITIONS)}, got {source!r}")
-    p = model_p(model)
+    p, eq_sign = model_format(model)
+    sources = POSITIONS if eq_sign else {"a": 0, "b": 1}
+    if source not in sources:
+        raise ConfigError(f"attention_grid: source must be one of {list(sources)}, got {source!r}")
     name = f"blocks.{_check_layer(model, layer)}.attn.hook_pattern"
-    pattern = _hooked(model, [name])[name]  # (p*p, n_heads, 3, 3): destination x source
-    grid = pattern[:, :, POSITIONS["="], POSITIONS[source]]  # (p*p, n_heads)
+    pattern = _hooked(model, [name])[name]  # (p*p, n_heads, n_ctx, n_ctx): destination x source
+    grid = pattern[:, :, -1, sources[source]]  # (p*p, n_heads)
     return grid.T.reshape(-1, p, p).numpy()
 
 
@@ -112,7 +127,7 @@ def neuron_grids(model, neurons: Sequence[int] | None = None, *, layer: int = 0)
     """
     p = model_p(model)
     name = f"blocks.{_check_layer(model, layer)}.mlp.hook_post"
-    acts = _hooked(model, [name])[name][:, POSITIONS["="]]  # (p*p, d_mlp)
+    acts = _hooked(model, [name])[name][:, -1]  # (p*p, d_mlp), at the last position
     if neurons is not None:
         idx = _check_neurons(neurons, acts.shape[1])
         acts = acts[:, idx]

@@ -32,8 +32,9 @@ def _grid_axes(ax, p: int, xlabel: bool, ylabel: bool) -> None:
         ax.set_ylabel("a", fontsize=8)
 
 
-def attention_grid_figure(grids: Mapping[str, Any], *, source: str = "a") -> Figure:
-    """Attention from '=' to ``source`` over the (a, b) grid, one row per checkpoint, one column per head.
+def attention_grid_figure(grids: Mapping[str, Any], *, source: str = "a", destination: str = "=") -> Figure:
+    """Attention from ``destination`` (the last position: '=', or b for [a, b] inputs) to ``source`` over the (a, b)
+    grid, one row per checkpoint, one column per head.
 
     grids: row label (e.g. "step 7000: end of circuit formation") -> ``(n_heads, p, p)`` array
     (``mechanism.attention_grid``). One colour scale (0 to the largest value shown) and one colourbar.
@@ -66,12 +67,12 @@ def attention_grid_figure(grids: Mapping[str, Any], *, source: str = "a") -> Fig
                 ax.annotate(label, (0, 0.5), xytext=(-34, 0), xycoords="axes fraction", textcoords="offset points",
                             ha="right", va="center", rotation=90, fontsize=8.5)
     bar = fig.colorbar(image, ax=axes, shrink=0.8, pad=0.01)
-    bar.set_label(f"attention from '=' to {source}", fontsize=8)
-    fig.suptitle(f"Attention from '=' to {source} over every input (a, b), layer 0", fontsize=11)
+    bar.set_label(f"attention from {destination} to {source}", fontsize=8)
+    fig.suptitle(f"Attention from {destination} to {source} over every input (a, b), layer 0", fontsize=11)
     return fig
 
 
-def neuron_grids_figure(grids: Any, titles: Sequence[str], *, ncols: int = 4) -> Figure:
+def neuron_grids_figure(grids: Any, titles: Sequence[str], *, ncols: int = 4, position: str = "=") -> Figure:
     """Activations of some MLP neurons over the (a, b) grid, each on its own colour scale.
 
     grids: ``(n, p, p)`` (``mechanism.neuron_grids``); titles: one per neuron (e.g. "neuron 12, k = 21").
@@ -95,7 +96,8 @@ def neuron_grids_figure(grids: Any, titles: Sequence[str], *, ncols: int = 4) ->
         ax.set_title(titles[i], fontsize=8)
         bar = fig.colorbar(image, ax=ax, shrink=0.85, pad=0.02)
         bar.ax.tick_params(labelsize=6)
-    fig.suptitle("MLP neuron activations (blocks.0.mlp.hook_post at '=') over every input (a, b)", fontsize=11)
+    fig.suptitle(f"MLP neuron activations (blocks.0.mlp.hook_post at {position}) over every input (a, b)",
+                 fontsize=11)
     return fig
 
 

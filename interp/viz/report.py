@@ -425,6 +425,7 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
         figures["curves"] = loss_curves_figure(metrics, phases)
     figures["measures"] = measures_figure(df, phases, not_applicable=na)
     nf, peaks = None, {}
+    last = "=" if task.eq_token is not None else "b"  # the position the logits are read at
     if circuit_na is None:
         group = task.group
         nf = mechanism.neuron_frequencies(final, task=task, layer=layer)
@@ -440,10 +441,10 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
                                             key_frequencies=key_freqs),
             "neuron_freqs": neuron_frequency_figure(nf, key_freqs),
             "neuron_grids": neuron_grids_figure(mechanism.neuron_grids(final, [n for n, _, _ in reps], layer=layer),
-                                                neuron_titles),
+                                                neuron_titles, position=last),
             "clusters": neuron_clusters_figure(_clusters_frame(nf)),
         })
-    figures["attention_grid"] = attention_grid_figure(attention_grids)
+    figures["attention_grid"] = attention_grid_figure(attention_grids, destination=last)
     if "llc" in df.columns:  # opt-in column (`interp measure --llc`)
         figures["llc"] = llc_figure(df, phases)
     key_irreps = list(getattr(measures, "key_irreps", None) or [])
@@ -517,6 +518,7 @@ def _page(run, parts, rows, view: AttentionView, source: str, banner: str | None
     config_rows.insert(0, ("folder" if folder else "run directory", str(run.path)))
     config_rows.insert(1, ("checkpoints", f"{len(run.steps)} (steps {run.steps[0]} to {run.steps[-1]})"))
     grid_text = "; ".join(grid_steps.values())
+    last = "=" if run.task.eq_token is not None else "b"  # the position the logits are read at
     splits = _splits_text(run, dict(not_applicable or {}))
     what = (f"{cfg.op} mod {cfg.p}, checkpoints trained elsewhere" if folder else
             f"{cfg.op} mod {cfg.p}, config {cfg.name!r}")
@@ -583,8 +585,8 @@ def _page(run, parts, rows, view: AttentionView, source: str, banner: str | None
         ]
     parts_html += [
         "<h2>Attention</h2>",
-        _figure("attention_grid", "attention from = to a over the (a, b) grid per head at chosen checkpoints",
-                f"Attention paid by '=' to a, over every input, per head; rows: {grid_text}. One colour scale."),
+        _figure("attention_grid", f"attention from {last} to a over the (a, b) grid per head at chosen checkpoints",
+                f"Attention paid by {last} to a, over every input, per head; rows: {grid_text}. One colour scale."),
         '<p class="note">Token-level view with circuitsvis: hover a head to see it, click to lock.</p>',
         view.fragment("att-final"),
         "<h2>Measurement protocol</h2>",
