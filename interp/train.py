@@ -78,7 +78,22 @@ def protocol(cfg: RunConfig) -> dict[str, str]:
         "split": "seeded torch.randperm over pair indices a*p+b; first int(frac_train*p^2) train "
                  "(recorded in split.json)",
         **update,
+        **_input_and_attention(cfg),
     }
+
+
+def _input_and_attention(cfg: RunConfig) -> dict[str, str]:
+    """Protocol lines for a run whose input or attention is not the paper's (none for the paper's run)."""
+    out = {}
+    if not cfg.eq_sign:
+        out["input"] = "[a, b]: no '=' token, 2 positions, the logits read at b's position (Zhong et al. 2023)"
+    if cfg.attention_rate != 1:
+        constant = ("1/n on each of the n positions a query may attend to (rows sum to 1)"
+                    if cfg.constant_attention == "average" else
+                    "1 on each position a query may attend to (the values summed, as Zhong et al.'s code)")
+        out["attention"] = (f"pattern = {cfg.attention_rate:g} softmax(scores) + {1 - cfg.attention_rate:g} x "
+                            f"{constant}")
+    return out
 
 
 PROTOCOL = protocol(RunConfig())

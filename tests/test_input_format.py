@@ -112,6 +112,8 @@ def test_a_b_run_trains_reloads_measures_and_reports(tmp_path):
     run = Run(tmp_path / "runs/ab")
     assert run.config.eq_sign is False and run.config.constant_attention == "sum"
     assert run.task.n_ctx == 2 and run.task.input_format == "[a, b] (no '=' token)"
+    assert "no '=' token" in run.meta["protocol"]["input"]
+    assert run.meta["protocol"]["attention"].startswith("pattern = 0 softmax(scores) + 1 x 1 on each position")
     model = run.load(run.final_step)
     assert model.state_dict()["pos_embed.W_pos"].shape == (2, 16)
     _, cache = model.run_with_cache(run.task.tokens()[:5])
