@@ -189,6 +189,32 @@ def test_groups_example_prints_its_measures_and_both_verdicts(tmp_path):
     assert re.search(r"constant-attention-p59 step 1200 \(attention rate 0\):.*: neither$", r.stdout, flags=re.M)
 
 
+def _pizza_rows(out: str) -> list[tuple[int, float, float, float, str]]:
+    rows = re.findall(r"^\s*(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(clock|pizza|neither)$", out, flags=re.M)
+    return [(int(s), float(g), float(d), float(a), v) for s, g, d, a, v in rows]
+
+
+def test_pizza_example_trains_model_b_and_gives_each_checkpoint_the_rules_verdict(tmp_path):
+    """examples/pizza.py: model B's input and attention, a row per checkpoint whose verdict is the rule's on the
+    printed numbers; with [a, b] gradient symmetricity is learned, not structural (< 1 at step 0), and high once the
+    task is solved; --run on the shipped constant-attention run gives its known first-solve and final verdicts."""
+    from interp.probes.clock_pizza import verdict
+
+    r = run_script(EXAMPLES / "pizza.py", tmp_path, "--steps", "120", cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "input [a, b] (no '=' token), attention rate 0 (sum), weight decay 2" in r.stdout
+    rows = _pizza_rows(r.stdout)
+    assert [s for s, *_ in rows] == list(range(0, 121, 10))
+    assert all(v == verdict(g, d, a)[0] for _, g, d, a, v in rows)
+    assert rows[0][1] < 0.9  # at init the logit depends on a and b apart: E_b sits in b's residual
+    assert all(g > 0.95 for _, g, _, a, _ in rows if a >= 0.95)
+    r = run_script(EXAMPLES / "pizza.py", "--run", ROOT / "checkpoints/constant-attention-p59", cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "input [a, b, =] with '=' = token 59, attention rate 0 (average)" in r.stdout
+    assert "first solved at step 200: pizza; final step 1200: neither" in r.stdout
+    assert all(v == verdict(g, d, a)[0] for _, g, d, a, v in _pizza_rows(r.stdout))
+
+
 def test_s5_example_shows_the_shipped_runs_key_irreps():
     """examples/s5.py on the shipped S5 run (checkpoints/s5-seed0): S5's irreps with the textbook dimensions and the
     character of the (3, 2) irrep; the final checkpoint, measured now, solves the test pairs and composes through
