@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from interp import RunConfig, Task
+from interp import RunConfig, Task, tl
 from interp.errors import ConfigError, ProbeError
 from interp.model import _fast_last_position_logits, _supports_fast_forward, build_model, training_logits
 from interp.probes import clock_pizza as cp
@@ -18,6 +18,8 @@ from interp.viz import mechanism
 from interp.viz.attention import attention
 from tests.cli_helpers import interp_cli
 from tests.helpers import perturbed_model
+
+pytestmark = pytest.mark.tl_other  # CI runs this file under TransformerLens 4 too (.ci/tl4.sh)
 
 TINY = dict(p=11, d_model=16, n_heads=2, d_head=8, d_mlp=32)
 
@@ -115,7 +117,7 @@ def test_a_b_run_trains_reloads_measures_and_reports(tmp_path):
     assert "no '=' token" in run.meta["protocol"]["input"]
     assert run.meta["protocol"]["attention"].startswith("pattern = 0 softmax(scores) + 1 x 1 on each position")
     model = run.load(run.final_step)
-    assert model.state_dict()["pos_embed.W_pos"].shape == (2, 16)
+    assert tl.state_dict(model)["pos_embed.W_pos"].shape == (2, 16)
     _, cache = model.run_with_cache(run.task.tokens()[:5])
     assert torch.allclose(cache["blocks.0.attn.hook_pattern"][0, 0], torch.tensor([[1.0, 0.0], [1.0, 1.0]]))
     assert 0 <= cp.distance_irrelevance(model, run.task) <= 1
@@ -143,7 +145,7 @@ def test_a_folder_of_two_position_models_is_read_as_a_b(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(
         {"n_layers": 1, "d_model": 16, "n_ctx": 2, "d_head": 8, "n_heads": 2, "d_mlp": 32, "d_vocab": 11,
          "d_vocab_out": 11, "act_fn": "relu", "normalization_type": None}))
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "model_100.safetensors"))
+    save_file({k: v.contiguous() for k, v in tl.state_dict(model).items()}, str(tmp_path / "model_100.safetensors"))
     task = folder_task(tmp_path, "add")
     assert (task.p, task.n_ctx, task.d_vocab, task.eq_token) == (11, 2, 11, None)
     loaded = CheckpointFolder(tmp_path, task).load(100)
