@@ -62,7 +62,7 @@ def _check_addition(task: Task, where: str) -> None:
     g = task.group
     if g is None or g.generator is not None or g.sign != 1 or task.given_tokens is not None:
         raise ProbeError(f"{where}: not applicable to {task.description}: the clock and pizza diagnostics are "
-                         "defined for addition mod p (op add, or C<n>) with the [a, b, =] input")
+                         "defined for addition mod p (op add, or C<n>) with the [a, b, =] or [a, b] input")
 
 
 def gradient_symmetricity(model, task: Task, *, n_triples: int | None = None, seed: int = 0) -> float:

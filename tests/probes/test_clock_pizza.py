@@ -107,3 +107,21 @@ def test_constant_attention_run_is_a_pizza_once_it_solves_the_task_then_drifts()
     assert df["verdict"].iloc[0] == "neither"  # step 0: not solved
     final = df.iloc[-1]
     assert final["verdict"] == "neither" and float(final["distance_irrelevance"]) == pytest.approx(0.617, abs=0.01)
+
+
+def test_model_b_as_the_papers_code_trains_it_is_a_pizza_at_the_end():
+    """checkpoints/modelB-p59-seed0: Zhong et al.'s model B with their input ([a, b]) and attention (summed constant
+    attention), weight decay 2, their 20,000 steps. A pizza when it first solves the task (step 250), "neither" while
+    its correct logit briefly depends on a + b too (step 750), a pizza again from step 2,000 to the end, settling at
+    the paper's values: symmetricity 0.994 (learned here, not structural: 0.535 at init), distance irrelevance 0.138."""
+    run = Run(Path("checkpoints/modelB-p59-seed0"))
+    c = run.config
+    assert (c.eq_sign, c.constant_attention, c.attention_rate, c.weight_decay, c.p, c.n_steps) == \
+        (False, "sum", 0.0, 2.0, 59, 20_000)
+    df = cp.clock_pizza_series(run).set_index("step")
+    assert df["verdict"].to_dict() == {0: "neither", 250: "pizza", 750: "neither", 2000: "pizza", 5000: "pizza",
+                                       10000: "pizza", 20000: "pizza"}
+    assert float(df.loc[0, "gradient_symmetricity"]) == pytest.approx(0.535, abs=0.01)
+    assert float(df.loc[20000, "gradient_symmetricity"]) == pytest.approx(0.994, abs=0.002)
+    assert float(df.loc[20000, "distance_irrelevance"]) == pytest.approx(0.138, abs=0.005)
+    assert df["distance_irrelevance"].loc[2000:].is_monotonic_decreasing  # settling, not drifting away
