@@ -113,7 +113,8 @@ def test_model_b_as_the_papers_code_trains_it_is_a_pizza_at_the_end():
     """checkpoints/modelB-p59-seed0: Zhong et al.'s model B with their input ([a, b]) and attention (summed constant
     attention), weight decay 2, their 20,000 steps. A pizza when it first solves the task (step 250), "neither" while
     its correct logit briefly depends on a + b too (step 750), a pizza again from step 2,000 to the end, settling at
-    the paper's values: symmetricity 0.994 (learned here, not structural: 0.535 at init), distance irrelevance 0.138."""
+    values near the paper's pizza: symmetricity 0.994 (learned here, not structural: 0.535 at init), distance
+    irrelevance 0.138."""
     run = Run(Path("checkpoints/modelB-p59-seed0"))
     c = run.config
     assert (c.eq_sign, c.constant_attention, c.attention_rate, c.weight_decay, c.p, c.n_steps) == \
