@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from . import tl
-from .config import RunConfig
+from .config import CONSTANT_ATTENTION, RunConfig
 from .errors import ConfigError
 
 __all__ = [
@@ -145,8 +145,8 @@ def apply_attention_rate(model, rate: float, mode: str = "average") -> None:
     1 on each of them, as the paper's code (``softmax * attn_coeff + (1 - attn_coeff)``), so at rate 0 the last
     position reads the sum of the values of [a, b, =] (or [a, b]) instead of their mean. ``rate = 1``: standard
     attention, nothing attached."""
-    if mode not in ("average", "sum"):
-        raise ValueError(f"apply_attention_rate: mode must be 'average' or 'sum', got {mode!r}")
+    if mode not in CONSTANT_ATTENTION:
+        raise ValueError(f"apply_attention_rate: mode must be one of {CONSTANT_ATTENTION}, got {mode!r}")
     if rate == 1:
         return
     r = float(rate)

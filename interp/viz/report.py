@@ -425,7 +425,7 @@ def write_report(run, out_dir: Path | str, measures=None, progress: bool = False
         figures["curves"] = loss_curves_figure(metrics, phases)
     figures["measures"] = measures_figure(df, phases, not_applicable=na)
     nf, peaks = None, {}
-    last = "=" if task.eq_token is not None else "b"  # the position the logits are read at
+    last = _read_at(task)
     if circuit_na is None:
         group = task.group
         nf = mechanism.neuron_frequencies(final, task=task, layer=layer)
@@ -499,6 +499,11 @@ def _curves_caption(run) -> str:
             "row has a logarithmic step axis.")
 
 
+def _read_at(task) -> str:
+    """The token whose position the logits are read at, as the figures name it: '=', or b for [a, b] inputs."""
+    return "=" if task.eq_token is not None else "b"
+
+
 def _page(run, parts, rows, view: AttentionView, source: str, banner: str | None, peaks, key_freqs,
           grid_steps: dict, protocol: Any, rule: str, basis_note: str = "", measures_caption: str = "", *,
           shown: set[str] | None = None, na_rows: list[tuple[str, str]] | None = None,
@@ -518,7 +523,7 @@ def _page(run, parts, rows, view: AttentionView, source: str, banner: str | None
     config_rows.insert(0, ("folder" if folder else "run directory", str(run.path)))
     config_rows.insert(1, ("checkpoints", f"{len(run.steps)} (steps {run.steps[0]} to {run.steps[-1]})"))
     grid_text = "; ".join(grid_steps.values())
-    last = "=" if run.task.eq_token is not None else "b"  # the position the logits are read at
+    last = _read_at(run.task)
     splits = _splits_text(run, dict(not_applicable or {}))
     what = (f"{cfg.op} mod {cfg.p}, checkpoints trained elsewhere" if folder else
             f"{cfg.op} mod {cfg.p}, config {cfg.name!r}")
